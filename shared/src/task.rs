@@ -1,0 +1,102 @@
+//! The task model: what one webhook carries.
+
+use serde::{Deserialize, Serialize};
+
+/// How urgent a task is. The order of the variants is the order used everywhere:
+/// chart bars, totals and code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Priority {
+    /// Can wait.
+    Low,
+    /// Should be looked at soon.
+    Moderate,
+    /// Needs attention today.
+    Major,
+    /// Drop everything.
+    Critical,
+}
+
+impl Priority {
+    /// All priorities, in display order.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Moderate,
+        Priority::Major,
+        Priority::Critical,
+    ];
+
+    /// The name used in JSON, in Redis and on the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "Low",
+            Priority::Moderate => "Moderate",
+            Priority::Major => "Major",
+            Priority::Critical => "Critical",
+        }
+    }
+
+    /// Position of this priority in [`Priority::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One fake task, sent as the body of one webhook.
+///
+/// The first four field names are exactly those of the original Python tutorial,
+/// so its producer and ours are interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The batch this task belongs to (a UUIDv4 in our producer).
+    pub batchid: String,
+    /// The task's position in its batch, from 0.
+    pub id: u64,
+    /// A fake person's name, unique within the batch.
+    pub owner: String,
+    /// How urgent the task is.
+    pub priority: Priority,
+    /// When the producer created the task, in milliseconds since the Unix epoch.
+    /// Optional so that the original Python producer's tasks are accepted too;
+    /// the dashboard uses it to show end-to-end latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_round_trips_with_the_seed_field_names() {
+        let json = r#"{"batchid":"b","id":3,"owner":"Ann Lee","priority":"Major"}"#;
+        let task: Task = serde_json::from_str(json).expect("valid task");
+        assert_eq!(task.priority, Priority::Major);
+        assert_eq!(task.created_at, None);
+        assert_eq!(serde_json::to_string(&task).expect("serializes"), json);
+    }
+
+    #[test]
+    fn unknown_priority_is_rejected() {
+        let json = r#"{"batchid":"b","id":3,"owner":"A","priority":"High"}"#;
+        let err = serde_json::from_str::<Task>(json).expect_err("High is not a priority");
+        assert!(err.to_string().contains("unknown variant"), "{err}");
+    }
+
+    #[test]
+    fn priorities_are_in_display_order() {
+        let names: Vec<_> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, ["Low", "Moderate", "Major", "Critical"]);
+        assert!(
+            Priority::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, p)| p.index() == i)
+        );
+    }
+}

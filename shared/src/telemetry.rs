@@ -1,0 +1,21 @@
+//! Logging set-up shared by both binaries.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs a `tracing` subscriber writing to stderr.
+///
+/// The level comes from `RUST_LOG` (default `info`). With `LOG_FORMAT=json`
+/// each line is a JSON object, for log collectors.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // try_init: a second call (several apps in one test binary) is not an error.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
