@@ -4,6 +4,7 @@
 //! Nothing in here knows about HTTP servers, Redis or browsers; both binaries
 //! depend on it, so it stays small and pure.
 
+pub mod assets;
 pub mod signing;
 pub mod task;
 pub mod telemetry;
