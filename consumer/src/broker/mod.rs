@@ -1,0 +1,152 @@
+//! The broker: where an accepted webhook is deduplicated, counted and published,
+//! and where the totals a fresh dashboard starts from are read.
+//!
+//! Two implementations behind one enum: [`redis`](self::redis) (pub/sub across every consumer
+//! replica, totals kept in Redis) and [`memory`] (one process only, used when no
+//! `REDIS_URL` is given).
+
+pub mod memory;
+pub mod redis;
+
+use crate::hub::Hub;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhooks_shared::{Priority, Task};
+
+/// How long a webhook id is remembered to drop retried deliveries: 24 hours, longer
+/// than any sender's retry schedule.
+pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How many recent events are kept for a dashboard that opens late.
+pub const RECENT_CAP: usize = 200;
+
+/// Why the broker could not do what was asked; the sender should retry later.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Redis answered with an error or the connection failed.
+    #[error("Redis error: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The pub/sub connection closed.
+    #[error("the Redis subscription connection closed")]
+    Disconnected,
+}
+
+/// What happened to an accepted webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Counted and published as event number `seq`.
+    Published {
+        /// The event's sequence number.
+        seq: u64,
+    },
+    /// This webhook id was accepted before; nothing was done.
+    Duplicate,
+}
+
+/// Tasks counted per priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals(pub [u64; 4]);
+
+impl Totals {
+    /// The count for one priority.
+    pub fn get(&self, priority: Priority) -> u64 {
+        self.0[priority.index()]
+    }
+
+    /// All tasks counted.
+    pub fn sum(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl Serialize for Totals {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(4))?;
+        for priority in Priority::ALL {
+            map.serialize_entry(priority.as_str(), &self.get(priority))?;
+        }
+        map.end()
+    }
+}
+
+/// The state a dashboard starts from.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Sequence number of the last event included; later events are new.
+    pub seq: u64,
+    /// Totals per priority.
+    pub totals: Totals,
+    /// The most recent events' JSON, newest first.
+    pub recent: Vec<Arc<str>>,
+}
+
+impl Snapshot {
+    /// The snapshot as the WebSocket message `{"type":"snapshot",…}`.
+    pub fn to_message(&self) -> String {
+        // unwrap: serialising a map of four integers cannot fail.
+        #[allow(clippy::unwrap_used)]
+        let totals = serde_json::to_string(&self.totals).unwrap();
+        format!(
+            r#"{{"type":"snapshot","seq":{},"totals":{totals},"recent":[{}]}}"#,
+            self.seq,
+            self.recent.join(",")
+        )
+    }
+}
+
+/// The broker in use.
+#[derive(Clone)]
+pub enum Broker {
+    /// Redis pub/sub; every replica sees every event.
+    Redis(redis::RedisBroker),
+    /// In-process only.
+    Memory(Arc<memory::MemoryBroker>),
+}
+
+impl Broker {
+    /// Deduplicates by `webhook_id` (when there is one), counts and publishes `task`.
+    pub async fn accept(
+        &self,
+        webhook_id: Option<&str>,
+        task: &Task,
+    ) -> Result<Accepted, BrokerError> {
+        match self {
+            Broker::Redis(redis) => redis.accept(webhook_id, task).await,
+            Broker::Memory(memory) => Ok(memory.accept(webhook_id, task)),
+        }
+    }
+
+    /// Totals, recent events and the sequence number they are current to.
+    pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+        match self {
+            Broker::Redis(redis) => redis.snapshot().await,
+            Broker::Memory(memory) => Ok(memory.snapshot()),
+        }
+    }
+
+    /// Whether the broker can take webhooks now.
+    pub async fn ping(&self) -> Result<(), BrokerError> {
+        match self {
+            Broker::Redis(redis) => redis.ping().await,
+            Broker::Memory(_) => Ok(()),
+        }
+    }
+
+    /// A short description for logs and `/readyz`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Broker::Redis(_) => "redis",
+            Broker::Memory(_) => "in-process",
+        }
+    }
+}
+
+/// Where the broker's events go in this process.
+pub fn memory(hub: Hub) -> Broker {
+    Broker::Memory(Arc::new(memory::MemoryBroker::new(hub)))
+}

@@ -1,0 +1,222 @@
+//! The Redis broker: publish, dedupe and count in one script call per webhook, and
+//! one subscriber per process that forwards the channel to this process's hub.
+//!
+//! Keys, all prefixed with the channel name `<ch>`:
+//! `<ch>:seen:<webhook-id>` (dedupe marker, 24 h TTL), `<ch>:totals` (hash of
+//! priority → count), `<ch>:recent` (list of event JSON, newest first, capped) and
+//! `<ch>:seq` (last event number).
+
+use super::{Accepted, BrokerError, DEDUPE_TTL, RECENT_CAP, Snapshot, Totals};
+use crate::hub::{Event, Hub, HubMessage};
+use futures_util::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use taskhooks_shared::{Priority, Task};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long one Redis call may take before the webhook is answered 503. Short: a
+/// sender retries, and a stuck request holds a connection.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the subscriber checks that its connection still answers.
+pub const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// First and longest wait between subscriber reconnection attempts.
+pub const RECONNECT_DELAY: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(2));
+
+/// Dedupe, count, remember and publish, atomically. Returns the new sequence
+/// number, or 0 for a duplicate. The event text matches `hub::event_json`.
+static ACCEPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        -- KEYS: seen, totals, recent, seq. ARGV: channel, task json, priority, ttl, cap, dedupe
+        if ARGV[6] == '1' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
+            return 0
+        end
+        local seq = redis.call('INCR', KEYS[4])
+        redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+        local event = '{"seq":' .. seq .. ',"task":' .. ARGV[2] .. '}'
+        redis.call('LPUSH', KEYS[3], event)
+        redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+        redis.call('PUBLISH', ARGV[1], event)
+        return seq
+        "#,
+    )
+});
+
+/// Reads sequence number, totals and recent events at one instant.
+static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        -- KEYS: seq, totals, recent
+        local seq = tonumber(redis.call('GET', KEYS[1])) or 0
+        return {seq, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[3], 0, -1)}
+        "#,
+    )
+});
+
+/// A consumer's connection to Redis.
+#[derive(Clone)]
+pub struct RedisBroker {
+    client: redis::Client,
+    conn: ConnectionManager,
+    channel: Arc<str>,
+}
+
+async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
+    Ok(tokio::time::timeout(OP_TIMEOUT, call)
+        .await
+        .map_err(|_| BrokerError::Timeout(OP_TIMEOUT))??)
+}
+
+impl RedisBroker {
+    /// Prepares a connection to `url`. It connects lazily and reconnects by itself,
+    /// so a consumer can start before Redis and survive its restarts.
+    pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(RedisBroker {
+            client,
+            conn,
+            channel: channel.into(),
+        })
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.channel)
+    }
+
+    /// See [`super::Broker::accept`].
+    pub async fn accept(
+        &self,
+        webhook_id: Option<&str>,
+        task: &Task,
+    ) -> Result<Accepted, BrokerError> {
+        // unwrap: a Task is plain strings and numbers, which always serialise.
+        #[allow(clippy::unwrap_used)]
+        let task_json = serde_json::to_string(task).unwrap();
+        let seen = self.key(&format!("seen:{}", webhook_id.unwrap_or("")));
+        let mut invocation = ACCEPT.key(seen);
+        invocation
+            .key(self.key("totals"))
+            .key(self.key("recent"))
+            .key(self.key("seq"))
+            .arg(&*self.channel)
+            .arg(task_json)
+            .arg(task.priority.as_str())
+            .arg(DEDUPE_TTL.as_secs())
+            .arg(RECENT_CAP)
+            .arg(if webhook_id.is_some() { "1" } else { "0" });
+        let mut conn = self.conn.clone();
+        let seq: u64 = timed(invocation.invoke_async(&mut conn)).await?;
+        Ok(match seq {
+            0 => Accepted::Duplicate,
+            seq => Accepted::Published { seq },
+        })
+    }
+
+    /// See [`super::Broker::snapshot`].
+    pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+        let mut invocation = SNAPSHOT.key(self.key("seq"));
+        invocation.key(self.key("totals")).key(self.key("recent"));
+        let mut conn = self.conn.clone();
+        let (seq, flat_totals, recent): (u64, Vec<String>, Vec<String>) =
+            timed(invocation.invoke_async(&mut conn)).await?;
+        Ok(Snapshot {
+            seq,
+            totals: parse_totals(&flat_totals),
+            recent: recent.into_iter().map(Arc::from).collect(),
+        })
+    }
+
+    /// See [`super::Broker::ping`].
+    pub async fn ping(&self) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Forwards the channel to `hub` until `shutdown`, reconnecting whenever the
+    /// subscription is lost and asking every socket to resync after each
+    /// (re)subscription, since events published meanwhile were not forwarded.
+    /// `subscribed` is notified each time the subscription is in place.
+    pub async fn run_subscriber(
+        self,
+        hub: Hub,
+        shutdown: CancellationToken,
+        subscribed: Arc<Notify>,
+    ) {
+        let (first, longest) = RECONNECT_DELAY;
+        let mut delay = first;
+        while !shutdown.is_cancelled() {
+            match self
+                .subscribe_once(&hub, &shutdown, &subscribed, &mut delay)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) => tracing::warn!(%err, retry_in = ?delay, "Redis subscriber lost"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(longest);
+        }
+        tracing::debug!("Redis subscriber stopped");
+    }
+
+    async fn subscribe_once(
+        &self,
+        hub: &Hub,
+        shutdown: &CancellationToken,
+        subscribed: &Notify,
+        delay: &mut Duration,
+    ) -> Result<(), BrokerError> {
+        let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
+        timed(sink.subscribe(&*self.channel)).await?;
+        tracing::info!(channel = %self.channel, "subscribed to Redis channel");
+        *delay = RECONNECT_DELAY.0;
+        hub.send(HubMessage::Resync);
+        subscribed.notify_one();
+        let mut health = tokio::time::interval(SUBSCRIBER_PING_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                message = stream.next() => {
+                    let message = message.ok_or(BrokerError::Disconnected)?;
+                    forward(hub, message.get_payload_bytes());
+                }
+                _ = health.tick() => {
+                    timed(sink.ping::<redis::Value>()).await?;
+                }
+            }
+        }
+    }
+}
+
+fn forward(hub: &Hub, payload: &[u8]) {
+    let parsed = std::str::from_utf8(payload)
+        .map_err(|err| err.to_string())
+        .and_then(|text| Event::from_json(text).map_err(|err| err.to_string()));
+    match parsed {
+        Ok(event) => hub.send(HubMessage::Event(event)),
+        Err(err) => tracing::warn!(%err, "ignoring a malformed message on the channel"),
+    }
+}
+
+fn parse_totals(flat: &[String]) -> Totals {
+    let mut totals = Totals::default();
+    for pair in flat.chunks_exact(2) {
+        let priority = Priority::ALL.iter().find(|p| p.as_str() == pair[0]);
+        if let (Some(priority), Ok(count)) = (priority, pair[1].parse()) {
+            totals.0[priority.index()] = count;
+        }
+    }
+    totals
+}

@@ -1,0 +1,84 @@
+//! Errors a client can meet, each mapped to a precise status and a JSON body
+//! `{"error": "what went wrong and what to do"}`.
+
+use crate::broker::BrokerError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use taskhooks_shared::SigningError;
+
+/// Why a request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is larger than the limit.
+    #[error("the body is larger than {limit} bytes; a task webhook is a small JSON object")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read off the connection.
+    #[error("the request body could not be read: {0}")]
+    UnreadableBody(String),
+    /// The content type is not JSON.
+    #[error("the content type must be application/json, got {0:?}")]
+    NotJson(String),
+    /// The signature headers are missing or wrong.
+    #[error("{0}")]
+    Signature(#[from] SigningError),
+    /// The JSON is malformed, or is not a task.
+    #[error(
+        "the body is not a task ({0}); expected {{\"batchid\": string, \"id\": integer, \"owner\": string, \"priority\": \"Low\"|\"Moderate\"|\"Major\"|\"Critical\"}}"
+    )]
+    InvalidTask(String),
+    /// The event could not be published; the sender should retry.
+    #[error("the event could not be published right now ({0}); retry later")]
+    Unavailable(#[from] BrokerError),
+    /// No such route.
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method {method} is not allowed here; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the route takes.
+        allowed: &'static str,
+    },
+    /// A bug or an unexpected failure on our side; the cause is logged.
+    #[error("internal error; see the consumer's log")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// How long a sender should wait before retrying after a 503, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "webhook refused with 503"),
+            _ => tracing::debug!(%status, error = %self, "request rejected"),
+        }
+        let mut response = HttpResponse::build(status);
+        if let ApiError::MethodNotAllowed { allowed, .. } = self {
+            response.insert_header(("allow", *allowed));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("retry-after", RETRY_AFTER_SECS));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,82 @@
+//! The hub: one broadcast channel per process from the broker's subscriber to every
+//! WebSocket task of this process.
+
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// How many messages the hub holds for a slow socket before that socket lags.
+/// A lagging socket is resynchronised with a fresh snapshot, so this bounds memory,
+/// not correctness; 4096 covers over a second of a heavy load test.
+pub const HUB_CAPACITY: usize = 4096;
+
+/// One published task event, as its JSON text `{"seq":N,"task":{…}}`.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Position in the global order of accepted events (1, 2, …).
+    pub seq: u64,
+    /// The event's JSON, sent to browsers as is.
+    pub json: Arc<str>,
+}
+
+/// What the hub carries.
+#[derive(Debug, Clone)]
+pub enum HubMessage {
+    /// A newly published event.
+    Event(Event),
+    /// Events may have been missed (the subscriber reconnected): every socket
+    /// should send its client a fresh snapshot.
+    Resync,
+}
+
+/// The sending side; clone it freely.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    sender: broadcast::Sender<HubMessage>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            sender: broadcast::channel(HUB_CAPACITY).0,
+        }
+    }
+}
+
+impl Hub {
+    /// Hands a message to every current subscriber (none is fine).
+    pub fn send(&self, message: HubMessage) {
+        let _ = self.sender.send(message);
+    }
+
+    /// A new receiver, seeing messages sent from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
+        self.sender.subscribe()
+    }
+
+    /// How many sockets are listening.
+    pub fn receivers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
+/// Builds the event JSON from a sequence number and the task's JSON. The Redis
+/// script builds the same text in Lua (see `broker/redis.rs`).
+pub fn event_json(seq: u64, task_json: &str) -> String {
+    format!(r#"{{"seq":{seq},"task":{task_json}}}"#)
+}
+
+#[derive(serde::Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+impl Event {
+    /// Reads an event published by any consumer process.
+    pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
+        let SeqOnly { seq } = serde_json::from_str(json)?;
+        Ok(Event {
+            seq,
+            json: Arc::from(json),
+        })
+    }
+}

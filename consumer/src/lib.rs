@@ -1,0 +1,22 @@
+//! The Taskhooks consumer: receives task webhooks, verifies them, fans them out
+//! through a broker and pushes them to live dashboards over WebSocket.
+//!
+//! The path of one webhook, file by file:
+//! 1. [`routes::webhook`] reads the body, checks size, signature, content type and
+//!    JSON, then asks the [`broker`] to accept it;
+//! 2. [`broker`] deduplicates, counts and publishes it in one Redis round trip (or in
+//!    process when no Redis is configured) and answers only once it is published;
+//! 3. the broker's subscriber hands every published event to the process's [`hub`];
+//! 4. [`ws`] runs one task per dashboard socket, forwarding hub events in small
+//!    batches after an initial snapshot.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod routes;
+pub mod startup;
+pub mod ws;
+
+pub use config::Config;
+pub use startup::{AppState, Application, shutdown_signal};

@@ -1,0 +1,24 @@
+//! Liveness and readiness probes.
+
+use crate::startup::AppState;
+use actix_web::{HttpResponse, web};
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the broker can take webhooks (Redis answers, when configured).
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let broker = state.broker.kind();
+    match state.broker.ping().await {
+        Ok(()) => {
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ready", "broker": broker }))
+        }
+        Err(err) => HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "unavailable",
+            "broker": broker,
+            "error": err.to_string(),
+        })),
+    }
+}

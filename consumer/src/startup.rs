@@ -1,0 +1,189 @@
+//! Building and running the application: the broker, the hub, the HTTP server and
+//! the shutdown sequence.
+
+use crate::broker::redis::{OP_TIMEOUT, RedisBroker};
+use crate::broker::{self, Broker, BrokerError};
+use crate::config::{Config, MISSING_SECRET};
+use crate::hub::Hub;
+use crate::routes;
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context as _;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhooks_shared::Secret;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long requests in flight may take to finish once shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How webhooks are authenticated.
+#[derive(Debug, Clone)]
+pub enum Verifier {
+    /// Standard Webhooks signatures with this secret.
+    Secret(Secret),
+    /// No signature required (`--allow-unsigned`).
+    Unsigned,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// Where webhooks are published and totals read.
+    pub broker: Broker,
+    /// This process's fan-out to its WebSocket clients.
+    pub hub: Hub,
+    /// How webhooks are authenticated.
+    pub verifier: Verifier,
+    /// Link shown on the empty dashboard.
+    pub producer_url: String,
+    /// Cancelled when the server shuts down; every socket task watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// A bound, not yet running, consumer.
+pub struct Application {
+    port: u16,
+    server: Server,
+    stopping: CancellationToken,
+    subscriber: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Binds the listener and prepares the broker. Fails with a message saying what
+    /// to do when the configuration is unusable.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let verifier = match (config.webhook_secret, config.allow_unsigned) {
+            (Some(secret), _) => Verifier::Secret(secret),
+            (None, true) => {
+                tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
+                Verifier::Unsigned
+            }
+            (None, false) => anyhow::bail!(MISSING_SECRET),
+        };
+        let hub = Hub::default();
+        let stopping = CancellationToken::new();
+        let (broker, subscriber) = match &config.redis_url {
+            Some(url) => {
+                let redis = RedisBroker::new(url, &config.channel)
+                    .with_context(|| format!("REDIS_URL {url:?} is not a usable Redis URL"))?;
+                let subscribed = Arc::new(Notify::new());
+                let task = tokio::spawn(redis.clone().run_subscriber(
+                    hub.clone(),
+                    stopping.clone(),
+                    subscribed.clone(),
+                ));
+                report_redis(&redis, url, &subscribed).await;
+                (Broker::Redis(redis), Some(task))
+            }
+            None => {
+                tracing::warn!(
+                    "REDIS_URL is not set: using the in-process broker; only this process's \
+                     dashboards see events and totals reset on restart"
+                );
+                (broker::memory(hub.clone()), None)
+            }
+        };
+        let state = web::Data::new(AppState {
+            broker,
+            hub,
+            verifier,
+            producer_url: config.producer_url,
+            shutdown: stopping.clone(),
+        });
+        let listener = TcpListener::bind(&config.bind)
+            .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(middleware::Logger::new("%r %s %Dms").log_target("consumer::http"))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .listen(listener)?
+        .run();
+        tracing::info!(
+            "consumer listening on http://{}:{port}",
+            listen_host(&config.bind)
+        );
+        Ok(Application {
+            port,
+            server,
+            stopping,
+            subscriber,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then closes sockets with a close frame,
+    /// lets requests in flight finish and stops the subscriber.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tracing::info!("shutting down");
+            stopping.cancel();
+            handle.stop(true).await;
+        });
+        self.server.await.context("the HTTP server failed")?;
+        self.stopping.cancel();
+        if let Some(subscriber) = self.subscriber {
+            let _ = subscriber.await;
+        }
+        Ok(())
+    }
+}
+
+/// Logs whether Redis answers, waiting briefly for the subscription so that a
+/// consumer that says it is up already forwards events.
+async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
+    let ready = async {
+        redis.ping().await?;
+        tokio::time::timeout(OP_TIMEOUT, subscribed.notified())
+            .await
+            .map_err(|_| BrokerError::Timeout(OP_TIMEOUT))
+    };
+    match ready.await {
+        Ok(()) => tracing::info!("using Redis at {url} for pub/sub and totals"),
+        Err(err) => tracing::warn!(
+            %err,
+            "Redis at {url} is not ready yet; webhooks get 503 until it answers"
+        ),
+    }
+}
+
+fn listen_host(bind: &str) -> &str {
+    bind.rsplit_once(':').map_or(bind, |(host, _)| host)
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}

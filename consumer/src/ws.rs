@@ -1,0 +1,180 @@
+//! `GET /ws`: one task per dashboard socket.
+//!
+//! The socket first gets a snapshot (totals, recent events, sequence number), then
+//! the events after it, in batches at most every [`FLUSH_INTERVAL`]. Events already
+//! in the snapshot are skipped by sequence number, so none is counted twice. A
+//! socket whose client falls behind lags on the hub and is given a fresh snapshot
+//! instead of an unbounded queue; one that stops answering pings is dropped.
+
+use crate::broker::Broker;
+use crate::hub::{Event, HubMessage};
+use crate::startup::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// Longest wait before pending events are sent: 50 ms keeps the page live while
+/// turning thousands of events a second into 20 frames.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Most events in one frame; a burst beyond it is sent at once in several frames.
+pub const MAX_BATCH: usize = 500;
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A client silent for this long is considered gone.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A frame the client does not take within this time closes the socket.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest frame accepted from a client (clients only send pongs and closes).
+const MAX_CLIENT_FRAME: usize = 4 * 1024;
+
+/// Upgrades the request and spawns the socket's task.
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let socket = Socket {
+            session,
+            stream,
+            pending: Vec::new(),
+            last_seq: 0,
+            last_heard: Instant::now(),
+        };
+        if let Err(reason) = socket.run(&state.broker, &state.hub, &state.shutdown).await {
+            tracing::debug!(%reason, "WebSocket closed");
+        }
+    });
+    Ok(response)
+}
+
+struct Socket {
+    session: Session,
+    stream: MessageStream,
+    pending: Vec<Event>,
+    last_seq: u64,
+    last_heard: Instant,
+}
+
+/// Why a socket's task ended, for the debug log.
+type Ended = String;
+
+impl Socket {
+    async fn run(
+        mut self,
+        broker: &Broker,
+        hub: &crate::hub::Hub,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Ended> {
+        // Subscribe before reading the snapshot, so no event falls between the two.
+        let mut events = hub.subscribe();
+        self.send_snapshot(broker).await?;
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return self.close(CloseCode::Away, "server shutting down").await,
+                received = events.recv() => match received {
+                    Ok(HubMessage::Event(event)) => self.queue(event).await?,
+                    Ok(HubMessage::Resync) | Err(RecvError::Lagged(_)) => self.send_snapshot(broker).await?,
+                    Err(RecvError::Closed) => return self.close(CloseCode::Away, "server shutting down").await,
+                },
+                _ = flush.tick(), if !self.pending.is_empty() => self.flush().await?,
+                _ = heartbeat.tick() => self.heartbeat().await?,
+                message = self.stream.recv() => self.handle_client(message).await?,
+            }
+        }
+    }
+
+    async fn send(&mut self, text: String) -> Result<(), Ended> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err("client went away".into()),
+            Err(_) => Err("client too slow to take a frame".into()),
+        }
+    }
+
+    async fn send_snapshot(&mut self, broker: &Broker) -> Result<(), Ended> {
+        let snapshot = match broker.snapshot().await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                let reason = format!("store unavailable: {err}");
+                self.close(CloseCode::Again, &reason).await?;
+                return Err(reason);
+            }
+        };
+        self.pending.clear();
+        self.last_seq = snapshot.seq;
+        self.send(snapshot.to_message()).await
+    }
+
+    async fn queue(&mut self, event: Event) -> Result<(), Ended> {
+        if event.seq <= self.last_seq {
+            return Ok(()); // already in the snapshot this client has
+        }
+        self.last_seq = event.seq;
+        self.pending.push(event);
+        if self.pending.len() >= MAX_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Ended> {
+        let mut text = String::from(r#"{"type":"events","events":["#);
+        for (i, event) in self.pending.drain(..).enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&event.json);
+        }
+        text.push_str("]}");
+        self.send(text).await
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), Ended> {
+        if self.last_heard.elapsed() > CLIENT_TIMEOUT {
+            self.close(CloseCode::Policy, "no answer to pings").await?;
+            return Err("client stopped answering pings".into());
+        }
+        self.session
+            .ping(b"")
+            .await
+            .map_err(|_| Ended::from("client went away"))
+    }
+
+    async fn handle_client(
+        &mut self,
+        message: Option<Result<Message, actix_ws::ProtocolError>>,
+    ) -> Result<(), Ended> {
+        self.last_heard = Instant::now();
+        match message {
+            Some(Ok(Message::Ping(bytes))) => self
+                .session
+                .pong(&bytes)
+                .await
+                .map_err(|_| Ended::from("client went away")),
+            Some(Ok(Message::Close(reason))) => {
+                let _ = self.session.clone().close(reason).await;
+                Err("client closed the socket".into())
+            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(err)) => Err(format!("protocol error: {err}")),
+            None => Err("connection ended".into()),
+        }
+    }
+
+    async fn close(&mut self, code: CloseCode, description: &str) -> Result<(), Ended> {
+        let reason = CloseReason {
+            code,
+            description: Some(description.to_owned()),
+        };
+        let _ = self.session.clone().close(Some(reason)).await;
+        Err(description.to_owned())
+    }
+}

@@ -1,0 +1,64 @@
+//! The dashboard page, its assets, the stats API and the probes.
+
+use crate::helpers::{spawn_app, task};
+use taskhooks_shared::Priority;
+use taskhooks_shared::testing::RedisServer;
+
+#[tokio::test]
+async fn dashboard_page_and_its_assets_are_served_locally() {
+    let app = spawn_app(None).await;
+
+    let page = app.client.get(&app.address).send().await.expect("sent");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("text");
+    assert!(html.contains("Tasks Priority Matrix"), "{html}");
+    assert!(!html.contains("://cdn"), "no CDN: the demo works offline");
+
+    for (path, kind) in [
+        ("/static/vendor/chart.js/chart.umd.min.js", "javascript"),
+        ("/static/js/dashboard.js", "javascript"),
+        ("/static/css/style.css", "text/css"),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(content_type.contains(kind), "{path}: {content_type}");
+    }
+    assert_eq!(app.get_json("/static/missing.js").await.0, 404);
+}
+
+#[tokio::test]
+async fn stats_and_probes_report_the_broker() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    for (id, priority) in [Priority::Major, Priority::Major, Priority::Low]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            app.post_task(&task("b", id as u64, priority))
+                .await
+                .status()
+                .as_u16(),
+            200
+        );
+    }
+
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["totals"],
+        serde_json::json!({"Low": 1, "Moderate": 0, "Major": 2, "Critical": 0})
+    );
+    assert_eq!(stats["total"], 3);
+    assert_eq!(app.get_json("/healthz").await.0, 200);
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!((status, ready["broker"].as_str()), (200, Some("redis")));
+}

@@ -1,0 +1,87 @@
+//! Fan-out: events reach every replica's sockets, and a fresh socket starts from
+//! the true totals.
+
+use crate::helpers::{spawn_app, task};
+use taskhooks_shared::Priority;
+use taskhooks_shared::testing::RedisServer;
+
+#[tokio::test]
+async fn a_webhook_posted_to_one_consumer_reaches_the_websocket_of_another() {
+    let redis = RedisServer::start();
+    let first = spawn_app(Some(&redis)).await;
+    let second = spawn_app(Some(&redis)).await;
+    let mut ws_of_second = second.websocket().await;
+    ws_of_second.snapshot().await;
+
+    let sent = task("shared-batch", 3, Priority::Major);
+    let response = first.post_task(&sent).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(ws_of_second.tasks(1).await, vec![sent]);
+    assert_eq!(second.stats().await["totals"]["Major"], 1);
+}
+
+#[tokio::test]
+async fn a_fresh_websocket_gets_a_snapshot_of_totals_and_recent_tasks() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let priorities = [Priority::Low, Priority::Low, Priority::Critical];
+    for (id, priority) in priorities.into_iter().enumerate() {
+        let response = app.post_task(&task("b", id as u64, priority)).await;
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    let snapshot = app.websocket().await.snapshot().await;
+
+    assert_eq!(snapshot["seq"], 3);
+    assert_eq!(snapshot["totals"]["Low"], 2);
+    assert_eq!(snapshot["totals"]["Moderate"], 0);
+    assert_eq!(snapshot["totals"]["Critical"], 1);
+    let recent: Vec<u64> = snapshot["recent"]
+        .as_array()
+        .expect("recent array")
+        .iter()
+        .map(|event| event["task"]["id"].as_u64().expect("task id"))
+        .collect();
+    assert_eq!(recent, [2, 1, 0], "newest first");
+}
+
+#[tokio::test]
+async fn every_task_of_a_burst_reaches_the_socket_exactly_once() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut ws = app.websocket().await;
+    ws.snapshot().await;
+    let sent: Vec<_> = (0..300)
+        .map(|id| task("burst", id, Priority::ALL[id as usize % 4]))
+        .collect();
+
+    let posts = sent.iter().map(|t| app.post_task(t));
+    for response in futures_util::future::join_all(posts).await {
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    let mut received: Vec<u64> = ws.tasks(sent.len()).await.iter().map(|t| t.id).collect();
+    received.sort_unstable();
+    assert_eq!(received, (0..300).collect::<Vec<_>>());
+    assert_eq!(app.stats().await["total"], 300);
+}
+
+#[tokio::test]
+async fn without_redis_the_in_process_broker_delivers_and_counts() {
+    let app = spawn_app(None).await;
+    let mut ws = app.websocket().await;
+    ws.snapshot().await;
+
+    let sent = task("local", 0, Priority::Moderate);
+    assert_eq!(app.post_task(&sent).await.status().as_u16(), 200);
+    assert_eq!(app.post_task(&sent).await.status().as_u16(), 200);
+
+    assert_eq!(ws.tasks(1).await, vec![sent]);
+    assert_eq!(
+        app.stats().await["totals"]["Moderate"],
+        1,
+        "the retry is a duplicate"
+    );
+    assert_eq!(app.get_json("/readyz").await.1["broker"], "in-process");
+}

@@ -1,0 +1,205 @@
+//! Test harness: spawn a consumer, sign and post tasks, read its WebSocket.
+
+use clap::Parser as _;
+use consumer::{Application, Config};
+use futures_util::StreamExt as _;
+use serde_json::Value;
+use std::time::Duration;
+use taskhooks_shared::signing::{self, unix_now};
+use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::{Priority, Secret, Task};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// How long any awaited condition may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running consumer.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub secret: Secret,
+    pub client: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("reqwest client builds")
+}
+
+/// A consumer with a fresh secret, on `redis` (or the in-process broker).
+pub async fn spawn_app(redis: Option<&RedisServer>) -> TestApp {
+    let secret = Secret::generate();
+    let mut args = vec!["--webhook-secret".to_owned(), secret.to_whsec()];
+    if let Some(redis) = redis {
+        args.extend(["--redis-url".to_owned(), redis.url()]);
+    }
+    spawn_app_with(secret, &args).await
+}
+
+/// A consumer with extra command-line arguments.
+pub async fn spawn_app_with(secret: Secret, extra: &[String]) -> TestApp {
+    let app = Application::build(config(extra))
+        .await
+        .expect("consumer builds");
+    let port = app.port();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        secret,
+        client: http_client(),
+        shutdown,
+        server,
+    }
+}
+
+/// A configuration as the command line would give it, bound to a free port.
+pub fn config(extra: &[String]) -> Config {
+    let mut args = vec!["consumer".to_owned(), "--bind".into(), "127.0.0.1:0".into()];
+    args.extend_from_slice(extra);
+    Config::try_parse_from(args).expect("test arguments parse")
+}
+
+/// A task of batch `batch`.
+pub fn task(batch: &str, id: u64, priority: Priority) -> Task {
+    Task {
+        batchid: batch.to_owned(),
+        id,
+        owner: format!("Owner {id}"),
+        priority,
+        created_at: None,
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` signed with this app's secret under `webhook_id`.
+    pub async fn post_signed(&self, webhook_id: &str, body: Vec<u8>) -> reqwest::Response {
+        let headers = self.secret.headers(webhook_id, unix_now(), &body);
+        self.client
+            .post(format!("{}/consumetasks", self.address))
+            .header("content-type", "application/json")
+            .header(signing::HEADER_ID, headers.id)
+            .header(signing::HEADER_TIMESTAMP, headers.timestamp.to_string())
+            .header(signing::HEADER_SIGNATURE, headers.signature)
+            .body(body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    /// POSTs one task with a webhook id derived from it.
+    pub async fn post_task(&self, task: &Task) -> reqwest::Response {
+        let id = format!("msg_{}_{}", task.batchid, task.id);
+        self.post_signed(&id, serde_json::to_vec(task).expect("task serialises"))
+            .await
+    }
+
+    /// GETs a path and returns status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request is sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
+    /// `GET /api/stats`.
+    pub async fn stats(&self) -> Value {
+        let (status, body) = self.get_json("/api/stats").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Opens the dashboard WebSocket.
+    pub async fn websocket(&self) -> WsClient {
+        let url = format!("ws://127.0.0.1:{}/ws", self.port);
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket connects");
+        WsClient { stream }
+    }
+}
+
+/// A dashboard's WebSocket, read the way the page reads it.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    /// The next JSON text message, failing after [`WAIT`].
+    pub async fn next_json(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("a WebSocket message in time")
+                .expect("the socket is open")
+                .expect("a valid frame");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON message"),
+                Message::Close(frame) => panic!("socket closed: {frame:?}"),
+                _ => continue, // pings are answered by tungstenite itself
+            }
+        }
+    }
+
+    /// The next message, which must be a snapshot.
+    pub async fn snapshot(&mut self) -> Value {
+        let message = self.next_json().await;
+        assert_eq!(message["type"], "snapshot", "{message}");
+        message
+    }
+
+    /// Tasks from `events` messages until `n` have arrived; a snapshot fails the test.
+    pub async fn tasks(&mut self, n: usize) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        while tasks.len() < n {
+            let message = self.next_json().await;
+            assert_eq!(
+                message["type"], "events",
+                "expected live events, got {message}"
+            );
+            for event in message["events"].as_array().expect("events array") {
+                tasks.push(serde_json::from_value(event["task"].clone()).expect("a task"));
+            }
+        }
+        tasks
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after [`WAIT`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! The consumer's integration tests: the real server on port 0, a private
+//! redis-server per test, real HTTP and WebSocket clients.
+
+mod dashboard;
+mod fanout;
+mod helpers;
+mod resilience;
+mod webhook;

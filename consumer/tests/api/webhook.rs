@@ -1,0 +1,265 @@
+//! `POST /consumetasks`: what is accepted, what is refused and with which status.
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, task};
+use serde_json::Value;
+use taskhooks_shared::signing::{self, unix_now};
+use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::{Priority, Secret};
+
+async fn assert_nothing_published(app: &TestApp) {
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["seq"], 0,
+        "nothing should have been published: {stats}"
+    );
+    assert_eq!(stats["total"], 0, "{stats}");
+}
+
+async fn error_of(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.expect("a JSON error body");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+#[tokio::test]
+async fn signed_task_is_published_counted_and_reaches_a_websocket() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut ws = app.websocket().await;
+    ws.snapshot().await;
+
+    let sent = task("batch-1", 0, Priority::Critical);
+    let response = app.post_task(&sent).await;
+
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(ws.tasks(1).await, vec![sent]);
+    let stats = app.stats().await;
+    assert_eq!(stats["totals"]["Critical"], 1, "{stats}");
+    assert_eq!(stats["total"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn duplicate_webhook_id_is_acknowledged_but_counted_once() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let body = serde_json::to_vec(&task("b", 7, Priority::Low)).expect("serialises");
+
+    let first = app.post_signed("msg_same", body.clone()).await;
+    let retry = app.post_signed("msg_same", body).await;
+
+    assert_eq!(first.status().as_u16(), 200);
+    assert_eq!(retry.status().as_u16(), 200);
+    let retry: Value = retry.json().await.expect("JSON");
+    assert_eq!(retry["status"], "duplicate");
+    let stats = app.stats().await;
+    assert_eq!(stats["totals"]["Low"], 1, "{stats}");
+    assert_eq!(stats["seq"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn bad_signatures_are_rejected_with_401_and_nothing_published() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let body = serde_json::to_vec(&task("b", 1, Priority::Major)).expect("serialises");
+    let now = unix_now();
+    let good = app.secret.headers("msg_1", now, &body);
+    let other = Secret::generate().headers("msg_1", now, &body);
+    let stale = app.secret.headers("msg_1", now - 600, &body);
+    let url = format!("{}/consumetasks", app.address);
+    // (what, id, timestamp, signature, expected words in the error)
+    let cases = [
+        (
+            "no headers",
+            None,
+            None,
+            None,
+            "webhook-id header is missing",
+        ),
+        (
+            "no signature",
+            Some("msg_1"),
+            Some(now.to_string()),
+            None,
+            "webhook-signature",
+        ),
+        (
+            "wrong secret",
+            Some("msg_1"),
+            Some(now.to_string()),
+            Some(other.signature),
+            "same secret",
+        ),
+        (
+            "stale",
+            Some("msg_1"),
+            Some(stale.timestamp.to_string()),
+            Some(stale.signature),
+            "clock",
+        ),
+        (
+            "other id",
+            Some("msg_2"),
+            Some(now.to_string()),
+            Some(good.signature.clone()),
+            "same secret",
+        ),
+        (
+            "bad time",
+            Some("msg_1"),
+            Some("soon".into()),
+            Some(good.signature),
+            "Unix seconds",
+        ),
+    ];
+
+    for (what, id, timestamp, signature, words) in cases {
+        let mut request = app
+            .client
+            .post(&url)
+            .header("content-type", "application/json");
+        for (name, value) in [
+            (signing::HEADER_ID, id.map(str::to_owned)),
+            (signing::HEADER_TIMESTAMP, timestamp),
+            (signing::HEADER_SIGNATURE, signature),
+        ] {
+            if let Some(value) = value {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.body(body.clone()).send().await.expect("sent");
+        let error = error_of(response, 401).await;
+        assert!(
+            error.contains(words),
+            "{what}: {error:?} should mention {words:?}"
+        );
+    }
+    assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn body_over_64_kib_is_rejected_with_413() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut big = task("b", 1, Priority::Low);
+    big.owner = "x".repeat(70 * 1024);
+
+    let response = app.post_task(&big).await;
+
+    let error = error_of(response, 413).await;
+    assert!(error.contains("65536 bytes"), "{error}");
+    assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn non_json_content_type_is_rejected_with_415() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let body = serde_json::to_vec(&task("b", 1, Priority::Low)).expect("serialises");
+    let headers = app.secret.headers("msg_1", unix_now(), &body);
+
+    let response = app
+        .client
+        .post(format!("{}/consumetasks", app.address))
+        .header("content-type", "text/plain")
+        .header(signing::HEADER_ID, headers.id)
+        .header(signing::HEADER_TIMESTAMP, headers.timestamp.to_string())
+        .header(signing::HEADER_SIGNATURE, headers.signature)
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+
+    let error = error_of(response, 415).await;
+    assert!(error.contains("application/json"), "{error}");
+    assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn malformed_or_invalid_tasks_are_rejected_with_400() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let cases = [
+        ("malformed", r#"{"batchid": "b", "id": 1,"#, "EOF"),
+        (
+            "missing field",
+            r#"{"batchid":"b","id":1,"owner":"A"}"#,
+            "missing field `priority`",
+        ),
+        (
+            "mistyped",
+            r#"{"batchid":"b","id":"one","owner":"A","priority":"Low"}"#,
+            "invalid type",
+        ),
+        (
+            "unknown priority",
+            r#"{"batchid":"b","id":1,"owner":"A","priority":"High"}"#,
+            "unknown variant `High`",
+        ),
+        ("not an object", r#"[1, 2]"#, "invalid type"),
+    ];
+
+    for (i, (what, body, words)) in cases.into_iter().enumerate() {
+        let response = app.post_signed(&format!("msg_{i}"), body.into()).await;
+        let error = error_of(response, 400).await;
+        assert!(
+            error.contains(words),
+            "{what}: {error:?} should mention {words:?}"
+        );
+    }
+    assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn unsigned_webhooks_are_accepted_only_with_allow_unsigned() {
+    let body = serde_json::to_vec(&task("b", 1, Priority::Moderate)).expect("serialises");
+    let unsigned = spawn_app_with(Secret::generate(), &["--allow-unsigned".to_owned()]).await;
+    let signed = spawn_app(None).await;
+
+    for (app, status) in [(&unsigned, 200), (&signed, 401)] {
+        let response = app
+            .client
+            .post(format!("{}/consumetasks", app.address))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status().as_u16(), status);
+    }
+    assert_eq!(unsigned.stats().await["totals"]["Moderate"], 1);
+}
+
+#[tokio::test]
+async fn consumer_refuses_to_start_without_a_secret() {
+    let config = crate::helpers::config(&[]);
+
+    let error = consumer::Application::build(config)
+        .await
+        .err()
+        .expect("no secret, no start");
+
+    let message = error.to_string();
+    assert!(
+        message.contains("WEBHOOK_SECRET") && message.contains("--allow-unsigned"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app(None).await;
+
+    let (status, body) = app.get_json("/nope").await;
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("/nope")),
+        "{body}"
+    );
+
+    let (status, body) = app.get_json("/consumetasks").await;
+    assert_eq!(status, 405);
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("POST")),
+        "{body}"
+    );
+}
