@@ -1,6 +1,7 @@
 //! The hub: one broadcast channel per process from the broker's subscriber to every
 //! WebSocket task of this process.
 
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -32,12 +33,14 @@ pub enum HubMessage {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<HubMessage>,
+    forwarded: Counter,
 }
 
 impl Default for Hub {
     fn default() -> Self {
         Hub {
             sender: broadcast::channel(HUB_CAPACITY).0,
+            forwarded: Counter::default(),
         }
     }
 }
@@ -45,7 +48,15 @@ impl Default for Hub {
 impl Hub {
     /// Hands a message to every current subscriber (none is fine).
     pub fn send(&self, message: HubMessage) {
+        if matches!(message, HubMessage::Event(_)) {
+            self.forwarded.inc();
+        }
         let _ = self.sender.send(message);
+    }
+
+    /// The count of events handed to the hub, for the metrics.
+    pub fn forwarded(&self) -> Counter {
+        self.forwarded.clone()
     }
 
     /// A new receiver, seeing messages sent from now on.

@@ -14,6 +14,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod ws;

@@ -5,6 +5,7 @@ use crate::broker::redis::{OP_TIMEOUT, RedisBroker};
 use crate::broker::{self, Broker, BrokerError};
 use crate::config::{Config, MISSING_SECRET};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::routes;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
@@ -36,6 +37,8 @@ pub struct AppState {
     pub hub: Hub,
     /// How webhooks are authenticated.
     pub verifier: Verifier,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// Link shown on the empty dashboard.
     pub producer_url: String,
     /// Cancelled when the server shuts down; every socket task watches it.
@@ -87,6 +90,7 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             broker,
+            metrics: Metrics::new(&hub),
             hub,
             verifier,
             producer_url: config.producer_url,

@@ -39,6 +39,7 @@ pub async fn connect(
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
+        state.metrics.websocket_clients.inc();
         let socket = Socket {
             session,
             stream,
@@ -49,6 +50,7 @@ pub async fn connect(
         if let Err(reason) = socket.run(&state.broker, &state.hub, &state.shutdown).await {
             tracing::debug!(%reason, "WebSocket closed");
         }
+        state.metrics.websocket_clients.dec();
     });
     Ok(response)
 }

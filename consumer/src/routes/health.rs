@@ -1,4 +1,4 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and metrics.
 
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
@@ -6,6 +6,13 @@ use actix_web::{HttpResponse, web};
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: Prometheus metrics.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
 }
 
 /// `GET /readyz`: the broker can take webhooks (Redis answers, when configured).

@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(only("/ws", "GET", web::get().to(crate::ws::connect)))
     .service(only("/api/stats", "GET", web::get().to(stats::stats)))
     .service(only("/healthz", "GET", web::get().to(health::healthz)))
-    .service(only("/readyz", "GET", web::get().to(health::readyz)));
+    .service(only("/readyz", "GET", web::get().to(health::readyz)))
+    .service(only("/metrics", "GET", web::get().to(health::metrics)));
 }
 
 /// A resource answering `route`, and a JSON 405 naming `allowed` for other methods.

@@ -26,16 +26,27 @@ pub async fn consume_tasks(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
-    let webhook_id = authenticate(&req, &body, &state.verifier)?;
-    require_json(&req)?;
-    let task: Task =
-        serde_json::from_slice(&body).map_err(|err| ApiError::InvalidTask(err.to_string()))?;
-    let answer = match state.broker.accept(webhook_id.as_deref(), &task).await? {
+    let result = receive(&req, payload, &state).await;
+    state.metrics.record(&result);
+    let answer = match result? {
         Accepted::Published { seq } => serde_json::json!({ "status": "published", "seq": seq }),
         Accepted::Duplicate => serde_json::json!({ "status": "duplicate" }),
     };
     Ok(HttpResponse::Ok().json(answer))
+}
+
+async fn receive(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Accepted, ApiError> {
+    let body = read_body(req, payload, MAX_BODY_BYTES).await?;
+    let webhook_id = authenticate(req, &body, &state.verifier)?;
+    require_json(req)?;
+    let task: Task =
+        serde_json::from_slice(&body).map_err(|err| ApiError::InvalidTask(err.to_string()))?;
+    tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
+    Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
 }
 
 async fn read_body(

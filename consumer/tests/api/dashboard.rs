@@ -62,3 +62,37 @@ async fn stats_and_probes_report_the_broker() {
     let (status, ready) = app.get_json("/readyz").await;
     assert_eq!((status, ready["broker"].as_str()), (200, Some("redis")));
 }
+
+#[tokio::test]
+async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
+    let app = spawn_app(None).await;
+    let mut ws = app.websocket().await;
+    ws.snapshot().await;
+    let sent = task("b", 0, Priority::Low);
+    app.post_task(&sent).await;
+    app.post_task(&sent).await;
+    app.post_signed("msg_x", b"not json".to_vec()).await;
+
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+
+    for line in [
+        r#"taskhooks_consumer_webhooks_received_total{outcome="published"} 1"#,
+        r#"taskhooks_consumer_webhooks_received_total{outcome="duplicate"} 1"#,
+        r#"taskhooks_consumer_webhooks_received_total{outcome="invalid"} 1"#,
+        "taskhooks_consumer_events_forwarded_total 1",
+        "taskhooks_consumer_websocket_clients 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Prometheus metrics, served at `GET /metrics` in the OpenMetrics text format.
+
+use crate::broker::Accepted;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// What became of one received webhook.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values are snake_case in Prometheus
+pub enum Outcome {
+    /// Counted and published.
+    published,
+    /// A retry of one already accepted.
+    duplicate,
+    /// Signature headers missing or wrong (401).
+    unauthorized,
+    /// Body too large (413).
+    too_large,
+    /// Not JSON (415).
+    unsupported_media_type,
+    /// Not a valid task (400).
+    invalid,
+    /// Broker unavailable (503).
+    unavailable,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: Outcome,
+}
+
+/// The consumer's metrics.
+pub struct Metrics {
+    registry: Registry,
+    webhooks: Family<OutcomeLabel, Counter>,
+    /// Open dashboard WebSockets in this process.
+    pub websocket_clients: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric, including the hub's count of forwarded events.
+    pub fn new(hub: &Hub) -> Metrics {
+        let mut registry = Registry::with_prefix("taskhooks_consumer");
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
+        let websocket_clients = Gauge::default();
+        registry.register(
+            "webhooks_received",
+            "Webhooks received, by outcome (published, duplicate, or why refused)",
+            webhooks.clone(),
+        );
+        registry.register(
+            "events_forwarded",
+            "Events received from the broker and handed to this process's sockets",
+            hub.forwarded(),
+        );
+        registry.register(
+            "websocket_clients",
+            "Open dashboard WebSockets",
+            websocket_clients.clone(),
+        );
+        Metrics {
+            registry,
+            webhooks,
+            websocket_clients,
+        }
+    }
+
+    /// Counts one webhook by what became of it (500s are not a client outcome).
+    pub fn record(&self, result: &Result<Accepted, ApiError>) {
+        let outcome = match result {
+            Ok(Accepted::Published { .. }) => Outcome::published,
+            Ok(Accepted::Duplicate) => Outcome::duplicate,
+            Err(ApiError::Signature(_)) => Outcome::unauthorized,
+            Err(ApiError::TooLarge { .. }) => Outcome::too_large,
+            Err(ApiError::NotJson(_)) => Outcome::unsupported_media_type,
+            Err(ApiError::InvalidTask(_) | ApiError::UnreadableBody(_)) => Outcome::invalid,
+            Err(ApiError::Unavailable(_)) => Outcome::unavailable,
+            Err(_) => return,
+        };
+        self.webhooks.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // unwrap: writing into a String cannot fail.
+        #[allow(clippy::unwrap_used)]
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        text
+    }
+}
