@@ -6,7 +6,7 @@ use crate::broker::{self, Broker, BrokerError};
 use crate::config::{Config, MISSING_SECRET};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::routes;
+use crate::{request_log, routes};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
@@ -102,7 +102,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(middleware::Logger::new("%r %s %Dms").log_target("consumer::http"))
+                .wrap(middleware::from_fn(request_log::log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -96,3 +96,29 @@ async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_a_sane_one() {
+    let app = spawn_app(None).await;
+    let get = |id: Option<&'static str>| {
+        let mut request = app.client.get(format!("{}/healthz", app.address));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+
+    let fresh = get(None).await.expect("sent");
+    let echoed = get(Some("trace-42")).await.expect("sent");
+    let replaced = get(Some("bad id with spaces")).await.expect("sent");
+
+    let id_of = |r: &reqwest::Response| {
+        r.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    };
+    assert_eq!(id_of(&fresh).len(), 36, "a UUID");
+    assert_eq!(id_of(&echoed), "trace-42");
+    assert_ne!(id_of(&replaced), "bad id with spaces");
+}

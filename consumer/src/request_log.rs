@@ -1,0 +1,59 @@
+//! Request logging with a request id: every request runs in a `request` span
+//! carrying `request_id` (the caller's `x-request-id` when it sends a sane one,
+//! else a new UUID), which is also returned in the `x-request-id` header.
+//!
+//! Successful requests are logged at `debug` (a load test sends thousands a
+//! second); refused ones at `info` and server failures at `warn`. Headers are never
+//! logged, so neither are signatures.
+
+use actix_web::Error;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest caller-supplied request id we keep.
+const MAX_ID_LEN: usize = 64;
+
+fn caller_id(req: &ServiceRequest) -> Option<HeaderValue> {
+    let value = req.headers().get(&REQUEST_ID)?;
+    let sane = value.len() <= MAX_ID_LEN
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b));
+    sane.then(|| value.clone())
+}
+
+/// The middleware; install with `middleware::from_fn(request_log::log)`.
+pub async fn log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = caller_id(&req).unwrap_or_else(|| {
+        // unwrap: a hyphenated UUID is always a valid header value.
+        #[allow(clippy::unwrap_used)]
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap()
+    });
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or("-"),
+        method = %req.method(),
+        path = %req.path(),
+    );
+    let started = Instant::now();
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    response.headers_mut().insert(REQUEST_ID, id);
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| match status {
+        500.. => tracing::warn!(status, elapsed_ms, "request failed"),
+        400.. => tracing::info!(status, elapsed_ms, "request refused"),
+        _ => tracing::debug!(status, elapsed_ms, "request served"),
+    });
+    Ok(response)
+}
