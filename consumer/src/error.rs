@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The event could not be published; the sender should retry.
     #[error("the event could not be published right now ({0}); retry later")]
     Unavailable(#[from] BrokerError),
+    /// `/ws` was requested without a valid WebSocket upgrade.
+    #[error("this endpoint takes a WebSocket connection (ws://…/ws): {0}")]
+    NotWebSocket(String),
     /// No such route.
     #[error("no such resource: {0}")]
     NotFound(String),
@@ -55,7 +58,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) | ApiError::NotWebSocket(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

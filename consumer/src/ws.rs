@@ -7,6 +7,7 @@
 //! instead of an unbounded queue; one that stops answering pings is dropped.
 
 use crate::broker::Broker;
+use crate::error::ApiError;
 use crate::hub::{Event, HubMessage};
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -34,8 +35,9 @@ pub async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+) -> Result<HttpResponse, ApiError> {
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|err| ApiError::NotWebSocket(err.to_string()))?;
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
