@@ -1,0 +1,236 @@
+//! Command-line flags, each with an environment-variable fallback, and their
+//! validation into the settings the rest of the program uses.
+
+use crate::delivery::{DeliverySettings, Signer};
+use crate::retry::RetryPolicy;
+use anyhow::Context as _;
+use std::time::Duration;
+use taskhooks_shared::Secret;
+
+/// Largest batch the web page may ask for. A batch keeps its event log in memory
+/// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
+/// batch's memory to a few megabytes.
+pub const MAX_BATCH_TASKS: u32 = 10_000;
+
+/// The producer's settings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "producer", version, about, args_override_self = true)]
+pub struct Config {
+    /// What to do; without a subcommand, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address the web page listens on (port 0 picks a free one).
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:5000", global = true)]
+    pub bind: String,
+
+    /// Where webhooks are sent: the consumer's /consumetasks (http or https).
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_URL",
+        default_value = "http://127.0.0.1:5001/consumetasks",
+        global = true
+    )]
+    pub target: String,
+
+    /// Shared webhook secret, `whsec_<base64>`; the consumer must use the same one.
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, global = true)]
+    pub webhook_secret: Option<Secret>,
+
+    /// Send webhooks without signature headers (for a receiver that does not check them).
+    #[arg(long, env = "SEND_UNSIGNED", global = true)]
+    pub unsigned: bool,
+
+    /// Smallest batch the page produces by default.
+    #[arg(long, env = "MIN_NBR_TASKS", default_value_t = 1, global = true)]
+    pub min_tasks: u32,
+
+    /// Largest batch the page produces by default.
+    #[arg(long, env = "MAX_NBR_TASKS", default_value_t = 100, global = true)]
+    pub max_tasks: u32,
+
+    /// Milliseconds between the starts of two deliveries of a batch (0: as fast as possible).
+    #[arg(long, env = "WAIT_TIME_MS", default_value_t = 50, global = true)]
+    pub pace_ms: u64,
+
+    /// Seconds one delivery attempt may take, connection included (fractions allowed).
+    #[arg(long, env = "TIMEOUT_SECS", default_value_t = 5.0, global = true)]
+    pub timeout_secs: f64,
+
+    /// Seconds to establish a connection (fractions allowed).
+    #[arg(
+        long,
+        env = "CONNECT_TIMEOUT_SECS",
+        default_value_t = 2.0,
+        global = true
+    )]
+    pub connect_timeout_secs: f64,
+
+    /// Attempts per task, the first included (1: never retry).
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, global = true)]
+    pub max_attempts: u32,
+
+    /// Milliseconds before the first retry; doubled for each further one, with jitter.
+    #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 500, global = true)]
+    pub retry_backoff_ms: u64,
+
+    /// Most deliveries in flight at once, over all batches.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 32, global = true)]
+    pub max_in_flight: usize,
+
+    /// The consumer's dashboard, linked from the page.
+    #[arg(
+        long,
+        env = "DASHBOARD_URL",
+        default_value = "http://127.0.0.1:5001",
+        global = true
+    )]
+    pub dashboard_url: String,
+
+    /// Seed for the task generator: the same seed gives the same batches.
+    #[arg(long, global = true)]
+    pub seed: Option<u64>,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run the web page (the default).
+    Serve,
+    /// Send one batch from the command line and print a report (a load generator).
+    Send(SendArgs),
+}
+
+/// Flags of `producer send`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// How many tasks to send.
+    #[arg(long)]
+    pub count: u64,
+
+    /// Tasks started per second (default: as fast as --concurrency allows).
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Most deliveries in flight (default: --max-in-flight).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+/// The message given when neither a secret nor `--unsigned` is set.
+pub const MISSING_SECRET: &str = "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to \
+    the same whsec_<base64> value the consumer uses, for example generate one with \
+    `export WEBHOOK_SECRET=whsec_$(head -c32 /dev/urandom | base64)` and start both programs \
+    with it; or pass --unsigned to send webhooks without signatures";
+
+impl Config {
+    /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
+    pub fn signer(&self) -> anyhow::Result<Signer> {
+        match (&self.webhook_secret, self.unsigned) {
+            (Some(secret), _) => Ok(Signer::Secret(secret.clone())),
+            (None, true) => Ok(Signer::Unsigned),
+            (None, false) => anyhow::bail!(MISSING_SECRET),
+        }
+    }
+
+    /// The validated delivery settings.
+    pub fn delivery(&self) -> anyhow::Result<DeliverySettings> {
+        let target = reqwest::Url::parse(&self.target)
+            .with_context(|| format!("--target / WEBHOOK_RECEIVER_URL {:?}", self.target))?;
+        anyhow::ensure!(
+            matches!(target.scheme(), "http" | "https"),
+            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {target}"
+        );
+        anyhow::ensure!(
+            self.max_attempts >= 1,
+            "--max-attempts / MAX_ATTEMPTS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.max_in_flight >= 1,
+            "--max-in-flight / MAX_IN_FLIGHT must be at least 1"
+        );
+        Ok(DeliverySettings {
+            target,
+            signer: self.signer()?,
+            timeout: seconds("--timeout-secs", self.timeout_secs)?,
+            connect_timeout: seconds("--connect-timeout-secs", self.connect_timeout_secs)?,
+            policy: RetryPolicy {
+                max_attempts: self.max_attempts,
+                base_backoff: Duration::from_millis(self.retry_backoff_ms),
+                ..RetryPolicy::default()
+            },
+        })
+    }
+
+    /// Checks the default batch size range the page offers.
+    pub fn check_batch_range(&self) -> anyhow::Result<()> {
+        crate::generator::check_range(self.min_tasks, self.max_tasks)
+            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))
+    }
+}
+
+/// A positive, finite number of seconds as a duration.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} must be a positive number of seconds, got {value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["producer"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).expect("arguments parse")
+    }
+
+    #[test]
+    fn refuses_to_start_without_a_secret_unless_unsigned() {
+        let err = parse(&[]).signer().expect_err("no secret");
+        assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
+        assert!(matches!(
+            parse(&["--unsigned"]).signer(),
+            Ok(Signer::Unsigned)
+        ));
+    }
+
+    #[test]
+    fn global_flags_may_follow_the_subcommand() {
+        let config = parse(&[
+            "send",
+            "--count",
+            "3",
+            "--target",
+            "http://x/y",
+            "--seed",
+            "7",
+        ]);
+        assert_eq!(config.target, "http://x/y");
+        assert_eq!(config.seed, Some(7));
+        assert!(matches!(
+            config.command,
+            Some(Command::Send(SendArgs { count: 3, .. }))
+        ));
+    }
+
+    #[test]
+    fn bad_targets_and_timeouts_are_explained() {
+        let bad = [
+            &["--unsigned", "--target", "ftp://x"][..],
+            &["--unsigned", "--timeout-secs", "0"],
+            &["--unsigned", "--max-attempts", "0"],
+        ];
+        for args in bad {
+            assert!(parse(args).delivery().is_err(), "{args:?}");
+        }
+        assert!(
+            parse(&["--unsigned", "--timeout-secs", "0.25"])
+                .delivery()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,318 @@
+//! Delivering one task as a webhook: the shared HTTP client, a fresh signature per
+//! attempt, retries by the [`crate::retry`] policy, and a record of every attempt.
+
+use crate::retry::{self, Decision, GiveUp, RetryPolicy, Verdict};
+use anyhow::Context as _;
+use bytes::Bytes;
+use rand::RngExt as _;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use std::time::{Duration, Instant, SystemTime};
+use taskhooks_shared::Secret;
+use taskhooks_shared::signing::{self, unix_now};
+use tokio_util::sync::CancellationToken;
+
+/// How much of a refusal's body is quoted in the task's error, in characters.
+const MAX_ERROR_DETAIL: usize = 300;
+/// How much of a response body is read at most; the rest is dropped with the connection.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// How requests are authenticated.
+#[derive(Debug, Clone)]
+pub enum Signer {
+    /// Standard Webhooks signatures with this secret.
+    Secret(Secret),
+    /// No signature headers (`--unsigned`); the `webhook-id` is still sent.
+    Unsigned,
+}
+
+/// Everything delivery needs, validated.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// The receiver's URL.
+    pub target: reqwest::Url,
+    /// How requests are signed.
+    pub signer: Signer,
+    /// Time allowed for one attempt, connection included.
+    pub timeout: Duration,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// When to retry.
+    pub policy: RetryPolicy,
+}
+
+/// One webhook: the same id and body on every attempt.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The `webhook-id`, which lets the receiver drop a retry it already accepted.
+    pub webhook_id: String,
+    /// The JSON body.
+    pub body: Bytes,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The status, when the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong, when it did.
+    pub error: Option<String>,
+    /// How long the attempt took.
+    pub duration: Duration,
+}
+
+/// How a task's delivery ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The receiver refused, or every attempt failed; the reason says which.
+    Failed(String),
+    /// Stopped (by the Stop button or shutdown) before it could be delivered.
+    Cancelled(String),
+}
+
+/// The full story of one task's delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every attempt made, in order.
+    pub attempts: Vec<Attempt>,
+    /// From the first attempt's start to the end.
+    pub elapsed: Duration,
+}
+
+/// Sends webhooks through one pooled client.
+#[derive(Debug)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    settings: DeliverySettings,
+}
+
+impl Deliverer {
+    /// Builds the shared client: keep-alive pooling for `pool_size` connections per
+    /// host, the timeouts, and no redirects (a webhook answered with 3xx is refused).
+    pub fn new(settings: DeliverySettings, pool_size: usize) -> anyhow::Result<Deliverer> {
+        // The provider may already be installed (tests start several apps); that is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("taskhooks-producer/", env!("CARGO_PKG_VERSION")))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_max_idle_per_host(pool_size)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Deliverer { client, settings })
+    }
+
+    /// Where webhooks go.
+    pub fn target(&self) -> &reqwest::Url {
+        &self.settings.target
+    }
+
+    /// Delivers `message`, retrying as the policy says. `on_retry` hears of each
+    /// failed attempt that will be retried, and the wait before the next. Once
+    /// `stop` is cancelled no further attempt starts; one in flight is let finish.
+    pub async fn deliver(
+        &self,
+        message: &Message,
+        stop: &CancellationToken,
+        mut on_retry: impl FnMut(&Attempt, Duration),
+    ) -> Delivery {
+        let started = Instant::now();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let outcome = loop {
+            if stop.is_cancelled() {
+                break Outcome::Cancelled(stopped_reason(&attempts));
+            }
+            let number = attempts.len() as u32 + 1;
+            let (attempt, verdict) = self.attempt(message, number).await;
+            let jitter = rand::rng().random::<f64>();
+            match self.settings.policy.decide(number, verdict, jitter) {
+                Decision::Delivered => {
+                    attempts.push(attempt);
+                    break Outcome::Delivered;
+                }
+                Decision::GiveUp(why) => {
+                    let reason = give_up(why, &attempt);
+                    attempts.push(attempt);
+                    break Outcome::Failed(reason);
+                }
+                Decision::Retry(wait) => {
+                    on_retry(&attempt, wait);
+                    attempts.push(attempt);
+                    tokio::select! {
+                        biased;
+                        () = stop.cancelled() => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        };
+        Delivery {
+            outcome,
+            attempts,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// One signed POST.
+    async fn attempt(&self, message: &Message, number: u32) -> (Attempt, Verdict) {
+        let started = Instant::now();
+        let result = self.post(message).await;
+        let duration = started.elapsed();
+        let (status, error, verdict) = match result {
+            Ok((code, retry_after, detail)) => {
+                let ok = (200..300).contains(&code);
+                let error = (!ok).then(|| refusal(code, &detail));
+                (Some(code), error, Verdict::Status { code, retry_after })
+            }
+            Err(err) => (None, Some(self.describe(&err)), Verdict::Transport),
+        };
+        let attempt = Attempt {
+            number,
+            status,
+            error,
+            duration,
+        };
+        (attempt, verdict)
+    }
+
+    /// Sends the request, signed when a secret is set, and reads the answer:
+    /// status, `Retry-After`, body text.
+    async fn post(
+        &self,
+        message: &Message,
+    ) -> Result<(u16, Option<Duration>, String), reqwest::Error> {
+        let mut request = self
+            .client
+            .post(self.settings.target.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .header(signing::HEADER_ID, &message.webhook_id);
+        if let Signer::Secret(secret) = &self.settings.signer {
+            // Signed afresh for each attempt: the timestamp must be recent.
+            let signed = secret.headers(&message.webhook_id, unix_now(), &message.body);
+            request = request
+                .header(signing::HEADER_TIMESTAMP, signed.timestamp)
+                .header(signing::HEADER_SIGNATURE, signed.signature);
+        }
+        let mut response = request.body(message.body.clone()).send().await?;
+        let code = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() >= MAX_RESPONSE_BYTES {
+                break;
+            }
+        }
+        Ok((
+            code,
+            retry_after,
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+    }
+
+    /// A transport error in words, naming its root cause.
+    fn describe(&self, err: &reqwest::Error) -> String {
+        if err.is_timeout() {
+            let limit = if err.is_connect() {
+                self.settings.connect_timeout
+            } else {
+                self.settings.timeout
+            };
+            return format!("timed out after {limit:?}");
+        }
+        let mut root: &dyn std::error::Error = err;
+        while let Some(source) = root.source() {
+            root = source;
+        }
+        if err.is_connect() {
+            format!("could not connect: {root}")
+        } else {
+            format!("request failed: {root}")
+        }
+    }
+}
+
+/// A non-2xx answer in words: `HTTP 401 Unauthorized: <the receiver's error>`.
+fn refusal(code: u16, body: &str) -> String {
+    let reason = reqwest::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.trim().to_owned());
+    let detail: String = detail.chars().take(MAX_ERROR_DETAIL).collect();
+    match (reason, detail.is_empty()) {
+        (_, true) => format!("HTTP {code} {reason}").trim_end().to_owned(),
+        _ => format!("HTTP {code} {reason}: {detail}"),
+    }
+}
+
+fn give_up(why: GiveUp, last: &Attempt) -> String {
+    let error = last.error.as_deref().unwrap_or("no error");
+    match why {
+        GiveUp::Refused => format!("{error} (not retried: the receiver refused this request)"),
+        GiveUp::Exhausted => format!("gave up after {} attempts; last: {error}", last.number),
+    }
+}
+
+fn stopped_reason(attempts: &[Attempt]) -> String {
+    match attempts.last() {
+        None => "stopped before it was sent".to_owned(),
+        Some(last) => format!(
+            "stopped after {} attempt(s); last: {}",
+            last.number,
+            last.error.as_deref().unwrap_or("no error")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_quote_the_receivers_error() {
+        let json = r#"{"error":"no webhook-signature matched the body"}"#;
+        assert_eq!(
+            refusal(401, json),
+            "HTTP 401 Unauthorized: no webhook-signature matched the body"
+        );
+        assert_eq!(
+            refusal(500, "  boom \n"),
+            "HTTP 500 Internal Server Error: boom"
+        );
+        assert_eq!(refusal(503, ""), "HTTP 503 Service Unavailable");
+        assert_eq!(refusal(599, ""), "HTTP 599");
+        assert_eq!(
+            refusal(418, &"x".repeat(1000)).len(),
+            "HTTP 418 I'm a teapot: ".len() + 300
+        );
+    }
+
+    #[test]
+    fn stopped_tasks_say_how_far_they_got() {
+        assert_eq!(stopped_reason(&[]), "stopped before it was sent");
+        let attempt = Attempt {
+            number: 2,
+            status: Some(503),
+            error: Some("HTTP 503 Service Unavailable".into()),
+            duration: Duration::ZERO,
+        };
+        assert_eq!(
+            stopped_reason(&[attempt]),
+            "stopped after 2 attempt(s); last: HTTP 503 Service Unavailable"
+        );
+    }
+}

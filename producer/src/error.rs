@@ -1,0 +1,66 @@
+//! Errors a client of the web app can meet, each mapped to a precise status and a
+//! JSON body `{"error": "what went wrong and what to do"}`.
+
+use crate::batches::{KEEP_FINISHED, RegistryFull};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// Why a request was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request's body or headers are not acceptable; the text says why.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No batch with this id is kept.
+    #[error(
+        "no batch {0:?}: it never existed here, or it finished more than {minutes} minutes ago; start a new one with POST /producetasks",
+        minutes = KEEP_FINISHED.as_secs() / 60
+    )]
+    UnknownBatch(String),
+    /// Too many batches are running.
+    #[error("{0}")]
+    TooManyBatches(#[from] RegistryFull),
+    /// The server is shutting down and starts nothing new.
+    #[error("the producer is shutting down and starts no new batches; try again once it is back")]
+    ShuttingDown,
+    /// No such route.
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method {method} is not allowed here; use {allowed}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the route takes.
+        allowed: &'static str,
+    },
+    /// A bug or an unexpected failure on our side; the cause is logged.
+    #[error("internal error; see the producer's log")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownBatch(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            _ => tracing::debug!(%status, error = %self, "request rejected"),
+        }
+        let mut response = HttpResponse::build(status);
+        if let ApiError::MethodNotAllowed { allowed, .. } = self {
+            response.insert_header(("allow", *allowed));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,191 @@
+//! Fake tasks: batch sizes, batch ids, owners unique within a batch and uniform
+//! priorities, all drawn from one random number generator so that `--seed`
+//! reproduces every batch, batch id included.
+
+use crate::config::MAX_BATCH_TASKS;
+use fake::Fake as _;
+use fake::faker::name::en::Name;
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng as _};
+use std::collections::HashSet;
+use taskhooks_shared::{Priority, Task};
+
+/// Fake names drawn before falling back to a numbered one. There are about 1.4
+/// million English first/last name pairs, so this only matters for huge batches.
+const NAME_TRIES: usize = 20;
+
+/// Makes batches of tasks.
+#[derive(Debug)]
+pub struct Generator {
+    rng: StdRng,
+}
+
+impl Generator {
+    /// A generator seeded with `seed`, or from the operating system's entropy.
+    pub fn new(seed: Option<u64>) -> Generator {
+        let rng = seed.map_or_else(rand::make_rng, StdRng::seed_from_u64);
+        Generator { rng }
+    }
+
+    /// A batch of a random size in `min..=max` (checked by [`check_range`]).
+    pub fn batch(&mut self, min: u32, max: u32) -> BatchTasks {
+        let size = self.rng.random_range(min.min(max)..=max);
+        self.batch_of(u64::from(size))
+    }
+
+    /// A batch of exactly `size` tasks.
+    pub fn batch_of(&mut self, size: u64) -> BatchTasks {
+        let batchid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+        BatchTasks {
+            batchid: batchid.to_string(),
+            total: size,
+            next: 0,
+            rng: StdRng::seed_from_u64(self.rng.random()),
+            owners: HashSet::new(),
+        }
+    }
+}
+
+/// The tasks of one batch, made one at a time so a huge headless batch is not
+/// held in memory. Only owners are remembered, to keep them unique.
+#[derive(Debug)]
+pub struct BatchTasks {
+    /// The batch id, a UUIDv4.
+    pub batchid: String,
+    /// How many tasks the batch has.
+    pub total: u64,
+    next: u64,
+    rng: StdRng,
+    owners: HashSet<String>,
+}
+
+impl Iterator for BatchTasks {
+    type Item = Task;
+
+    fn next(&mut self) -> Option<Task> {
+        if self.next >= self.total {
+            return None;
+        }
+        let id = self.next;
+        self.next += 1;
+        let owner = self.unique_owner();
+        let priority = Priority::ALL[self.rng.random_range(0..Priority::ALL.len())];
+        Some(Task {
+            batchid: self.batchid.clone(),
+            id,
+            owner,
+            priority,
+            created_at: None,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = usize::try_from(self.total - self.next).unwrap_or(usize::MAX);
+        (left, Some(left))
+    }
+}
+
+impl BatchTasks {
+    fn unique_owner(&mut self) -> String {
+        let mut name: String = Name().fake_with_rng(&mut self.rng);
+        for _ in 0..NAME_TRIES {
+            if !self.owners.contains(&name) {
+                break;
+            }
+            name = Name().fake_with_rng(&mut self.rng);
+        }
+        let base = name.clone();
+        let mut n = 2;
+        while self.owners.contains(&name) {
+            name = format!("{base} {n}");
+            n += 1;
+        }
+        self.owners.insert(name.clone());
+        name
+    }
+}
+
+/// Checks a batch size range: at least 1, `min <= max`, at most [`MAX_BATCH_TASKS`].
+pub fn check_range(min: u32, max: u32) -> Result<(), String> {
+    if min == 0 {
+        return Err("min must be at least 1 task".into());
+    }
+    if min > max {
+        return Err(format!("min ({min}) must not exceed max ({max})"));
+    }
+    if max > MAX_BATCH_TASKS {
+        return Err(format!(
+            "max ({max}) is over the limit of {MAX_BATCH_TASKS} tasks per batch; use `producer send` for bigger loads"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_batches() {
+        let (mut a, mut b) = (Generator::new(Some(42)), Generator::new(Some(42)));
+        for _ in 0..3 {
+            let first: Vec<Task> = a.batch(1, 100).collect();
+            let second: Vec<Task> = b.batch(1, 100).collect();
+            assert_eq!(first, second);
+        }
+        let other: Vec<Task> = Generator::new(Some(43)).batch(1, 100).collect();
+        let again: Vec<Task> = Generator::new(Some(42)).batch(1, 100).collect();
+        assert_ne!(other, again);
+    }
+
+    #[test]
+    fn a_batch_has_ids_from_zero_one_uuid_and_unique_owners() {
+        let tasks: Vec<Task> = Generator::new(Some(1)).batch_of(3000).collect();
+        assert_eq!(tasks.len(), 3000);
+        assert!(tasks.iter().enumerate().all(|(i, t)| t.id == i as u64));
+        let batchid = uuid::Uuid::parse_str(&tasks[0].batchid).expect("a UUID");
+        assert_eq!(batchid.get_version_num(), 4);
+        assert!(tasks.iter().all(|t| t.batchid == tasks[0].batchid));
+        let owners: HashSet<&str> = tasks.iter().map(|t| t.owner.as_str()).collect();
+        assert_eq!(owners.len(), tasks.len());
+        assert!(
+            tasks
+                .iter()
+                .all(|t| t.owner.contains(' ') && t.created_at.is_none())
+        );
+    }
+
+    #[test]
+    fn sizes_stay_in_range_and_priorities_cover_all_four() {
+        let mut generator = Generator::new(Some(7));
+        for _ in 0..50 {
+            let batch = generator.batch(3, 9);
+            assert!((3..=9).contains(&batch.total));
+        }
+        let mut seen = [0usize; 4];
+        for task in generator.batch_of(4000) {
+            seen[task.priority.index()] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn bad_ranges_are_explained() {
+        assert!(check_range(1, 100).is_ok());
+        assert!(
+            check_range(0, 5)
+                .expect_err("rejected")
+                .contains("at least 1")
+        );
+        assert!(
+            check_range(6, 5)
+                .expect_err("rejected")
+                .contains("must not exceed")
+        );
+        assert!(
+            check_range(1, MAX_BATCH_TASKS + 1)
+                .expect_err("rejected")
+                .contains("limit")
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! The retry policy: a pure function from one attempt's result to what happens
+//! next, so every rule is unit-tested without a network.
+//!
+//! Retried: connection errors, timeouts, 408, 429 and 5xx — the failures a later
+//! attempt can cure. Any other 4xx means the receiver will never take this request
+//! (bad signature, bad body), so retrying would only repeat the refusal.
+
+use std::time::{Duration, SystemTime};
+
+/// Longest wait a `Retry-After` header may impose; a receiver asking for more is
+/// retried after this instead, so a batch never stalls for minutes.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Longest computed backoff between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// When to retry and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per task, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub base_backoff: Duration,
+    /// Cap on the doubled wait.
+    pub max_backoff: Duration,
+    /// Cap on a `Retry-After` wait.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: MAX_BACKOFF,
+            max_retry_after: MAX_RETRY_AFTER,
+        }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The receiver answered with this status (and maybe a `Retry-After`).
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// The parsed `Retry-After` header, if any.
+        retry_after: Option<Duration>,
+    },
+    /// No answer: the connection failed, timed out or broke.
+    Transport,
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A 2xx: the task is delivered.
+    Delivered,
+    /// Try again after this wait.
+    Retry(Duration),
+    /// Stop: the receiver refused for good, or attempts are used up.
+    GiveUp(GiveUp),
+}
+
+/// Why a task is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// A status no retry can change (a 4xx other than 408 and 429, a 3xx).
+    Refused,
+    /// Every attempt failed with a retryable error.
+    Exhausted,
+}
+
+/// Whether a status is worth another attempt.
+pub fn retryable_status(code: u16) -> bool {
+    matches!(code, 408 | 429 | 500..=599)
+}
+
+impl RetryPolicy {
+    /// Decides after attempt number `attempt` (from 1). `jitter` in `[0, 1]` is
+    /// drawn by the caller, so this stays deterministic.
+    pub fn decide(&self, attempt: u32, verdict: Verdict, jitter: f64) -> Decision {
+        let retry_after = match verdict {
+            Verdict::Status { code, .. } if (200..300).contains(&code) => {
+                return Decision::Delivered;
+            }
+            Verdict::Status { code, .. } if !retryable_status(code) => {
+                return Decision::GiveUp(GiveUp::Refused);
+            }
+            Verdict::Status { retry_after, .. } => retry_after,
+            Verdict::Transport => None,
+        };
+        if attempt >= self.max_attempts {
+            return Decision::GiveUp(GiveUp::Exhausted);
+        }
+        match retry_after {
+            Some(wait) => Decision::Retry(wait.min(self.max_retry_after)),
+            None => Decision::Retry(self.backoff(attempt, jitter)),
+        }
+    }
+
+    /// The wait after failed attempt `attempt`: `base × 2^(attempt-1)`, capped, with
+    /// "equal jitter" — half fixed, half random — so that many tasks failing
+    /// together do not all come back at the same instant, yet none retries at once.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        let full = self
+            .base_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff);
+        let half = full / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// Reads a `Retry-After` value: whole seconds, or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date: actix_web::http::header::HttpDate = value.parse().ok()?;
+    let at: SystemTime = date.into();
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Verdict {
+        Verdict::Status {
+            code,
+            retry_after: None,
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            base_backoff: Duration::from_millis(100),
+            ..RetryPolicy::default()
+        }
+    }
+
+    #[test]
+    fn two_hundreds_are_delivered_whatever_the_attempt() {
+        for code in [200, 201, 204, 299] {
+            assert_eq!(policy().decide(5, status(code), 0.5), Decision::Delivered);
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_other_statuses_are_not() {
+        for verdict in [
+            status(408),
+            status(429),
+            status(500),
+            status(503),
+            Verdict::Transport,
+        ] {
+            assert!(
+                matches!(policy().decide(1, verdict, 0.0), Decision::Retry(_)),
+                "{verdict:?}"
+            );
+        }
+        for code in [301, 400, 401, 403, 404, 413, 415, 422] {
+            assert_eq!(
+                policy().decide(1, status(code), 0.0),
+                Decision::GiveUp(GiveUp::Refused),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_attempt_gives_up() {
+        let policy = policy();
+        assert!(matches!(
+            policy.decide(4, status(500), 0.0),
+            Decision::Retry(_)
+        ));
+        assert_eq!(
+            policy.decide(5, status(500), 0.0),
+            Decision::GiveUp(GiveUp::Exhausted)
+        );
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..policy
+        };
+        assert_eq!(
+            once.decide(1, Verdict::Transport, 0.0),
+            Decision::GiveUp(GiveUp::Exhausted)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_up_to_the_cap() {
+        let policy = policy();
+        let ms = |attempt, jitter| policy.backoff(attempt, jitter).as_millis();
+        assert_eq!((ms(1, 0.0), ms(1, 1.0)), (50, 100));
+        assert_eq!((ms(2, 0.0), ms(2, 1.0)), (100, 200));
+        assert_eq!((ms(3, 0.5), ms(4, 0.5)), (300, 600));
+        assert_eq!(policy.backoff(40, 1.0), MAX_BACKOFF);
+        assert_eq!(ms(1, 7.0), 100, "jitter is clamped to [0, 1]");
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_bounds() {
+        let with = |secs| Verdict::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            policy().decide(1, with(2), 0.9),
+            Decision::Retry(Duration::from_secs(2))
+        );
+        assert_eq!(
+            policy().decide(1, with(0), 0.9),
+            Decision::Retry(Duration::ZERO)
+        );
+        assert_eq!(
+            policy().decide(1, with(3600), 0.9),
+            Decision::Retry(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            policy().decide(5, with(1), 0.9),
+            Decision::GiveUp(GiveUp::Exhausted)
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_198_117);
+        assert_eq!(parse_retry_after(" 3 ", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Mon, 07 Nov 1994 08:48:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 07 Nov 1994 08:48:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Starting a batch, following it over Server-Sent Events, and stopping it.
+
+use crate::error::ApiError;
+use crate::generator::check_range;
+use crate::sse;
+use crate::state::{AppState, PageSettings};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt as _;
+use std::time::Duration;
+
+/// Longest pace the page may ask for: one task a minute is already glacial.
+pub const MAX_PACE_MS: u64 = 60_000;
+/// Largest body of `POST /producetasks`; the real one is about 40 bytes.
+const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// The body of `POST /producetasks`; every field is optional.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    min: Option<u32>,
+    max: Option<u32>,
+    pace_ms: Option<u64>,
+}
+
+/// A checked batch request.
+struct BatchSpec {
+    min: u32,
+    max: u32,
+    pace: Duration,
+}
+
+impl BatchRequest {
+    /// Reads the body: empty means all defaults.
+    fn parse(body: &[u8]) -> Result<BatchRequest, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(BatchRequest::default());
+        }
+        serde_json::from_slice(body).map_err(|err| {
+            ApiError::BadRequest(format!(
+                "the body must be a JSON object like {{\"min\": 1, \"max\": 100, \"pace_ms\": 50}} \
+                 (every field optional): {err}"
+            ))
+        })
+    }
+
+    /// Fills in defaults and checks the bounds.
+    fn check(self, defaults: &PageSettings) -> Result<BatchSpec, ApiError> {
+        let min = self.min.unwrap_or(defaults.min_tasks);
+        let max = self.max.unwrap_or(defaults.max_tasks);
+        check_range(min, max).map_err(ApiError::BadRequest)?;
+        let pace_ms = self.pace_ms.unwrap_or(defaults.pace_ms);
+        if pace_ms > MAX_PACE_MS {
+            return Err(ApiError::BadRequest(format!(
+                "pace_ms ({pace_ms}) is over the limit of {MAX_PACE_MS} ms between tasks"
+            )));
+        }
+        Ok(BatchSpec {
+            min,
+            max,
+            pace: Duration::from_millis(pace_ms),
+        })
+    }
+}
+
+/// `POST /producetasks`: starts a batch; 202 with where to follow and stop it.
+pub async fn produce(
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let body = read_body(payload).await?;
+    let spec = BatchRequest::parse(&body)?.check(&state.page)?;
+    let batch = state.start_batch(spec.min, spec.max, spec.pace)?;
+    let id = &batch.id;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "batchid": id,
+        "total": batch.total,
+        "events_url": format!("/batches/{id}/events"),
+        "stop_url": format!("/batches/{id}/stop"),
+    })))
+}
+
+/// `GET /batches/{id}/events`: the batch's progress as Server-Sent Events, from
+/// after the `Last-Event-ID` the client sends when it reconnects.
+pub async fn events(
+    req: HttpRequest,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
+    let after = last_event_id(&req)?;
+    let rest = batch.read_after(after);
+    if rest.at_end && rest.bytes.is_empty() {
+        // Nothing left: 204 tells a browser's EventSource not to reconnect.
+        return Ok(HttpResponse::NoContent().finish());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(sse::stream(batch, after, state.closing.clone())))
+}
+
+/// `POST /batches/{id}/stop`: nothing more of the batch is sent; tasks not yet
+/// sent end as `cancelled`. Stopping a finished batch is harmless.
+pub async fn stop(
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
+    batch.stop.cancel();
+    tracing::info!(batch = %batch.id, "batch stopped on request");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
+}
+
+/// The request body, refused past [`MAX_BODY_BYTES`].
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| ApiError::BadRequest(format!("unreadable body: {err}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "the body is over {MAX_BODY_BYTES} bytes; send {{\"min\", \"max\", \"pace_ms\"}} only"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The `Last-Event-ID` header as a number (0 when absent: from the start).
+fn last_event_id(req: &HttpRequest) -> Result<usize, ApiError> {
+    let Some(value) = req.headers().get("last-event-id") else {
+        return Ok(0);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    text.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "Last-Event-ID must be the number of the last event received, got {text:?}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> PageSettings {
+        PageSettings {
+            target_url: String::new(),
+            dashboard_url: String::new(),
+            min_tasks: 1,
+            max_tasks: 100,
+            pace_ms: 50,
+        }
+    }
+
+    fn check(body: &str) -> Result<BatchSpec, ApiError> {
+        BatchRequest::parse(body.as_bytes())?.check(&defaults())
+    }
+
+    #[test]
+    fn missing_fields_and_empty_bodies_take_the_defaults() {
+        for body in ["", "  ", "{}", r#"{"min":null}"#] {
+            let spec = check(body).expect("accepted");
+            assert_eq!(
+                (spec.min, spec.max, spec.pace.as_millis()),
+                (1, 100, 50),
+                "{body}"
+            );
+        }
+        let spec = check(r#"{"min":5,"max":5,"pace_ms":0}"#).expect("accepted");
+        assert_eq!((spec.min, spec.max, spec.pace), (5, 5, Duration::ZERO));
+    }
+
+    #[test]
+    fn bad_bodies_say_what_is_wrong() {
+        let cases = [
+            ("{", "JSON object"),
+            (r#"{"min":"3"}"#, "JSON object"),
+            (r#"{"minimum":3}"#, "unknown field"),
+            (r#"{"min":-1}"#, "JSON object"),
+            (r#"{"min":0}"#, "at least 1"),
+            (r#"{"min":9,"max":3}"#, "must not exceed"),
+            (r#"{"max":100001}"#, "limit"),
+            (r#"{"pace_ms":60001}"#, "pace_ms"),
+        ];
+        for (body, expected) in cases {
+            let err = check(body).err().expect("rejected").to_string();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Running one batch: deliveries started at the pace, at most so many in flight,
+//! a stop that lets nothing new start, and a [`Sink`] told about every step of
+//! every task — so that each task ends delivered, failed or cancelled, never lost.
+//!
+//! The web page's batches and the headless `send` run through this same loop;
+//! only their sinks differ.
+
+use crate::delivery::{Deliverer, Message, Outcome};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use taskhooks_shared::Task;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How late a start may run behind the pace schedule and still be caught up on.
+/// Later than this (the in-flight limit held it back), the schedule restarts from
+/// now rather than firing a burst.
+const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+
+/// Where a task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Its first attempt is under way.
+    Sending,
+    /// An attempt failed and another will follow.
+    Retrying,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up; the error says why.
+    Failed,
+    /// Stopped before it was delivered.
+    Cancelled,
+}
+
+/// One step of one task.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    /// The task's position in the batch, from 1.
+    pub index: u64,
+    /// How many tasks the batch has.
+    pub total: u64,
+    /// Where the task stands.
+    pub state: State,
+    /// The attempt this event is about (0 when none was made).
+    pub attempt: u32,
+    /// That attempt's status, when the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
+    /// For `retrying`: the wait before the next attempt.
+    pub retry_in: Option<Duration>,
+    /// For a final state: from the first attempt's start to the end.
+    pub elapsed: Option<Duration>,
+    /// The task itself.
+    pub task: Arc<Task>,
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Tasks the receiver took.
+    pub delivered: u64,
+    /// Tasks given up.
+    pub failed: u64,
+    /// Tasks stopped before delivery.
+    pub cancelled: u64,
+    /// From the batch's start to its last task's end.
+    pub elapsed: Duration,
+}
+
+/// Hears about a batch as it runs.
+pub trait Sink: Send + Sync + 'static {
+    /// One step of one task; a task's own events arrive in order.
+    fn publish(&self, event: TaskEvent);
+    /// The batch is over: every task has had its final event.
+    fn finish(&self, summary: &Summary);
+}
+
+/// What a batch runs with.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// The shared client.
+    pub deliverer: Arc<Deliverer>,
+    /// Bounds deliveries in flight (shared by all batches of a process).
+    pub in_flight: Arc<Semaphore>,
+    /// Time between the starts of two deliveries (zero: no pacing).
+    pub pace: Duration,
+    /// Cancelled to stop the batch.
+    pub stop: CancellationToken,
+}
+
+impl Runner {
+    /// Delivers `tasks` (`total` of them), telling `sink` everything; returns the summary.
+    pub async fn run<S: Sink>(
+        self,
+        tasks: impl Iterator<Item = Task>,
+        total: u64,
+        sink: Arc<S>,
+    ) -> Summary {
+        let started = Instant::now();
+        let mut summary = Summary::default();
+        let mut deliveries = JoinSet::new();
+        let mut schedule = Schedule::new(self.pace);
+        let mut pending = (1..).zip(tasks);
+        let mut stopped_at = None;
+        for (index, task) in pending.by_ref() {
+            let Some(permit) = self.wait_turn(&mut schedule).await else {
+                stopped_at = Some((index, task));
+                break;
+            };
+            while let Some(done) = deliveries.try_join_next() {
+                summary.count(done);
+            }
+            let job = Job {
+                index,
+                total,
+                task,
+                sink: sink.clone(),
+            };
+            deliveries.spawn(job.deliver(self.deliverer.clone(), self.stop.clone(), permit));
+        }
+        for (index, task) in stopped_at.into_iter().chain(pending) {
+            sink.publish(cancelled_before_sending(index, total, task));
+            summary.cancelled += 1;
+        }
+        while let Some(done) = deliveries.join_next().await {
+            summary.count(done);
+        }
+        summary.elapsed = started.elapsed();
+        sink.finish(&summary);
+        summary
+    }
+
+    /// Waits for the pace and a free slot; `None` once the batch is stopped.
+    async fn wait_turn(&self, schedule: &mut Schedule) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return None,
+            () = schedule.wait() => {}
+        }
+        let permit = tokio::select! {
+            biased;
+            () = self.stop.cancelled() => return None,
+            permit = self.in_flight.clone().acquire_owned() => permit.ok()?,
+        };
+        schedule.started(Instant::now());
+        Some(permit)
+    }
+}
+
+impl Summary {
+    fn count(&mut self, done: Result<State, tokio::task::JoinError>) {
+        match done {
+            Ok(State::Delivered) => self.delivered += 1,
+            Ok(State::Cancelled) => self.cancelled += 1,
+            Ok(_) => self.failed += 1,
+            Err(err) => {
+                tracing::error!(%err, "a delivery task ended abnormally; counted as failed");
+                self.failed += 1;
+            }
+        }
+    }
+}
+
+/// When the next delivery may start.
+struct Schedule {
+    pace: Duration,
+    next: Option<Instant>,
+}
+
+impl Schedule {
+    fn new(pace: Duration) -> Schedule {
+        Schedule { pace, next: None }
+    }
+
+    async fn wait(&self) {
+        if let Some(next) = self.next {
+            tokio::time::sleep_until(next.into()).await;
+        }
+    }
+
+    /// Keeps to the schedule when on time (so sub-millisecond paces average
+    /// right), restarts it from `now` when far behind.
+    fn started(&mut self, now: Instant) {
+        if self.pace.is_zero() {
+            return;
+        }
+        let base = match self.next {
+            Some(due) if now.saturating_duration_since(due) < MAX_CATCH_UP => due,
+            _ => now,
+        };
+        self.next = Some(base + self.pace);
+    }
+}
+
+/// One task's delivery, run as its own tokio task.
+struct Job<S> {
+    index: u64,
+    total: u64,
+    task: Task,
+    sink: Arc<S>,
+}
+
+impl<S: Sink> Job<S> {
+    async fn deliver(
+        mut self,
+        deliverer: Arc<Deliverer>,
+        stop: CancellationToken,
+        _permit: OwnedSemaphorePermit,
+    ) -> State {
+        self.task.created_at = Some(now_millis());
+        let body = match serde_json::to_vec(&self.task) {
+            Ok(body) => Bytes::from(body),
+            Err(err) => return self.fail_unsendable(&err),
+        };
+        let task = Arc::new(self.task);
+        let event = |state, attempt| TaskEvent {
+            index: self.index,
+            total: self.total,
+            state,
+            attempt,
+            status: None,
+            error: None,
+            retry_in: None,
+            elapsed: None,
+            task: task.clone(),
+        };
+        self.sink.publish(event(State::Sending, 1));
+        let message = Message {
+            // Random, not from the seeded generator: re-running a seed must not
+            // look like a duplicate of the earlier run to the receiver.
+            webhook_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            body,
+        };
+        let delivery = deliverer
+            .deliver(&message, &stop, |attempt, wait| {
+                self.sink.publish(TaskEvent {
+                    status: attempt.status,
+                    error: attempt.error.clone(),
+                    retry_in: Some(wait),
+                    ..event(State::Retrying, attempt.number)
+                });
+            })
+            .await;
+        let (state, error) = match delivery.outcome {
+            Outcome::Delivered => (State::Delivered, None),
+            Outcome::Failed(reason) => (State::Failed, Some(reason)),
+            Outcome::Cancelled(reason) => (State::Cancelled, Some(reason)),
+        };
+        let last = delivery.attempts.last();
+        self.sink.publish(TaskEvent {
+            status: last.and_then(|a| a.status),
+            error,
+            elapsed: Some(delivery.elapsed),
+            ..event(state, last.map_or(0, |a| a.number))
+        });
+        state
+    }
+
+    fn fail_unsendable(self, err: &serde_json::Error) -> State {
+        self.sink.publish(TaskEvent {
+            index: self.index,
+            total: self.total,
+            state: State::Failed,
+            attempt: 0,
+            status: None,
+            error: Some(format!("the task could not be serialised: {err}")),
+            retry_in: None,
+            elapsed: None,
+            task: Arc::new(self.task),
+        });
+        State::Failed
+    }
+}
+
+fn cancelled_before_sending(index: u64, total: u64, task: Task) -> TaskEvent {
+    TaskEvent {
+        index,
+        total,
+        state: State::Cancelled,
+        attempt: 0,
+        status: None,
+        error: Some("stopped before it was sent".to_owned()),
+        retry_in: None,
+        elapsed: None,
+        task: Arc::new(task),
+    }
+}
+
+/// Milliseconds since the Unix epoch, for `created_at`.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_keeps_time_when_on_time_and_restarts_when_far_behind() {
+        let t0 = Instant::now();
+        let mut schedule = Schedule::new(Duration::from_millis(10));
+        schedule.started(t0);
+        assert_eq!(schedule.next, Some(t0 + Duration::from_millis(10)));
+        schedule.started(t0 + Duration::from_millis(12));
+        assert_eq!(schedule.next, Some(t0 + Duration::from_millis(20)));
+        let late = t0 + Duration::from_secs(5);
+        schedule.started(late);
+        assert_eq!(schedule.next, Some(late + Duration::from_millis(10)));
+        let mut unpaced = Schedule::new(Duration::ZERO);
+        unpaced.started(t0);
+        assert_eq!(unpaced.next, None);
+    }
+}

@@ -1,0 +1,131 @@
+//! Building and running the web application: the shared client, the HTTP server,
+//! and the shutdown sequence.
+
+use crate::config::Config;
+use crate::delivery::{Deliverer, Signer};
+use crate::routes;
+use crate::state::{AppState, PageSettings};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use std::net::TcpListener;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long deliveries in flight may take to finish once shutdown starts, and
+/// then how long HTTP connections may take to close. The default per-attempt
+/// timeout (5 s) fits inside it.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A bound, not yet running, producer.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Checks the configuration and binds the listener. Fails with a message saying
+    /// what to do when the configuration is unusable (no secret, a bad URL, …).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        config.check_batch_range()?;
+        let delivery = config.delivery()?;
+        if matches!(delivery.signer, Signer::Unsigned) {
+            tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
+        }
+        let target = delivery.target.to_string();
+        let deliverer = Deliverer::new(delivery, config.max_in_flight)?;
+        let page = PageSettings {
+            target_url: target.clone(),
+            dashboard_url: config.dashboard_url.clone(),
+            min_tasks: config.min_tasks,
+            max_tasks: config.max_tasks,
+            pace_ms: config.pace_ms,
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let state = web::Data::new(AppState::new(
+            page,
+            deliverer,
+            config.max_in_flight,
+            config.seed,
+            runtime,
+        ));
+        let listener = TcpListener::bind(&config.bind)
+            .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state.clone())?;
+        let host = config.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        tracing::info!("producer listening on http://{host}:{port}, sending webhooks to {target}");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then: refuses new batches (503), stops
+    /// the running ones (nothing new is sent), lets deliveries in flight finish
+    /// within [`SHUTDOWN_GRACE`], ends every SSE stream and stops the server.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(wind_down(shutdown, self.state.clone(), handle));
+        self.server.await.context("the HTTP server failed")
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn wind_down(shutdown: CancellationToken, state: web::Data<AppState>, server: ServerHandle) {
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: no new batches; letting deliveries in flight finish");
+    state.shutdown.cancel();
+    state.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still in flight after {SHUTDOWN_GRACE:?}; abandoning them");
+    }
+    state.closing.cancel();
+    server.stop(true).await;
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}

@@ -1,0 +1,106 @@
+//! What every handler shares, and starting a batch: generate its tasks, register
+//! it, and run it in the background on the server's runtime.
+
+use crate::batches::{Batch, Registry, RegistryFull};
+use crate::delivery::Deliverer;
+use crate::generator::Generator;
+use crate::runner::Runner;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The defaults the page shows and `POST /producetasks` falls back on.
+#[derive(Debug, Clone)]
+pub struct PageSettings {
+    /// Where webhooks go.
+    pub target_url: String,
+    /// The consumer's dashboard.
+    pub dashboard_url: String,
+    /// Default smallest batch.
+    pub min_tasks: u32,
+    /// Default largest batch.
+    pub max_tasks: u32,
+    /// Default pace, in milliseconds between delivery starts.
+    pub pace_ms: u64,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The page's defaults.
+    pub page: PageSettings,
+    /// Every batch kept, by id.
+    pub registry: Registry,
+    /// The shared client.
+    pub deliverer: Arc<Deliverer>,
+    /// Bounds deliveries in flight over all batches.
+    pub in_flight: Arc<Semaphore>,
+    /// Cancelled when shutdown starts: no new batches, running ones stop
+    /// (each batch's stop token is a child of this one).
+    pub shutdown: CancellationToken,
+    /// Cancelled once the batches have wound down: every SSE stream ends.
+    pub closing: CancellationToken,
+    /// Every running batch, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    generator: Mutex<Generator>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl AppState {
+    /// Shared state whose batches run on `runtime` (one runtime for every delivery,
+    /// so the client's pooled connections outlive the HTTP worker that started them).
+    pub fn new(
+        page: PageSettings,
+        deliverer: Deliverer,
+        max_in_flight: usize,
+        seed: Option<u64>,
+        runtime: tokio::runtime::Handle,
+    ) -> AppState {
+        AppState {
+            page,
+            registry: Registry::default(),
+            deliverer: Arc::new(deliverer),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            shutdown: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            generator: Mutex::new(Generator::new(seed)),
+            runtime,
+        }
+    }
+
+    /// Generates a batch of `min..=max` tasks (checked by the caller) and starts
+    /// delivering it in the background.
+    pub fn start_batch(
+        &self,
+        min: u32,
+        max: u32,
+        pace: Duration,
+    ) -> Result<Arc<Batch>, RegistryFull> {
+        let tasks = self
+            .generator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .batch(min, max);
+        let batch = Batch::new(
+            tasks.batchid.clone(),
+            tasks.total,
+            self.shutdown.child_token(),
+        );
+        self.registry.insert(batch.clone())?;
+        let runner = Runner {
+            deliverer: self.deliverer.clone(),
+            in_flight: self.in_flight.clone(),
+            pace,
+            stop: batch.stop.clone(),
+        };
+        tracing::info!(batch = %batch.id, total = batch.total, ?pace, "batch started");
+        let total = batch.total;
+        let sink = batch.clone();
+        self.tracker
+            .spawn_on(runner.run(tasks, total, sink), &self.runtime);
+        Ok(batch)
+    }
+}

@@ -1,0 +1,174 @@
+//! Deliveries: signed, stable ids, and retried exactly as the policy says.
+
+use crate::helpers::{Receiver, Reply, done, final_states, spawn_app};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[tokio::test]
+async fn every_task_of_a_batch_arrives_once_signed_with_its_own_webhook_id() {
+    let mut receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let batch = app.start(json!({"min": 20, "max": 20})).await;
+    let requests = receiver.take(20).await;
+
+    assert_eq!(batch.total, 20);
+    let mut ids = HashSet::new();
+    let mut task_ids: Vec<u64> = Vec::new();
+    for request in &requests {
+        let id = request.verified.as_ref().expect("a valid signature");
+        assert!(id.starts_with("msg_"), "{id}");
+        assert!(ids.insert(id.clone()), "webhook ids are unique per task");
+        assert_eq!(request.content_type.as_deref(), Some("application/json"));
+        let task = request.task.as_ref().expect("a task body");
+        assert_eq!(task.batchid, batch.batchid);
+        assert!(task.created_at.is_some(), "created_at is stamped");
+        task_ids.push(task.id);
+    }
+    task_ids.sort_unstable();
+    assert_eq!(task_ids, (0..20).collect::<Vec<_>>());
+    let events = app.all_events(&batch).await;
+    assert_eq!(done(&events)["delivered"], 20);
+    receiver
+        .assert_no_more_within(Duration::from_millis(200))
+        .await;
+}
+
+#[tokio::test]
+async fn a_task_answered_500_then_500_then_200_is_delivered_on_the_third_attempt() {
+    let mut receiver = Receiver::start([Reply::status(500), Reply::status(500)]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    let attempts = receiver.take(3).await;
+    let events = app.all_events(&batch).await;
+
+    let ids: HashSet<_> = attempts.iter().map(|r| r.webhook_id.clone()).collect();
+    assert_eq!(ids.len(), 1, "the same webhook-id on every attempt");
+    assert!(
+        attempts.iter().all(|r| r.verified.is_ok()),
+        "each attempt is signed"
+    );
+    let states: Vec<_> = events.iter().map(|e| e.data["state"].clone()).collect();
+    assert_eq!(
+        states,
+        [
+            json!("sending"),
+            json!("retrying"),
+            json!("retrying"),
+            json!("delivered"),
+            json!(null)
+        ]
+    );
+    assert_eq!(events[1].data["status"], 500);
+    assert_eq!(
+        events[1].data["error"],
+        "HTTP 500 Internal Server Error: scripted 500"
+    );
+    assert_eq!(events[3].data["attempt"], 3);
+    assert_eq!(events[3].data["status"], 200);
+    assert_eq!(done(&events)["delivered"], 1);
+    receiver
+        .assert_no_more_within(Duration::from_millis(200))
+        .await;
+}
+
+#[tokio::test]
+async fn a_task_answered_400_fails_at_once_without_a_retry() {
+    let mut receiver = Receiver::start([Reply::status(400)]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    receiver.next().await;
+    let events = app.all_events(&batch).await;
+
+    let outcome = &final_states(&events)[0];
+    assert_eq!(outcome["state"], "failed");
+    assert_eq!(outcome["attempt"], 1);
+    assert_eq!(outcome["status"], 400);
+    let error = outcome["error"].as_str().expect("an error");
+    assert!(
+        error.contains("HTTP 400") && error.contains("not retried"),
+        "{error}"
+    );
+    assert_eq!(done(&events)["failed"], 1);
+    receiver
+        .assert_no_more_within(Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn an_attempt_that_times_out_is_retried() {
+    let slow = Reply::ok().after(Duration::from_secs(3));
+    let mut receiver = Receiver::start([slow]).await;
+    let app = spawn_app(&receiver, &["--timeout-secs", "0.3"]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    let attempts = receiver.take(2).await;
+    let events = app.all_events(&batch).await;
+
+    assert_eq!(attempts[0].webhook_id, attempts[1].webhook_id);
+    let retrying = events
+        .iter()
+        .find(|e| e.data["state"] == "retrying")
+        .expect("a retry");
+    assert_eq!(retrying.data["status"], json!(null));
+    let error = retrying.data["error"].as_str().expect("an error");
+    assert!(error.contains("timed out"), "{error}");
+    assert_eq!(final_states(&events)[0]["state"], "delivered");
+    assert_eq!(final_states(&events)[0]["attempt"], 2);
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_after_that_many_seconds() {
+    let mut receiver = Receiver::start([Reply::status(429).retry_after("1")]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    let attempts = receiver.take(2).await;
+    let events = app.all_events(&batch).await;
+
+    // The backoff alone would be ~20 ms: the wait is the header's second.
+    let gap = attempts[1].at - attempts[0].at;
+    assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(3), "retried after {gap:?}");
+    let retrying = events
+        .iter()
+        .find(|e| e.data["state"] == "retrying")
+        .expect("a retry");
+    assert_eq!(retrying.data["status"], 429);
+    assert_eq!(retrying.data["retry_in_ms"], 1000);
+    assert_eq!(final_states(&events)[0]["state"], "delivered");
+}
+
+#[tokio::test]
+async fn an_unreachable_target_fails_after_the_maximum_number_of_attempts() {
+    let receiver = Receiver::start([]).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!(
+        "http://{}/consumetasks",
+        closed.local_addr().expect("address")
+    );
+    drop(closed);
+    let app = spawn_app(&receiver, &["--target", &url, "--max-attempts", "3"]).await;
+
+    let batch = app.start(json!({"min": 2, "max": 2})).await;
+    let events = app.all_events(&batch).await;
+
+    for outcome in final_states(&events) {
+        assert_eq!(outcome["state"], "failed");
+        assert_eq!(outcome["attempt"], 3);
+        let error = outcome["error"].as_str().expect("an error");
+        assert!(
+            error.contains("gave up after 3 attempts") && error.contains("could not connect"),
+            "{error}"
+        );
+    }
+    let retries = events
+        .iter()
+        .filter(|e| e.data["state"] == "retrying")
+        .count();
+    assert_eq!(retries, 4, "two retries for each of the two tasks");
+    assert_eq!(done(&events)["failed"], 2);
+}

@@ -1,0 +1,114 @@
+//! `producer send`: the headless run, its report and its exit status.
+
+use crate::helpers::{Receiver, Reply, WAIT, config};
+use producer::config::{Command, SendArgs};
+use std::process::Output;
+use tokio_util::sync::CancellationToken;
+
+async fn run_send(receiver: &Receiver, extra: &[&str]) -> Output {
+    let secret = receiver.secret.to_whsec();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"));
+    command
+        .args([
+            "send",
+            "--target",
+            &receiver.url,
+            "--webhook-secret",
+            &secret,
+        ])
+        .args(["--retry-backoff-ms", "20"])
+        .args(extra)
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT, command.output())
+        .await
+        .expect("send finishes in time")
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn send_delivers_every_task_reports_it_and_exits_zero() {
+    let mut receiver = Receiver::start([]).await;
+
+    let output = run_send(&receiver, &["--count", "25", "--concurrency", "4"]).await;
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "sent        25 of 25",
+        "delivered   25",
+        "failed      0",
+        "retries     0",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in\n{stdout}");
+    }
+    assert!(
+        stdout.contains("throughput") && stdout.contains("p99"),
+        "{stdout}"
+    );
+    let requests = receiver.take(25).await;
+    assert!(requests.iter().all(|r| r.verified.is_ok()));
+}
+
+#[tokio::test]
+async fn send_exits_non_zero_and_names_the_failure_when_a_task_fails() {
+    let receiver = Receiver::start([Reply::status(400)]).await;
+
+    let output = run_send(&receiver, &["--count", "3", "--concurrency", "1"]).await;
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("delivered   2") && stdout.contains("failed      1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("failed: HTTP 400 Bad Request: scripted 400"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn send_refuses_to_start_without_a_secret() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["send", "--count", "1"])
+        .env_remove("WEBHOOK_SECRET")
+        .env_remove("SEND_UNSIGNED")
+        .output()
+        .await
+        .expect("the binary runs");
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WEBHOOK_SECRET") && stderr.contains("whsec_"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_report_counts_retries_and_a_latency_per_delivered_task() {
+    let receiver = Receiver::start([Reply::status(503), Reply::status(502)]).await;
+    let config = config(&receiver, &[]);
+    let args = SendArgs {
+        count: 10,
+        rate: Some(500.0),
+        concurrency: Some(2),
+    };
+    assert!(matches!(config.command, None | Some(Command::Serve)));
+
+    let report = producer::send::execute(config, args, CancellationToken::new())
+        .await
+        .expect("the run completes");
+
+    assert_eq!((report.sent, report.delivered, report.failed), (10, 10, 0));
+    assert_eq!(report.retries, 2);
+    assert_eq!(report.latencies.len(), 10);
+    assert!(report.all_delivered() && report.throughput() > 0.0);
+}

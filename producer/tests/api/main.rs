@@ -1,0 +1,11 @@
+//! The producer's integration tests: the real server on port 0 sending to a real
+//! test receiver (and, end to end, to the real consumer with Redis).
+
+mod api;
+mod delivery;
+mod headless;
+mod helpers;
+mod receiver;
+mod shutdown;
+mod stop;
+mod stream;
