@@ -3,6 +3,7 @@
 
 mod api;
 mod delivery;
+mod end_to_end;
 mod headless;
 mod helpers;
 mod receiver;
