@@ -1,0 +1,312 @@
+// The consumer's dashboard: a WebSocket client of `/ws` that keeps the bar chart, the
+// totals and the recent-task list in step with the server.
+//
+// The server sends a `snapshot` (which replaces everything) first on every connection
+// and whenever this client must resync, then `events` frames. Frames can arrive
+// thousands of events a second, so a frame only updates `state` and queues the new
+// tasks; the page is redrawn at most once per animation frame, and the list is
+// updated incrementally and capped. Task fields are untrusted text: they reach the
+// page through text nodes only, never as HTML.
+//
+// For tests: `window.taskhooks = { chart, state }`, the live Chart.js instance and
+// `state.totals` / `state.connected`.
+
+/** Priorities in display order: chart bars, totals, CSS classes. */
+const PRIORITIES = ['Low', 'Moderate', 'Major', 'Critical'];
+/** Most tasks shown in the list; older ones drop off its end. */
+const LIST_CAP = 200;
+/** First reconnect delay, in ms; doubled after every failed try. */
+const RECONNECT_MIN_MS = 500;
+/** Longest reconnect delay, in ms. */
+const RECONNECT_MAX_MS = 5000;
+/** Seconds the events-per-second figure averages over. */
+const RATE_WINDOW_S = 5;
+/** Latency samples kept for the percentiles (the most recent ones). */
+const LATENCY_SAMPLES = 200;
+/** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
+const RENDER_FALLBACK_MS = 500;
+
+const el = {
+  connection: byId('connection'),
+  rate: byId('rate'),
+  latency: byId('latency'),
+  empty: byId('empty'),
+  tasks: byId('tasks'),
+  totals: Object.fromEntries(PRIORITIES.map((p) => [p, byId(`total-${p}`)])),
+  totalAll: byId('total-all'),
+};
+
+/** What the page shows, as last told by the server. */
+const state = { totals: zeroTotals(), connected: false, seq: 0 };
+
+/** What changed since the last render. */
+const pending = {
+  /** The list from a snapshot (newest first), which replaces the shown one. */
+  reset: null,
+  /** Events received since (oldest first); only the newest LIST_CAP are ever drawn. */
+  added: [],
+  latency: false,
+};
+
+const rate = { count: 0, buckets: [] };
+const latency = { samples: new Float64Array(LATENCY_SAMPLES), size: 0, next: 0, last: 0 };
+const frame = { scheduled: false, raf: 0, timer: 0 };
+
+const chart = createChart(byId('chart'));
+window.taskhooks = { chart, state };
+
+connect(RECONNECT_MIN_MS);
+setInterval(tickRate, 1000);
+
+// ---- Connection ----
+
+/** Opens the socket; on close, tries again after `delay` ms, doubling up to the maximum. */
+function connect(delay) {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  let nextDelay = delay;
+  socket.addEventListener('open', () => showConnection(true));
+  socket.addEventListener('message', (message) => {
+    const kind = onFrame(message.data);
+    // Only a snapshot proves the server is really serving us: reset the backoff then,
+    // not on `open`, so a server that accepts and closes at once is not hammered.
+    if (kind === 'snapshot') nextDelay = RECONNECT_MIN_MS;
+  });
+  socket.addEventListener('close', (event) => {
+    showConnection(false, event.reason, nextDelay);
+    setTimeout(() => connect(Math.min(nextDelay * 2, RECONNECT_MAX_MS)), nextDelay);
+  });
+}
+
+function showConnection(open, reason = '', retryMs = 0) {
+  state.connected = open;
+  el.connection.dataset.state = open ? 'open' : 'closed';
+  el.connection.textContent = open ? 'Connected' : 'Reconnecting…';
+  el.connection.title = open
+    ? 'Receiving tasks live'
+    : `Connection lost${reason ? ` (${reason})` : ''}; trying again in ${retryMs / 1000} s`;
+}
+
+/** Applies one text frame; returns its type. */
+function onFrame(text) {
+  let message;
+  try {
+    message = JSON.parse(text);
+  } catch (err) {
+    console.error('the dashboard got a frame that is not JSON:', err.message);
+    return null;
+  }
+  if (message.type === 'snapshot') applySnapshot(message);
+  else if (message.type === 'events') applyEvents(message.events ?? []);
+  return message.type;
+}
+
+// ---- State ----
+
+function applySnapshot({ seq = 0, totals = {}, recent = [] }) {
+  state.seq = seq;
+  state.totals = zeroTotals();
+  for (const p of PRIORITIES) state.totals[p] = Number(totals[p]) || 0;
+  pending.reset = recent.slice(0, LIST_CAP);
+  pending.added = [];
+  scheduleRender();
+}
+
+function applyEvents(events) {
+  const now = Date.now();
+  for (const event of events) {
+    // The server already skips what the snapshot held; this mirrors it.
+    if (typeof event.seq === 'number' && event.seq <= state.seq) continue;
+    if (typeof event.seq === 'number') state.seq = event.seq;
+    const task = event.task ?? {};
+    if (Object.hasOwn(state.totals, task.priority)) state.totals[task.priority] += 1;
+    if (typeof task.created_at === 'number') recordLatency(now - task.created_at);
+    rate.count += 1;
+    pending.added.push(event);
+  }
+  // Keep the queue bounded while frames are not being drawn (a hidden tab):
+  // everything but the newest LIST_CAP would be trimmed off the list anyway.
+  if (pending.added.length > 2 * LIST_CAP) pending.added.splice(0, pending.added.length - LIST_CAP);
+  scheduleRender();
+}
+
+function recordLatency(ms) {
+  const value = Math.max(0, ms); // clocks of two machines may disagree a little
+  latency.samples[latency.next] = value;
+  latency.next = (latency.next + 1) % LATENCY_SAMPLES;
+  latency.size = Math.min(latency.size + 1, LATENCY_SAMPLES);
+  latency.last = value;
+  pending.latency = true;
+}
+
+function tickRate() {
+  rate.buckets.push(rate.count);
+  rate.count = 0;
+  if (rate.buckets.length > RATE_WINDOW_S) rate.buckets.shift();
+  const perSecond = rate.buckets.reduce((a, b) => a + b, 0) / rate.buckets.length;
+  el.rate.textContent = `${Math.round(perSecond).toLocaleString()} /s`;
+}
+
+// ---- Rendering, at most once per animation frame ----
+
+function scheduleRender() {
+  if (frame.scheduled) return;
+  frame.scheduled = true;
+  frame.raf = requestAnimationFrame(render);
+  frame.timer = setTimeout(render, RENDER_FALLBACK_MS);
+}
+
+function render() {
+  cancelAnimationFrame(frame.raf);
+  clearTimeout(frame.timer);
+  frame.scheduled = false;
+  renderList();
+  renderTotals();
+  renderChart();
+  if (pending.latency) renderLatency();
+}
+
+function renderList() {
+  if (pending.reset) {
+    const fragment = document.createDocumentFragment();
+    for (const event of pending.reset) fragment.append(taskItem(event));
+    el.tasks.replaceChildren(fragment);
+    pending.reset = null;
+  }
+  const added = pending.added;
+  if (added.length > 0) {
+    const fragment = document.createDocumentFragment();
+    const oldest = Math.max(0, added.length - LIST_CAP);
+    for (let i = added.length - 1; i >= oldest; i -= 1) fragment.append(taskItem(added[i]));
+    el.tasks.prepend(fragment);
+    pending.added = [];
+    while (el.tasks.childElementCount > LIST_CAP) el.tasks.lastElementChild.remove();
+  }
+}
+
+/** One list item: "Batch ID … — Task ID … — Owner … — Priority …", as text nodes. */
+function taskItem(event) {
+  const task = event?.task ?? {};
+  const li = document.createElement('li');
+  li.append(
+    label('Batch ID'), ` ${text(task.batchid)} — `,
+    label('Task ID'), ` ${text(task.id)} — `,
+    label('Owner'), ` ${text(task.owner)} — `,
+    label('Priority'), ' ', priorityBadge(task.priority),
+  );
+  return li;
+}
+
+function label(words) {
+  const span = document.createElement('span');
+  span.className = 'label';
+  span.textContent = words;
+  return span;
+}
+
+function priorityBadge(priority) {
+  const span = document.createElement('span');
+  const known = PRIORITIES.includes(priority);
+  span.className = known ? `priority priority-${priority.toLowerCase()}` : 'priority';
+  span.textContent = text(priority);
+  return span;
+}
+
+function text(value) {
+  return value === undefined || value === null ? '?' : String(value);
+}
+
+function renderTotals() {
+  let all = 0;
+  for (const p of PRIORITIES) {
+    all += state.totals[p];
+    el.totals[p].textContent = state.totals[p].toLocaleString();
+  }
+  el.totalAll.textContent = all.toLocaleString();
+  el.empty.hidden = all > 0 || el.tasks.childElementCount > 0;
+}
+
+function renderChart() {
+  if (!chart) return;
+  const bars = chart.data.datasets[0].data;
+  PRIORITIES.forEach((p, i) => { bars[i] = state.totals[p]; });
+  // Animating a hidden tab is wasted work; its bars are simply set.
+  chart.update(document.hidden ? 'none' : undefined);
+}
+
+function renderLatency() {
+  pending.latency = false;
+  const sorted = latency.samples.slice(0, latency.size).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  el.latency.textContent =
+    `last\u00a0${duration(latency.last)} · p50\u00a0${duration(at(0.5))} · p95\u00a0${duration(at(0.95))}`;
+}
+
+/** A duration, its number and unit kept on one line. */
+function duration(ms) {
+  return ms < 1000 ? `${Math.round(ms)}\u00a0ms` : `${(ms / 1000).toFixed(1)}\u00a0s`;
+}
+
+// ---- Chart ----
+
+/** The bar chart, coloured from the stylesheet's --priority-* properties. */
+function createChart(canvas) {
+  const { Chart } = window;
+  if (!Chart) {
+    console.error('Chart.js did not load from /static/vendor/chart.js/; the chart is left out');
+    return null;
+  }
+  const css = getComputedStyle(document.documentElement);
+  const colour = (name) => css.getPropertyValue(name).trim();
+  Chart.defaults.font.family = colour('--font') || Chart.defaults.font.family;
+  Chart.defaults.color = colour('--muted') || Chart.defaults.color;
+  const chart = new Chart(canvas, {
+    type: 'bar',
+    data: {
+      labels: PRIORITIES,
+      datasets: [{
+        label: 'Tasks',
+        data: PRIORITIES.map(() => 0),
+        backgroundColor: PRIORITIES.map((p) => colour(`--priority-${p.toLowerCase()}`)),
+        borderRadius: 4,
+      }],
+    },
+    options: chartOptions(colour('--text')),
+  });
+  // Lets a test wait for the bars to settle before a screenshot.
+  Object.defineProperty(chart, 'animating', { get: () => Chart.animator.running(chart) });
+  return chart;
+}
+
+function chartOptions(titleColour) {
+  return {
+    responsive: true,
+    maintainAspectRatio: false,
+    animation: { duration: 300 },
+    interaction: { mode: 'index', intersect: false },
+    plugins: {
+      title: {
+        display: true, text: 'Tasks Priority Matrix', color: titleColour,
+        font: { size: 16, weight: 'bold' },
+      },
+      legend: { display: false },
+      tooltip: { mode: 'index', intersect: false },
+    },
+    scales: {
+      x: { title: { display: true, text: 'Priority' } },
+      y: { beginAtZero: true, title: { display: true, text: 'Total' }, ticks: { precision: 0 } },
+    },
+  };
+}
+
+// ---- Helpers ----
+
+function zeroTotals() {
+  return Object.fromEntries(PRIORITIES.map((p) => [p, 0]));
+}
+
+function byId(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`the dashboard page has no #${id}`);
+  return node;
+}
