@@ -129,16 +129,6 @@ impl Batch {
         }
     }
 
-    /// The number of events logged so far.
-    pub fn len(&self) -> usize {
-        lock(&self.log).frames.len()
-    }
-
-    /// Whether nothing has been logged yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn append(&self, event: &str, data: &impl serde::Serialize, finished: bool) {
         let json = match serde_json::to_string(data) {
             Ok(json) => json,

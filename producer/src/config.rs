@@ -49,7 +49,8 @@ pub struct Config {
     #[arg(long, env = "MAX_NBR_TASKS", default_value_t = 100, global = true)]
     pub max_tasks: u32,
 
-    /// Milliseconds between the starts of two deliveries of a batch (0: as fast as possible).
+    /// Milliseconds between the starts of two deliveries of a page batch (0: as fast as
+    /// possible); `send` uses --rate instead.
     #[arg(long, env = "WAIT_TIME_MS", default_value_t = 50, global = true)]
     pub pace_ms: u64,
 

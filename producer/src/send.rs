@@ -52,8 +52,9 @@ pub async fn execute(
     let deliverer = Deliverer::new(config.delivery()?, concurrency)?;
     let tasks = Generator::new(config.seed).batch_of(args.count);
     eprintln!(
-        "sending {} tasks (batch {}) to {}, at most {concurrency} in flight, {}",
+        "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}",
         args.count,
+        if args.count == 1 { "" } else { "s" },
         tasks.batchid,
         deliverer.target(),
         args.rate
