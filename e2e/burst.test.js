@@ -1,0 +1,83 @@
+// A dashboard that keeps up (issue 4): with the dashboard open, a burst of 10,000 signed
+// webhooks from `producer send`; the chart ends exactly at 10,000 and the page never
+// blocked its main thread for more than 200 ms (PerformanceObserver "longtask").
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { dashboardState, waitForChartTotal, waitForConnected } from './lib/dashboard.js';
+import { PRIORITIES } from './lib/socket.js';
+import { startStack, useServices } from './lib/stack.js';
+import { getJson } from './lib/wait.js';
+
+/** Tasks in the burst. */
+const COUNT = Number(process.env.E2E_BURST_COUNT ?? 10_000);
+/** Concurrent deliveries by `producer send`. */
+const CONCURRENCY = 32;
+/** The longest the page may block its main thread, in ms. */
+const LONG_TASK_LIMIT_MS = 200;
+/** How long the burst may take to be sent, in ms (debug build, 2 shared cores). */
+const SEND_TIMEOUT_MS = 120_000;
+
+const ctx = useServices('burst', {
+  async start(services) {
+    const stack = await startStack(services, { producer: false });
+    const browser = await launchBrowser();
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    return { ...stack, browser, context };
+  },
+  async stop({ browser }) {
+    await browser?.close();
+  },
+});
+
+/** Installed before the page's own scripts: records every long task from the start. */
+function collectLongTasks() {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      window.__longTasks.push({ start: Math.round(entry.startTime), duration: Math.round(entry.duration) });
+    }
+  }).observe({ type: 'longtask', buffered: true });
+}
+
+test(`a burst of ${COUNT} tasks ends with exact totals and no long task over ${LONG_TASK_LIMIT_MS} ms`, async (t) => {
+  const { context, services, consumerUrl, secret } = ctx;
+  const page = await openPage(context);
+  await page.addInitScript(collectLongTasks);
+  await page.goto(consumerUrl);
+  await waitForConnected(page);
+
+  const burstStartInPage = await page.evaluate(() => Math.round(performance.now()));
+  const started = performance.now();
+  const send = await services.run('producer-send', 'producer', [
+    'send', '--count', String(COUNT), '--concurrency', String(CONCURRENCY),
+    '--target', `${consumerUrl}/consumetasks`,
+  ], { WEBHOOK_SECRET: secret }, { timeoutMs: SEND_TIMEOUT_MS });
+  const sentMs = performance.now() - started;
+  assert.equal(send.code, 0, `producer send failed:\n${send.output}`);
+
+  const chartTotal = await waitForChartTotal(page, COUNT);
+  const shownMs = performance.now() - started;
+  const stats = await getJson(`${consumerUrl}/api/stats`);
+  assert.equal(stats.total, COUNT, '/api/stats counts every task once');
+  assert.equal(chartTotal, COUNT, 'the chart counts every task once');
+  const shown = await dashboardState(page);
+  assert.deepEqual(shown.totals, { ...stats.totals, all: COUNT }, 'the totals written on the page');
+  assert.ok(await page.locator('ol#tasks > li').count() <= 200, 'the task list stays capped');
+
+  const longTasks = await page.evaluate(() => window.__longTasks);
+  const longest = longTasks.reduce((max, { duration }) => Math.max(max, duration), 0);
+  const rate = Math.round(COUNT / (sentMs / 1000));
+  t.diagnostic(`sent ${COUNT} in ${Math.round(sentMs)} ms (${rate} tasks/s, concurrency ${CONCURRENCY}); ` +
+    `chart complete after ${Math.round(shownMs)} ms; ${longTasks.length} long tasks, longest ${longest} ms; ` +
+    `totals ${PRIORITIES.map((p) => `${p} ${stats.totals[p]}`).join(', ')}`);
+  t.diagnostic(`long tasks (start ms after navigation: duration ms; the burst began at ${burstStartInPage}): ` +
+    longTasks.map(({ start, duration }) => `${start}: ${duration}`).join(', '));
+  await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-after-burst.png') });
+
+  assert.ok(longest <= LONG_TASK_LIMIT_MS,
+    `the longest long task took ${longest} ms (limit ${LONG_TASK_LIMIT_MS}): ${JSON.stringify(longTasks)}`);
+  assert.deepEqual(page.problems, [], 'the dashboard logged no errors');
+});

@@ -1,0 +1,155 @@
+// The demo as a person uses it (issue 4): open the dashboard and the producer page, click
+// Produce Tasks, and watch the chart fill with exactly the batch's tasks; the totals survive
+// a reload; a task's owner is shown as text even when it contains HTML.
+
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { dashboardState, waitForChart, waitForConnected } from './lib/dashboard.js';
+import { ROOT } from './lib/services.js';
+import { postSignedTask } from './lib/signing.js';
+import { DashboardSocket, PRIORITIES, countByPriority, duplicates } from './lib/socket.js';
+import { startStack, useServices } from './lib/stack.js';
+import { getJson } from './lib/wait.js';
+
+/** Tasks in the batch: min = max, so the count is known. */
+const BATCH_SIZE = 40;
+/** Delay between tasks, in ms: small, so the test is quick, but the page still animates. */
+const PACE_MS = 5;
+/** How long a 40-task batch may take to complete, in ms. */
+const BATCH_TIMEOUT_MS = 60_000;
+/** The README's screenshots; rewritten only when asked, so a test run leaves git clean. */
+const DOCS_SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
+const UPDATE_DOCS = process.env.UPDATE_SCREENSHOTS === '1';
+
+const ctx = useServices('demo', {
+  async start(services) {
+    const stack = await startStack(services);
+    const browser = await launchBrowser();
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const socket = await DashboardSocket.connect(stack.consumerUrl);
+    return { ...stack, browser, context, socket };
+  },
+  async stop({ browser, socket }) {
+    socket?.close();
+    await browser?.close();
+  },
+});
+
+async function screenshot(page, name) {
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+  if (UPDATE_DOCS) {
+    mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(DOCS_SCREENSHOTS, `${name}.png`) });
+  }
+}
+
+/** Clicks Produce Tasks for one batch of `size` tasks; waits for "Complete"; returns the batch. */
+async function produceBatch(producer, size) {
+  await producer.fill('#min', String(size));
+  await producer.fill('#max', String(size));
+  await producer.fill('#pace', String(PACE_MS));
+  // The page POSTs /producetasks; its answer names the batch whose panel we then watch.
+  const answer = producer.waitForResponse((r) => r.url().endsWith('/producetasks') && r.request().method() === 'POST');
+  await producer.getByRole('button', { name: 'Produce Tasks' }).click();
+  const response = await answer;
+  assert.equal(response.status(), 202, `POST /producetasks answered ${response.status()}`);
+  const { batchid, total } = await response.json();
+  assert.equal(total, size, 'min = max, so the batch has exactly that many tasks');
+  const status = producer.locator(`.batch[data-batchid="${batchid}"] .batch-status`);
+  await status.filter({ hasText: 'Complete' }).waitFor({ timeout: BATCH_TIMEOUT_MS });
+  return { batchid, status: (await status.textContent()).trim() };
+}
+
+let batch;
+let expected;
+
+test('clicking Produce Tasks fills the chart with exactly the batch, per priority', async () => {
+  const { context, consumerUrl, producerUrl, socket } = ctx;
+  const dashboard = await openPage(context);
+  await dashboard.goto(consumerUrl);
+  await waitForConnected(dashboard);
+  const empty = dashboard.locator('#empty');
+  await empty.waitFor({ state: 'visible', timeout: 5_000 });
+  const hint = await empty.innerText();
+  assert.ok(hint.includes('Produce Tasks') && hint.includes(producerUrl),
+    `before any task the dashboard says where to click Produce Tasks: "${hint}"`);
+  assert.equal(await dashboard.locator('#connection').getAttribute('data-state'), 'open');
+  ctx.dashboard = dashboard;
+
+  const producer = await openPage(context);
+  await producer.goto(producerUrl);
+  ctx.producer = producer;
+  batch = await produceBatch(producer, BATCH_SIZE);
+  assert.match(batch.status, new RegExp(`Complete\\D+${BATCH_SIZE} delivered\\D+0 failed`),
+    'the producer page reports every task delivered');
+
+  // What the batch was, per priority, as an independent WebSocket client received it.
+  const events = await socket.waitForBatch(batch.batchid, BATCH_SIZE);
+  assert.equal(events.length, BATCH_SIZE, 'each task is sent to a dashboard exactly once');
+  assert.deepEqual(duplicates(events), []);
+  expected = countByPriority(events);
+
+  const stats = await getJson(`${consumerUrl}/api/stats`);
+  assert.deepEqual(stats.totals, expected, '/api/stats counts the batch per priority');
+  assert.equal(stats.total, BATCH_SIZE);
+
+  const chart = await waitForChart(dashboard, expected);
+  assert.deepEqual(chart, PRIORITIES.map((p) => expected[p]), 'chart bars (Low, Moderate, Major, Critical)');
+  const shown = await dashboardState(dashboard);
+  assert.deepEqual(shown.totals, { ...expected, all: BATCH_SIZE }, 'the totals written on the page');
+  assert.equal(shown.empty, false, 'the empty state is gone once tasks arrived');
+});
+
+test('the task list shows the batch\'s tasks, newest first, and the live figures', async () => {
+  const { dashboard, socket } = ctx;
+  const items = await dashboard.locator('ol#tasks > li').allInnerTexts();
+  assert.equal(items.length, BATCH_SIZE, 'one list item per task');
+  for (const item of items) assert.ok(item.includes(batch.batchid), `"${item}" names batch ${batch.batchid}`);
+  const shownIds = items.map((item) => Number(item.match(/Task ID\s+(\d+)/)?.[1]));
+  const arrived = socket.batch(batch.batchid).map((event) => event.task.id).reverse();
+  assert.deepEqual(shownIds, arrived, 'the list holds every task, newest (last to arrive) first');
+
+  const latency = await dashboard.locator('#latency').innerText();
+  assert.match(latency, /\d+\s*m?s/, `the latency from creation to page is shown: "${latency}"`);
+  assert.match(await dashboard.locator('#rate').innerText(), /\d/, 'events per second are shown');
+});
+
+test('screenshots of both pages, after the batch', async () => {
+  const { dashboard, producer } = ctx;
+  // The chart animates its bars; wait until it has finished so the picture shows them.
+  await dashboard.waitForFunction(() => !window.taskhooks.chart.animating, null, { timeout: 5_000 });
+  await screenshot(dashboard, 'dashboard');
+  await screenshot(producer, 'producer');
+  assert.deepEqual(dashboard.problems, [], 'the dashboard logged no errors');
+  assert.deepEqual(producer.problems, [], 'the producer page logged no errors');
+});
+
+test('after a reload the dashboard shows the same totals', async () => {
+  const { dashboard } = ctx;
+  await dashboard.reload();
+  await waitForConnected(dashboard);
+  const chart = await waitForChart(dashboard, expected);
+  assert.deepEqual(chart, PRIORITIES.map((p) => expected[p]));
+  const shown = await dashboardState(dashboard);
+  assert.deepEqual(shown.totals, { ...expected, all: BATCH_SIZE });
+  assert.equal(await dashboard.locator('ol#tasks > li').count(), BATCH_SIZE,
+    'the recent tasks come back with the snapshot');
+});
+
+test('an owner containing HTML is shown as text, never run', async () => {
+  const { dashboard, consumerUrl, secret } = ctx;
+  const owner = '<img src=x onerror="window.__xss=1">';
+  const task = { batchid: 'xss-check', id: 1, owner, priority: 'Critical', created_at: Date.now() };
+  const answer = await postSignedTask(`${consumerUrl}/consumetasks`, secret, task);
+  assert.equal(answer.status, 200, `the consumer accepts the signed webhook: ${answer.body}`);
+
+  const item = dashboard.locator('ol#tasks > li', { hasText: owner });
+  await item.first().waitFor({ timeout: 10_000 });
+  assert.ok((await item.first().textContent()).includes(owner), 'the owner appears literally');
+  assert.equal(await dashboard.locator('#tasks img').count(), 0, 'no img element was created');
+  assert.equal(await dashboard.evaluate(() => window.__xss), undefined, 'no script ran');
+  await waitForChart(dashboard, { ...expected, Critical: expected.Critical + 1 });
+});

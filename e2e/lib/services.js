@@ -1,0 +1,181 @@
+// Starts the programs under test: a private redis-server and the real consumer and producer
+// binaries from target/debug, each on a free port, each logging to its own file under
+// target/e2e/logs/. Everything started is stopped by `stopAll()` (call it from an after()
+// hook) and, as a last resort, killed when the test process exits.
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
+
+/** The repository root. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Where cargo puts its output (honours CARGO_TARGET_DIR, as cargo does). */
+export const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
+/** Where logs and screenshots go: under target/, so out of git. */
+export const OUTPUT = join(TARGET, 'e2e');
+
+/** How long a program may take to answer /healthz after it is started, in ms. */
+const START_TIMEOUT_MS = 20_000;
+/** How long a program may take to exit after SIGTERM before it is killed, in ms. */
+const STOP_TIMEOUT_MS = 5_000;
+/** How many lines of each log are printed when a test fails. */
+const LOG_TAIL_LINES = 150;
+
+const running = new Set();
+const killAll = () => {
+  for (const child of running) child.kill('SIGKILL');
+};
+process.on('exit', killAll);
+// Interrupted (Ctrl-C, or the test runner cancelling the file): nothing may outlive us.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
+
+/** The path of a debug binary, or an error saying how to build it. */
+export function binary(name) {
+  const path = join(TARGET, 'debug', name);
+  if (!existsSync(path)) {
+    throw new Error(`${path} does not exist: run \`cargo build --bins\` first (scripts/e2e does)`);
+  }
+  return path;
+}
+
+/** A TCP port that was free a moment ago: bind port 0, read the port, close. */
+export async function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/**
+ * The environment a program under test gets: only what a program needs to run plus
+ * `vars`, so that a BIND or REDIS_URL in the developer's shell cannot leak into a test.
+ */
+function childEnv(vars) {
+  const base = { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', RUST_BACKTRACE: '1' };
+  base.RUST_LOG = process.env.E2E_RUST_LOG ?? 'info';
+  return { ...base, ...vars };
+}
+
+function ping(socketPath) {
+  return new Promise((ok, fail) => {
+    const conn = createConnection({ path: socketPath });
+    conn.setTimeout(2_000, () => conn.destroy(new Error('no answer to PING')));
+    conn.on('error', fail);
+    conn.on('connect', () => conn.write('PING\r\n'));
+    conn.on('data', (data) => {
+      conn.end();
+      ok(data.toString().startsWith('+PONG'));
+    });
+  });
+}
+
+/** One test file's programs, their logs, and their clean-up. */
+export class Services {
+  /** @param {string} label  names the log folder, target/e2e/logs/<label>/ */
+  constructor(label) {
+    this.label = label;
+    this.logDir = join(OUTPUT, 'logs', label);
+    rmSync(this.logDir, { recursive: true, force: true });
+    mkdirSync(this.logDir, { recursive: true });
+    this.tempDir = mkdtempSync(join(tmpdir(), 'taskhooks-e2e-'));
+    /** @type {{ name: string, child: import('node:child_process').ChildProcess, log: string }[]} */
+    this.procs = [];
+  }
+
+  /** Starts `command args` with `env`, stdout and stderr going to <name>.log. */
+  spawn(name, command, args, env) {
+    const log = join(this.logDir, `${name}.log`);
+    const fd = openSync(log, 'w');
+    const child = spawn(command, args, { env: childEnv(env), stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const proc = { name, child, log, exited: null };
+    child.on('exit', (code, signal) => {
+      proc.exited = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      running.delete(child);
+    });
+    running.add(child);
+    this.procs.push(proc);
+    return proc;
+  }
+
+  /**
+   * Starts a private redis-server on a Unix socket, and also on 127.0.0.1:`port` when one
+   * is given; returns its URL (`redis+unix://…`, or `redis://127.0.0.1:port`).
+   */
+  async startRedis(name = 'redis', { port = 0 } = {}) {
+    const dir = mkdtempSync(join(this.tempDir, `${name}-`));
+    const socket = join(dir, 'redis.sock');
+    const proc = this.spawn(name, 'redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socket, '--unixsocketperm', '700',
+      '--save', '', '--appendonly', 'no', '--dir', dir,
+    ], {});
+    await waitFor(`${name} to answer PING on ${socket}`, async () => {
+      if (proc.exited) throw new Error(`redis-server ${proc.exited}; see ${proc.log}`);
+      return existsSync(socket) && (await ping(socket));
+    }, { timeoutMs: START_TIMEOUT_MS });
+    return port ? `redis://127.0.0.1:${port}` : `redis+unix://${socket}`;
+  }
+
+  /**
+   * Starts a debug binary and waits until `GET <baseUrl>/healthz` answers 200.
+   * @param {string} name  log name, e.g. "consumer"
+   * @param {{ bin: string, args?: string[], env?: Record<string,string>, baseUrl: string }} spec
+   */
+  async startBinary(name, { bin, args = [], env = {}, baseUrl }) {
+    const proc = this.spawn(name, binary(bin), args, env);
+    await waitFor(`${name} to answer ${baseUrl}/healthz`, async () => {
+      if (proc.exited) throw new Error(`${name} ${proc.exited}; see ${proc.log}`);
+      const response = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      return response.ok;
+    }, { timeoutMs: START_TIMEOUT_MS });
+    return proc;
+  }
+
+  /** Runs a binary to completion (e.g. `producer send`); resolves to `{ code, output }`. */
+  async run(name, bin, args, env, { timeoutMs = 120_000 } = {}) {
+    const proc = this.spawn(name, binary(bin), args, env);
+    const code = await new Promise((ok) => {
+      const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+      proc.child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        ok(signal ? `signal ${signal}` : code);
+      });
+    });
+    return { code, output: readFileSync(proc.log, 'utf8') };
+  }
+
+  /** Prints the tail of every log to stderr (the test runner shows it with the failure). */
+  dumpLogs(reason = 'a test failed') {
+    process.stderr.write(`\n---- ${this.label}: ${reason}; logs of the programs under test ----\n`);
+    for (const { name, log, exited } of this.procs) {
+      const lines = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+      const tail = lines.slice(-LOG_TAIL_LINES).join('\n');
+      process.stderr.write(`---- ${name} (${exited ?? 'running'}), ${log} ----\n${tail}\n`);
+    }
+  }
+
+  /** Stops every program: SIGTERM, then SIGKILL after a grace period. */
+  async stopAll() {
+    await Promise.all(this.procs.map(({ child }) => new Promise((ok) => {
+      if (child.exitCode !== null || child.signalCode !== null) return ok();
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      child.once('exit', () => { clearTimeout(timer); ok(); });
+      child.kill('SIGTERM');
+    })));
+    rmSync(this.tempDir, { recursive: true, force: true });
+  }
+}

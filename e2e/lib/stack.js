@@ -1,0 +1,70 @@
+// The whole system as the demo runs it: Redis, the consumer and the producer on free
+// ports sharing a fresh secret, with node:test hooks that print the programs' logs when a
+// test fails and stop everything afterwards, pass or fail.
+
+import { after, afterEach, before } from 'node:test';
+import { Services, freePort } from './services.js';
+import { newSecret } from './signing.js';
+
+/**
+ * Starts the consumer (and, unless `producer: false`, the producer) with their own Redis.
+ * @param {Services} services
+ */
+export async function startStack(services, { producer = true } = {}) {
+  const secret = newSecret();
+  const redisUrl = await services.startRedis();
+  const [consumerPort, producerPort] = [await freePort(), await freePort()];
+  const consumerUrl = `http://127.0.0.1:${consumerPort}`;
+  const producerUrl = `http://127.0.0.1:${producerPort}`;
+  await services.startBinary('consumer', {
+    bin: 'consumer',
+    baseUrl: consumerUrl,
+    args: ['--bind', `127.0.0.1:${consumerPort}`, '--redis-url', redisUrl, '--producer-url', producerUrl],
+    env: { WEBHOOK_SECRET: secret },
+  });
+  if (producer) {
+    await services.startBinary('producer', {
+      bin: 'producer',
+      baseUrl: producerUrl,
+      args: [
+        '--bind', `127.0.0.1:${producerPort}`,
+        '--target', `${consumerUrl}/consumetasks`,
+        '--dashboard-url', consumerUrl,
+      ],
+      env: { WEBHOOK_SECRET: secret },
+    });
+  }
+  return { secret, redisUrl, consumerUrl, producerUrl };
+}
+
+/**
+ * Registers before/afterEach/after hooks for one test file and returns an object that
+ * `start` fills in before the first test. `start(services)` starts whatever the file needs;
+ * `stop(ctx)` closes what `start` opened that `Services` does not know (a browser, say).
+ * When start-up or any test fails, the programs' logs are printed once, before they stop.
+ */
+export function useServices(label, { start, stop = async () => {} }) {
+  const services = new Services(label);
+  const ctx = { services };
+  const failures = [];
+  before(async () => {
+    try {
+      Object.assign(ctx, await start(services));
+    } catch (err) {
+      failures.push(`start-up (${err.message})`);
+      throw err;
+    }
+  });
+  afterEach((t) => {
+    if (!t.passed) failures.push(`"${t.name}"`);
+  });
+  after(async () => {
+    try {
+      if (failures.length) services.dumpLogs(`failed: ${failures.join(', ')}`);
+      await stop(ctx);
+    } finally {
+      await services.stopAll();
+    }
+  });
+  return ctx;
+}
