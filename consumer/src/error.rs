@@ -35,17 +35,6 @@ pub enum ApiError {
     /// `/ws` was requested without a valid WebSocket upgrade.
     #[error("this endpoint takes a WebSocket connection (ws://…/ws): {0}")]
     NotWebSocket(String),
-    /// No such route.
-    #[error("no such resource: {0}")]
-    NotFound(String),
-    /// The route exists but not for this method.
-    #[error("method {method} is not allowed here; use {allowed}")]
-    MethodNotAllowed {
-        /// The method used.
-        method: String,
-        /// The methods the route takes.
-        allowed: &'static str,
-    },
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the consumer's log")]
     Internal(#[source] anyhow::Error),
@@ -64,8 +53,6 @@ impl ResponseError for ApiError {
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,9 +65,6 @@ impl ResponseError for ApiError {
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::MethodNotAllowed { allowed, .. } = self {
-            response.insert_header(("allow", *allowed));
-        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("retry-after", RETRY_AFTER_SECS));
         }

@@ -21,4 +21,5 @@ pub mod startup;
 pub mod ws;
 
 pub use config::Config;
-pub use startup::{AppState, Application, shutdown_signal};
+pub use startup::{AppState, Application};
+pub use taskhooks_shared::web::shutdown_signal;

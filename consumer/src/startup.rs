@@ -168,26 +168,3 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
 fn listen_host(bind: &str) -> &str {
     bind.rsplit_once(':').map_or(bind, |(host, _)| host)
 }
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    token.cancel();
-}

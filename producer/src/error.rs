@@ -23,17 +23,6 @@ pub enum ApiError {
     /// The server is shutting down and starts nothing new.
     #[error("the producer is shutting down and starts no new batches; try again once it is back")]
     ShuttingDown,
-    /// No such route.
-    #[error("no such resource: {0}")]
-    NotFound(String),
-    /// The route exists but not for this method.
-    #[error("method {method} is not allowed here; use {allowed}")]
-    MethodNotAllowed {
-        /// The method used.
-        method: String,
-        /// The methods the route takes.
-        allowed: &'static str,
-    },
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the producer's log")]
     Internal(#[source] anyhow::Error),
@@ -43,10 +32,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownBatch(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownBatch(_) => StatusCode::NOT_FOUND,
             ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,9 +46,6 @@ impl ResponseError for ApiError {
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::MethodNotAllowed { allowed, .. } = self {
-            response.insert_header(("allow", *allowed));
-        }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }
 }

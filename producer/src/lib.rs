@@ -25,4 +25,5 @@ pub mod startup;
 pub mod state;
 
 pub use config::{Command, Config};
-pub use startup::{Application, shutdown_signal};
+pub use startup::Application;
+pub use taskhooks_shared::web::shutdown_signal;

@@ -106,26 +106,3 @@ async fn wind_down(shutdown: CancellationToken, state: web::Data<AppState>, serv
     state.closing.cancel();
     server.stop(true).await;
 }
-
-/// Cancels `token` on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    token.cancel();
-}

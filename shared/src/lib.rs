@@ -1,8 +1,9 @@
 //! Taskhooks' shared vocabulary: the [`Task`] both programs exchange and the
 //! Standard Webhooks [`signing`] that proves a task came from our producer.
 //!
-//! Nothing in here knows about HTTP servers, Redis or browsers; both binaries
-//! depend on it, so it stays small and pure.
+//! It also holds the few pieces of web plumbing both actix apps would otherwise
+//! write twice ([`web`]: JSON 404/405, static files, the shutdown signal) and the
+//! embedded front-end [`assets`]. Nothing in here knows about Redis or the pages.
 
 pub mod assets;
 pub mod signing;
@@ -10,6 +11,7 @@ pub mod task;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 
 pub use signing::{Secret, SigningError, WebhookHeaders};
 pub use task::{Priority, Task};

@@ -1,8 +1,7 @@
-//! The producer page and the embedded static files.
+//! The producer page.
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use askama::Template as _;
 
@@ -32,14 +31,4 @@ pub async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
-}
-
-/// `GET /static/{path}`: a file from the repository's `static/` folder.
-pub async fn static_file(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let asset = taskhooks_shared::assets::get(&path)
-        .ok_or_else(|| ApiError::NotFound(format!("/static/{path}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(asset.content_type)
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(asset.bytes.into_owned()))
 }

@@ -1,0 +1,79 @@
+//! What both web apps share: JSON answers for unknown paths and wrong methods,
+//! the embedded static files, and the shutdown signal.
+//!
+//! Every error a client can meet is `{"error": "…"}` with a precise status; these
+//! are the ones that do not depend on either program's own errors.
+
+use crate::assets;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+use tokio_util::sync::CancellationToken;
+
+/// A JSON error answer: `status` and `{"error": message}`.
+pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
+}
+
+/// A resource answering `route` at `path`, and a JSON 405 with an `Allow` header
+/// naming `allowed` for any other method.
+pub fn only(path: &str, allowed: &'static str, route: Route) -> Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(move |req: HttpRequest| async move {
+            let mut response = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {} is not allowed here; use {allowed}", req.method()),
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+            response
+        }))
+}
+
+/// The JSON 404 for every unknown path (the apps' default service).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    json_error(
+        StatusCode::NOT_FOUND,
+        format!("no such resource: {}", req.path()),
+    )
+}
+
+/// `GET /static/{path}`: a file from the repository's `static/` folder, embedded
+/// in the binary; revalidated on every load (`no-cache`), so a rebuilt binary's
+/// files are never mixed with a browser's stale copies.
+pub async fn static_file(path: web::Path<String>) -> HttpResponse {
+    match assets::get(&path) {
+        Some(asset) => HttpResponse::Ok()
+            .content_type(asset.content_type)
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(asset.bytes.into_owned()),
+        None => json_error(
+            StatusCode::NOT_FOUND,
+            format!("no such resource: /static/{path}"),
+        ),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM, then cancels `token`.
+pub async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}
