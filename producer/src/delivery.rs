@@ -1,11 +1,13 @@
 //! Delivering one task as a webhook: the shared HTTP client, a fresh signature per
 //! attempt, retries by the [`crate::retry`] policy, and a record of every attempt.
 
+use crate::metrics::Metrics;
 use crate::retry::{self, Decision, GiveUp, RetryPolicy, Verdict};
 use anyhow::Context as _;
 use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use taskhooks_shared::Secret;
 use taskhooks_shared::signing::{self, unix_now};
@@ -89,6 +91,7 @@ pub struct Delivery {
 pub struct Deliverer {
     client: reqwest::Client,
     settings: DeliverySettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Deliverer {
@@ -105,7 +108,16 @@ impl Deliverer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Deliverer { client, settings })
+        Ok(Deliverer {
+            client,
+            settings,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+
+    /// What every delivery so far came to (served at `GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Where webhooks go.
@@ -122,6 +134,7 @@ impl Deliverer {
         stop: &CancellationToken,
         mut on_retry: impl FnMut(&Attempt, Duration),
     ) -> Delivery {
+        let _in_flight = self.metrics.start();
         let started = Instant::now();
         let mut attempts: Vec<Attempt> = Vec::new();
         let outcome = loop {
@@ -152,11 +165,13 @@ impl Deliverer {
                 }
             }
         };
-        Delivery {
+        let delivery = Delivery {
             outcome,
             attempts,
             elapsed: started.elapsed(),
-        }
+        };
+        self.metrics.delivery(&delivery);
+        delivery
     }
 
     /// One signed POST.
@@ -164,13 +179,17 @@ impl Deliverer {
         let started = Instant::now();
         let result = self.post(message).await;
         let duration = started.elapsed();
+        let mut timed_out = false;
         let (status, error, verdict) = match result {
             Ok((code, retry_after, detail)) => {
                 let ok = (200..300).contains(&code);
                 let error = (!ok).then(|| refusal(code, &detail));
                 (Some(code), error, Verdict::Status { code, retry_after })
             }
-            Err(err) => (None, Some(self.describe(&err)), Verdict::Transport),
+            Err(err) => {
+                timed_out = err.is_timeout();
+                (None, Some(self.describe(&err)), Verdict::Transport)
+            }
         };
         let attempt = Attempt {
             number,
@@ -178,6 +197,7 @@ impl Deliverer {
             error,
             duration,
         };
+        self.metrics.attempt(&attempt, timed_out);
         (attempt, verdict)
     }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod generator;
+pub mod metrics;
 pub mod report;
 pub mod retry;
 pub mod routes;

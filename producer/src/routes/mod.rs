@@ -27,5 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "POST",
             web::post().to(batches::stop),
         ))
-        .service(only("/healthz", "GET", web::get().to(health::healthz)));
+        .service(only("/healthz", "GET", web::get().to(health::healthz)))
+        .service(only("/metrics", "GET", web::get().to(health::metrics)));
 }

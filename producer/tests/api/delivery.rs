@@ -75,6 +75,29 @@ async fn a_task_answered_500_then_500_then_200_is_delivered_on_the_third_attempt
 }
 
 #[tokio::test]
+async fn metrics_count_every_attempt_and_delivery_by_outcome() {
+    let mut receiver = Receiver::start([Reply::status(500)]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    receiver.take(2).await;
+    assert_eq!(done(&app.all_events(&batch).await)["delivered"], 1);
+
+    let (status, body) = app.call("GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("metrics are text");
+    for line in [
+        r#"taskhooks_producer_attempts_total{outcome="refused",status="5xx"} 1"#,
+        r#"taskhooks_producer_attempts_total{outcome="success",status="2xx"} 1"#,
+        r#"taskhooks_producer_deliveries_total{outcome="delivered"} 1"#,
+        "taskhooks_producer_delivery_duration_seconds_count 1",
+        "taskhooks_producer_deliveries_in_flight 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn a_task_answered_400_fails_at_once_without_a_retry() {
     let mut receiver = Receiver::start([Reply::status(400)]).await;
     let app = spawn_app(&receiver, &[]).await;
