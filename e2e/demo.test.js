@@ -3,7 +3,7 @@
 // a reload; a task's owner is shown as text even when it contains HTML.
 
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
@@ -24,9 +24,12 @@ const BATCH_TIMEOUT_MS = 60_000;
 const DOCS_SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 const UPDATE_DOCS = process.env.UPDATE_SCREENSHOTS === '1';
 
+/** The programs log as an operator would collect them: JSON lines, our crates at debug. */
+const LOG_ENV = { LOG_FORMAT: 'json', RUST_LOG: 'info,consumer=debug,producer=debug,taskhooks_shared=debug' };
+
 const ctx = useServices('demo', {
   async start(services) {
-    const stack = await startStack(services);
+    const stack = await startStack(services, { env: LOG_ENV });
     const browser = await launchBrowser();
     const context = await browser.newContext({ viewport: VIEWPORT });
     const socket = await DashboardSocket.connect(stack.consumerUrl);
@@ -152,4 +155,65 @@ test('an owner containing HTML is shown as text, never run', async () => {
   assert.equal(await dashboard.locator('#tasks img').count(), 0, 'no img element was created');
   assert.equal(await dashboard.evaluate(() => window.__xss), undefined, 'no script ran');
   await waitForChart(dashboard, { ...expected, Critical: expected.Critical + 1 });
+});
+
+test('both pages fit a phone\'s width without sideways scrolling', async () => {
+  const { browser, consumerUrl, producerUrl } = ctx;
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  try {
+    for (const [name, url, control] of [
+      ['dashboard', consumerUrl, '#tasks'],
+      ['producer', producerUrl, '#produce'],
+    ]) {
+      const page = await openPage(phone);
+      await page.goto(url);
+      await page.locator(control).waitFor({ state: 'attached', timeout: 5_000 });
+      const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        innerWidth: window.innerWidth,
+      }));
+      assert.ok(scrollWidth <= innerWidth, `${name} is ${scrollWidth} px wide in a ${innerWidth} px viewport`);
+      if (name === 'dashboard') {
+        await page.waitForFunction(() => window.taskhooks?.chart && !window.taskhooks.chart.animating, null, { timeout: 5_000 });
+      }
+      await page.screenshot({ path: join(SCREENSHOTS, `${name}-phone.png`), fullPage: true });
+      assert.deepEqual(page.problems, [], `the ${name} page logged no errors`);
+    }
+    const producer = phone.pages()[1];
+    assert.ok(await producer.getByRole('button', { name: 'Produce Tasks' }).isVisible(), 'Produce Tasks is on screen');
+  } finally {
+    await phone.close();
+  }
+});
+
+test('the logs are JSON lines, with a request id per webhook and never the secret or a signature', () => {
+  const { services, secret } = ctx;
+  const key = secret.replace(/^whsec_/, '');
+  // A Standard Webhooks signature: "v1," and the base64 of an HMAC-SHA256 (44 characters).
+  const signature = /v1,[A-Za-z0-9+/]{43}=/;
+  for (const { name, log } of services.procs.filter((p) => p.name !== 'redis')) {
+    const lines = readFileSync(log, 'utf8').split('\n').filter((line) => line.trim() !== '');
+    assert.ok(lines.length > 0, `${name} logged something`);
+    const records = lines.map((line, i) => {
+      try {
+        return JSON.parse(line);
+      } catch {
+        assert.fail(`${name}.log line ${i + 1} is not JSON (LOG_FORMAT=json): ${line}`);
+      }
+    });
+    for (const line of lines) {
+      assert.ok(!line.includes(key), `${name} logged the webhook secret: ${line}`);
+      assert.doesNotMatch(line, signature, `${name} logged a webhook signature: ${line}`);
+    }
+    if (name === 'consumer') {
+      const verified = records.filter((r) => r.fields?.message === 'webhook verified');
+      assert.ok(verified.length >= BATCH_SIZE, `every webhook is logged at debug (${verified.length} seen)`);
+      for (const record of verified) {
+        assert.match(record.span?.request_id ?? '', /^[0-9a-f-]{36}$/, `a request id: ${JSON.stringify(record)}`);
+        assert.match(record.fields.webhook_id ?? '', /^msg_/, `the webhook id: ${JSON.stringify(record)}`);
+      }
+      const ids = new Set(verified.map((r) => r.span.request_id));
+      assert.equal(ids.size, verified.length, 'one request id per webhook');
+    }
+  }
 });

@@ -8,9 +8,10 @@ import { newSecret } from './signing.js';
 
 /**
  * Starts the consumer (and, unless `producer: false`, the producer) with their own Redis.
+ * `env` is added to both programs' environment (LOG_FORMAT, RUST_LOG, …).
  * @param {Services} services
  */
-export async function startStack(services, { producer = true } = {}) {
+export async function startStack(services, { producer = true, env = {} } = {}) {
   const secret = newSecret();
   const redisUrl = await services.startRedis();
   const [consumerPort, producerPort] = [await freePort(), await freePort()];
@@ -20,7 +21,7 @@ export async function startStack(services, { producer = true } = {}) {
     bin: 'consumer',
     baseUrl: consumerUrl,
     args: ['--bind', `127.0.0.1:${consumerPort}`, '--redis-url', redisUrl, '--producer-url', producerUrl],
-    env: { WEBHOOK_SECRET: secret },
+    env: { ...env, WEBHOOK_SECRET: secret },
   });
   if (producer) {
     await services.startBinary('producer', {
@@ -31,7 +32,7 @@ export async function startStack(services, { producer = true } = {}) {
         '--target', `${consumerUrl}/consumetasks`,
         '--dashboard-url', consumerUrl,
       ],
-      env: { WEBHOOK_SECRET: secret },
+      env: { ...env, WEBHOOK_SECRET: secret },
     });
   }
   return { secret, redisUrl, consumerUrl, producerUrl };
