@@ -15,7 +15,6 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
-pub mod request_log;
 pub mod routes;
 pub mod startup;
 pub mod ws;

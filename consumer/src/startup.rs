@@ -6,7 +6,7 @@ use crate::broker::{self, Broker, BrokerError};
 use crate::config::{Config, MISSING_SECRET};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::{request_log, routes};
+use crate::routes;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::Secret;
+use taskhooks_shared::request_log;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

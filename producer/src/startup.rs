@@ -6,10 +6,11 @@ use crate::delivery::{Deliverer, Signer};
 use crate::routes;
 use crate::state::{AppState, PageSettings};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
+use taskhooks_shared::request_log;
 use tokio_util::sync::CancellationToken;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and
@@ -82,6 +83,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(request_log::log))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

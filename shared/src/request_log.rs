@@ -1,4 +1,4 @@
-//! Request logging with a request id: every request runs in a `request` span
+//! Request logging with a request id, for both apps: every request runs in a `request` span
 //! carrying `request_id` (the caller's `x-request-id` when it sends a sane one,
 //! else a new UUID), which is also returned in the `x-request-id` header.
 //!
