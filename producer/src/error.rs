@@ -11,6 +11,17 @@ pub enum ApiError {
     /// The request's body or headers are not acceptable; the text says why.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is larger than the limit.
+    #[error("the body is over {limit} bytes; send {{\"min\", \"max\", \"pace_ms\"}} only")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A body was sent with a content type that is not JSON.
+    #[error(
+        "the content type must be application/json, got {0:?} (with curl: -H 'content-type: application/json')"
+    )]
+    NotJson(String),
     /// No batch with this id is kept.
     #[error(
         "no batch {0:?}: it never existed here, or it finished more than {minutes} minutes ago; start a new one with POST /producetasks",
@@ -34,6 +45,8 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownBatch(_) => StatusCode::NOT_FOUND,
             ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

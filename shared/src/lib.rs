@@ -7,6 +7,7 @@
 //! embedded front-end [`assets`]. Nothing in here knows about Redis or the pages.
 
 pub mod assets;
+pub mod json;
 pub mod request_log;
 pub mod signing;
 pub mod task;

@@ -14,6 +14,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 use taskhooks_shared::Task;
+use taskhooks_shared::json::{from_object, is_json_content_type};
 use taskhooks_shared::signing::{self, ReceivedHeaders};
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves
@@ -43,8 +44,7 @@ async fn receive(
     let body = read_body(req, payload, MAX_BODY_BYTES).await?;
     let webhook_id = authenticate(req, &body, &state.verifier)?;
     require_json(req)?;
-    let task: Task =
-        serde_json::from_slice(&body).map_err(|err| ApiError::InvalidTask(err.to_string()))?;
+    let task: Task = from_object(&body).map_err(ApiError::InvalidTask)?;
     tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
     Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
 }
@@ -98,10 +98,7 @@ fn authenticate(
 
 fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
     let content_type = header_text(req, header::CONTENT_TYPE.as_str()).unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let is_json = essence.eq_ignore_ascii_case("application/json")
-        || essence.to_ascii_lowercase().ends_with("+json");
-    if is_json {
+    if is_json_content_type(content_type) {
         Ok(())
     } else {
         Err(ApiError::NotJson(content_type.to_owned()))

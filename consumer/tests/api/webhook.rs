@@ -195,7 +195,12 @@ async fn malformed_or_invalid_tasks_are_rejected_with_400() {
             r#"{"batchid":"b","id":1,"owner":"A","priority":"High"}"#,
             "unknown variant `High`",
         ),
-        ("not an object", r#"[1, 2]"#, "invalid type"),
+        ("not an object", r#"[1, 2]"#, "got a JSON array"),
+        (
+            "the fields as an array",
+            r#"["b", 9, "o", "Low", null]"#,
+            "must be a JSON object",
+        ),
     ];
 
     for (i, (what, body, words)) in cases.into_iter().enumerate() {

@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt as _;
 use std::time::Duration;
+use taskhooks_shared::json::{from_object, is_json_content_type};
 
 /// Longest pace the page may ask for: one task a minute is already glacial.
 pub const MAX_PACE_MS: u64 = 60_000;
@@ -31,12 +32,16 @@ struct BatchSpec {
 }
 
 impl BatchRequest {
-    /// Reads the body: empty means all defaults.
-    fn parse(body: &[u8]) -> Result<BatchRequest, ApiError> {
+    /// Reads the body: empty means all defaults; anything else must be a JSON
+    /// object sent as `application/json`.
+    fn parse(content_type: &str, body: &[u8]) -> Result<BatchRequest, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(BatchRequest::default());
         }
-        serde_json::from_slice(body).map_err(|err| {
+        if !is_json_content_type(content_type) {
+            return Err(ApiError::NotJson(content_type.to_owned()));
+        }
+        from_object(body).map_err(|err| {
             ApiError::BadRequest(format!(
                 "the body must be a JSON object like {{\"min\": 1, \"max\": 100, \"pace_ms\": 50}} \
                  (every field optional): {err}"
@@ -65,6 +70,7 @@ impl BatchRequest {
 
 /// `POST /producetasks`: starts a batch; 202 with where to follow and stop it.
 pub async fn produce(
+    req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -72,7 +78,12 @@ pub async fn produce(
         return Err(ApiError::ShuttingDown);
     }
     let body = read_body(payload).await?;
-    let spec = BatchRequest::parse(&body)?.check(&state.page)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let spec = BatchRequest::parse(&content_type, &body)?.check(&state.page)?;
     let batch = state.start_batch(spec.min, spec.max, spec.pace)?;
     let id = &batch.id;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
@@ -124,9 +135,9 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|err| ApiError::BadRequest(format!("unreadable body: {err}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::BadRequest(format!(
-                "the body is over {MAX_BODY_BYTES} bytes; send {{\"min\", \"max\", \"pace_ms\"}} only"
-            )));
+            return Err(ApiError::TooLarge {
+                limit: MAX_BODY_BYTES,
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -164,7 +175,7 @@ mod tests {
     }
 
     fn check(body: &str) -> Result<BatchSpec, ApiError> {
-        BatchRequest::parse(body.as_bytes())?.check(&defaults())
+        BatchRequest::parse("application/json", body.as_bytes())?.check(&defaults())
     }
 
     #[test]
@@ -192,10 +203,21 @@ mod tests {
             (r#"{"min":9,"max":3}"#, "must not exceed"),
             (r#"{"max":100001}"#, "limit"),
             (r#"{"pace_ms":60001}"#, "pace_ms"),
+            ("[2, 3, 0]", "got a JSON array"),
+            ("3", "got a number"),
         ];
         for (body, expected) in cases {
             let err = check(body).err().expect("rejected").to_string();
             assert!(err.contains(expected), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn a_body_must_be_sent_as_json_but_an_empty_one_needs_no_type() {
+        let form = BatchRequest::parse("application/x-www-form-urlencoded", b"min=1");
+        assert!(
+            matches!(form, Err(ApiError::NotJson(t)) if t == "application/x-www-form-urlencoded")
+        );
+        assert!(BatchRequest::parse("", b"").is_ok());
     }
 }

@@ -55,6 +55,7 @@ async fn bad_batch_requests_get_400_with_a_json_reason() {
         (r#"{"min":1,"max":2"#, "JSON object"),
         (r#"{"count":2}"#, "unknown field"),
         (r#"{"pace_ms":3600000}"#, "pace_ms"),
+        ("[2, 3, 0]", "got a JSON array"),
     ];
 
     for (body, expected) in cases {
@@ -64,6 +65,35 @@ async fn bad_batch_requests_get_400_with_a_json_reason() {
         let error = json["error"].as_str().expect("an error message");
         assert!(error.contains(expected), "{body}: {error}");
     }
+}
+
+#[tokio::test]
+async fn an_oversized_or_non_json_batch_request_gets_413_or_415() {
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &[]).await;
+
+    let huge = format!(r#"{{"min":1,"pad":"{}"}}"#, "x".repeat(70_000));
+    let (status, json) = app.call("POST", "/producetasks", Some(&huge)).await;
+    assert_eq!(status, 413, "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .expect("an error")
+            .contains("4096 bytes")
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/producetasks", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("min=1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 415);
+    let json: serde_json::Value = response.json().await.expect("a JSON error");
+    let error = json["error"].as_str().expect("an error");
+    assert!(error.contains("application/json"), "{error}");
 }
 
 #[tokio::test]
