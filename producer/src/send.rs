@@ -143,8 +143,13 @@ impl Progress {
     fn line(&self) -> String {
         self.with_report(|r| {
             let finished = r.delivered + r.failed + r.cancelled;
+            let cancelled = if r.cancelled > 0 {
+                format!(", {} cancelled", r.cancelled)
+            } else {
+                String::new()
+            };
             format!(
-                "{finished}/{} done: {} delivered, {} failed, {} retries",
+                "{finished}/{} done: {} delivered, {} failed{cancelled}, {} retries",
                 self.total, r.delivered, r.failed, r.retries
             )
         })
