@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,9 +69,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function send(name, env) {
-  return services.run(name, 'producer', ['send', '--count', String(COUNT), '--max-attempts', '1', '--target', target],
+function send(name, env, url = target) {
+  return services.run(name, 'producer', ['send', '--count', String(COUNT), '--max-attempts', '1', '--target', url],
     { WEBHOOK_SECRET: secret, ...env }, { timeoutMs: 60_000 });
+}
+
+/** An environment in which no CA certificate at all can be found (a slim container, say). */
+function noCertificates() {
+  const empty = mkdtempSync(join(dir, 'no-certs-'));
+  writeFileSync(join(empty, 'none.pem'), '');
+  return { SSL_CERT_FILE: join(empty, 'none.pem'), SSL_CERT_DIR: empty };
 }
 
 test('a receiver behind HTTPS gets every task, signed, when its CA is trusted', async () => {
@@ -91,4 +99,25 @@ test('the same receiver is refused when its certificate is not trusted', async (
   assert.match(output, /task 1 of \d+ failed: .*certificate/i, `each task fails naming the certificate:\n${output}`);
   assert.match(output, /delivered\s+0\b/, `nothing is delivered:\n${output}`);
   assert.equal(received.length, before, 'nothing reached the receiver');
+});
+
+test('without any CA certificate, plain HTTP still works and HTTPS says what to install', async () => {
+  let plain = 0;
+  const http = createHttpServer((req, res) => {
+    req.resume();
+    req.on('end', () => { plain += 1; res.writeHead(200).end('{}'); });
+  });
+  await new Promise((ok) => http.listen(0, '127.0.0.1', ok));
+  try {
+    const url = `http://127.0.0.1:${http.address().port}/consumetasks`;
+    const ok = await send('send-http-no-certs', noCertificates(), url);
+    assert.equal(ok.code, 0, `plain HTTP needs no certificates:\n${ok.output}`);
+    assert.equal(plain, COUNT);
+
+    const refused = await send('send-https-no-certs', noCertificates());
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.output, /install ca-certificates, or set SSL_CERT_FILE/, refused.output);
+  } finally {
+    await new Promise((ok) => http.close(ok));
+  }
 });

@@ -100,14 +100,24 @@ impl Deliverer {
     pub fn new(settings: DeliverySettings, pool_size: usize) -> anyhow::Result<Deliverer> {
         // The provider may already be installed (tests start several apps); that is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("taskhooks-producer/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(pool_size)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("cannot build the HTTP client")?;
+            .redirect(reqwest::redirect::Policy::none());
+        if settings.target.scheme() == "http" {
+            // No TLS is spoken, so no CA certificates are needed: a slim container
+            // without any must still be able to send plain HTTP webhooks.
+            builder = builder.tls_certs_only([]);
+        }
+        let client = builder.build().with_context(|| {
+            format!(
+                "cannot build the HTTP client for {} (for https, the system's CA \
+                 certificates are needed: install ca-certificates, or set SSL_CERT_FILE)",
+                settings.target
+            )
+        })?;
         Ok(Deliverer {
             client,
             settings,
