@@ -88,6 +88,19 @@ test('clicking Produce Tasks fills the chart with exactly the batch, per priorit
   batch = await produceBatch(producer, BATCH_SIZE);
   assert.match(batch.status, new RegExp(`Complete\\D+${BATCH_SIZE} delivered\\D+0 failed`),
     'the producer page reports every task delivered');
+  // The log followed the batch to its end: the last line is in view, not the first few.
+  const list = producer.locator(`.batch[data-batchid="${batch.batchid}"] ol.lines`);
+  await list.evaluate((ol) => new Promise((ok, fail) => {
+    const atEnd = () => ol.scrollTop + ol.clientHeight >= ol.scrollHeight - 2;
+    const started = performance.now();
+    const check = () => {
+      if (atEnd()) ok();
+      else if (performance.now() - started > 5_000) {
+        fail(new Error(`the task log stayed at ${ol.scrollTop} of ${ol.scrollHeight - ol.clientHeight} px`));
+      } else requestAnimationFrame(check);
+    };
+    check();
+  }));
 
   // What the batch was, per priority, as an independent WebSocket client received it.
   const events = await socket.waitForBatch(batch.batchid, BATCH_SIZE);
@@ -155,6 +168,21 @@ test('an owner containing HTML is shown as text, never run', async () => {
   assert.equal(await dashboard.locator('#tasks img').count(), 0, 'no img element was created');
   assert.equal(await dashboard.evaluate(() => window.__xss), undefined, 'no script ran');
   await waitForChart(dashboard, { ...expected, Critical: expected.Critical + 1 });
+});
+
+test('a bad batch request is explained on the page, and an old explanation does not linger', async () => {
+  const { producer } = ctx;
+  const error = producer.locator('#form-error');
+  await producer.fill('#min', '50');
+  await producer.fill('#max', '10');
+  await producer.getByRole('button', { name: 'Produce Tasks' }).click();
+  await error.filter({ hasText: 'must not exceed' }).waitFor({ timeout: 5_000 });
+  // The browser's own check (min is at least 1) blocks the next submit: the server's old
+  // answer about min and max must not stay beside the browser's message.
+  await producer.fill('#min', '0');
+  await producer.getByRole('button', { name: 'Produce Tasks' }).click();
+  await producer.waitForFunction(() => document.getElementById('form-error').textContent === '', null, { timeout: 5_000 });
+  assert.equal(await producer.evaluate(() => document.getElementById('min').validity.valid), false);
 });
 
 test('both pages fit a phone\'s width without sideways scrolling', async () => {

@@ -43,6 +43,9 @@ el.form.addEventListener('submit', (event) => {
   event.preventDefault();
   produce();
 });
+// The browser's own checks (min 1, whole numbers…) block a submit before it is sent and
+// say why themselves; an older answer from the server would only contradict them.
+el.form.addEventListener('invalid', () => { el.error.textContent = ''; }, true);
 setInterval(() => running.forEach(renderElapsed), ELAPSED_TICK_MS);
 
 // ---- Starting and stopping a batch ----
@@ -130,7 +133,7 @@ function createPanel(batchid, total) {
 
   const counts = element('p', 'counts');
   const count = {};
-  for (const name of ['finished', 'delivered', 'failed', 'retrying', 'elapsed']) {
+  for (const name of ['finished', 'delivered', 'failed', 'retrying', 'cancelled', 'elapsed']) {
     count[name] = element('span', name);
     counts.append(count[name], ' ');
   }
@@ -146,10 +149,15 @@ function createPanel(batchid, total) {
   const batch = {
     batchid, total, panel, stopButton, progress, count, status, alert, list,
     lines: new Map(), states: new Map(), tally: tallyOf(), started: performance.now(),
-    elapsedMs: 0, follow: true, done: false, source: null, stopUrl: '',
+    elapsedMs: 0, follow: true, autoScrollTop: 0, done: false, source: null, stopUrl: '',
   };
+  // Follow new lines until the reader scrolls up; follow again once they are back at
+  // the bottom. Our own jumps to the bottom also fire 'scroll', often after more lines
+  // arrived (so not at the bottom any more): only a position above our last jump is the
+  // reader's doing.
   list.addEventListener('scroll', () => {
-    batch.follow = list.scrollTop + list.clientHeight >= list.scrollHeight - FOLLOW_SLACK_PX;
+    if (list.scrollTop + list.clientHeight >= list.scrollHeight - FOLLOW_SLACK_PX) batch.follow = true;
+    else if (list.scrollTop < batch.autoScrollTop - 1) batch.follow = false;
   });
   renderCounts(batch);
   return batch;
@@ -253,7 +261,10 @@ function render() {
   frame.scheduled = false;
   for (const batch of dirty) {
     renderCounts(batch);
-    if (batch.follow) batch.list.scrollTop = batch.list.scrollHeight;
+    if (batch.follow) {
+      batch.list.scrollTop = batch.list.scrollHeight;
+      batch.autoScrollTop = batch.list.scrollTop;
+    }
   }
   dirty.clear();
 }
@@ -267,6 +278,8 @@ function renderCounts(batch) {
   count.delivered.textContent = `${tally.delivered} delivered`;
   count.failed.textContent = `${tally.failed} failed`;
   count.retrying.textContent = `${tally.retrying} retrying`;
+  count.cancelled.textContent = `${tally.cancelled} cancelled`;
+  count.cancelled.hidden = tally.cancelled === 0;
   renderElapsed(batch);
 }
 
