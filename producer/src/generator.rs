@@ -115,7 +115,7 @@ pub fn check_range(min: u32, max: u32) -> Result<(), String> {
     }
     if max > MAX_BATCH_TASKS {
         return Err(format!(
-            "max ({max}) is over the limit of {MAX_BATCH_TASKS} tasks per batch; use `producer send` for bigger loads"
+            "max ({max}) is over the limit of {MAX_BATCH_TASKS} tasks per batch; use the command line (producer send) for bigger loads"
         ));
     }
     Ok(())

@@ -148,6 +148,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a task stopped before its first attempt (it never reached
+    /// [`Deliverer::deliver`](crate::delivery::Deliverer::deliver)).
+    pub fn cancelled_before_sending(&self) {
+        self.deliveries
+            .get_or_create(&DeliveryLabel {
+                outcome: DeliveryOutcome::cancelled,
+            })
+            .inc();
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -210,8 +220,10 @@ mod tests {
             attempts: vec![],
             elapsed: Duration::from_millis(1),
         });
+        metrics.cancelled_before_sending();
         let text = metrics.encode();
         for line in [
+            r#"taskhooks_producer_deliveries_total{outcome="cancelled"} 1"#,
             r#"taskhooks_producer_attempts_total{outcome="refused",status="5xx"} 1"#,
             r#"taskhooks_producer_attempts_total{outcome="timeout",status="none"} 1"#,
             r#"taskhooks_producer_attempts_total{outcome="transport_error",status="none"} 1"#,

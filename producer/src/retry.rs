@@ -94,10 +94,21 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return Decision::GiveUp(GiveUp::Exhausted);
         }
+        let backoff = self.backoff(attempt, jitter);
         match retry_after {
-            Some(wait) => Decision::Retry(wait.min(self.max_retry_after)),
-            None => Decision::Retry(self.backoff(attempt, jitter)),
+            Some(asked) => Decision::Retry(self.after_retry_after(asked, jitter).max(backoff)),
+            None => Decision::Retry(backoff),
         }
+    }
+
+    /// A `Retry-After` is honoured as the earliest time to come back (capped), not as
+    /// the exact one: up to a quarter more is added at random, so tasks refused
+    /// together do not return together, and the growing backoff still applies once
+    /// it is longer. Otherwise a receiver that always says `Retry-After: 1` would get
+    /// every retry of every task in lockstep, one second apart, for as long as it is
+    /// down, and `--retry-backoff-ms` would have no effect.
+    fn after_retry_after(&self, asked: Duration, jitter: f64) -> Duration {
+        (asked + asked.mul_f64(0.25 * jitter.clamp(0.0, 1.0))).min(self.max_retry_after)
     }
 
     /// The wait after failed attempt `attempt`: `base × 2^(attempt-1)`, capped, with
@@ -206,26 +217,40 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_within_bounds() {
+    fn retry_after_is_the_earliest_return_with_up_to_a_quarter_more() {
         let with = |secs| Verdict::Status {
             code: 429,
             retry_after: Some(Duration::from_secs(secs)),
         };
-        assert_eq!(
-            policy().decide(1, with(2), 0.9),
-            Decision::Retry(Duration::from_secs(2))
-        );
-        assert_eq!(
-            policy().decide(1, with(0), 0.9),
-            Decision::Retry(Duration::ZERO)
-        );
-        assert_eq!(
-            policy().decide(1, with(3600), 0.9),
-            Decision::Retry(MAX_RETRY_AFTER)
-        );
+        let wait = |attempt, secs, jitter| match policy().decide(attempt, with(secs), jitter) {
+            Decision::Retry(wait) => wait.as_millis(),
+            other => panic!("expected a retry, got {other:?}"),
+        };
+        assert_eq!((wait(1, 2, 0.0), wait(1, 2, 1.0)), (2000, 2500));
+        assert_eq!(wait(1, 3600, 0.9), MAX_RETRY_AFTER.as_millis(), "capped");
+        // Retry-After: 0 is no reason to hammer the receiver: the backoff applies.
+        assert_eq!(wait(1, 0, 1.0), 100);
         assert_eq!(
             policy().decide(5, with(1), 0.9),
             Decision::GiveUp(GiveUp::Exhausted)
+        );
+    }
+
+    #[test]
+    fn a_backoff_longer_than_retry_after_wins() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_backoff: Duration::from_millis(500),
+            ..RetryPolicy::default()
+        };
+        let verdict = Verdict::Status {
+            code: 503,
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        // After the 5th attempt the backoff is 4–8 s, well over the 1 s asked for.
+        assert_eq!(
+            policy.decide(5, verdict, 0.5),
+            Decision::Retry(Duration::from_secs(6))
         );
     }
 

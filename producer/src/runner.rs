@@ -124,6 +124,7 @@ impl Runner {
         }
         for (index, task) in stopped_at.into_iter().chain(pending) {
             sink.publish(cancelled_before_sending(index, total, task));
+            self.deliverer.metrics().cancelled_before_sending();
             summary.cancelled += 1;
         }
         while let Some(done) = deliveries.join_next().await {

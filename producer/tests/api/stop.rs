@@ -34,6 +34,13 @@ async fn after_stop_nothing_more_is_sent_and_the_rest_is_cancelled() {
         assert_eq!(cancelled["attempt"], 0);
         assert_eq!(cancelled["error"], "stopped before it was sent");
     }
+    let (_, metrics) = app.call("GET", "/metrics", None).await;
+    let metrics = metrics.as_str().expect("metrics are text");
+    let line = format!(
+        r#"taskhooks_producer_deliveries_total{{outcome="cancelled"}} {}"#,
+        50 - sent
+    );
+    assert!(metrics.contains(&line), "missing {line:?} in\n{metrics}");
 }
 
 #[tokio::test]
