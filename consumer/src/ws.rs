@@ -4,7 +4,9 @@
 //! the events after it, in batches at most every [`FLUSH_INTERVAL`]. Events already
 //! in the snapshot are skipped by sequence number, so none is counted twice. A
 //! socket whose client falls behind lags on the hub and is given a fresh snapshot
-//! instead of an unbounded queue; one that stops answering pings is dropped.
+//! instead of an unbounded queue; one that stops answering pings is dropped. When
+//! Redis is lost, the socket is told `{"type":"status","status":"unavailable",
+//! "error":…}`; the snapshot that follows its return says events flow again.
 
 use crate::broker::Broker;
 use crate::error::ApiError;
@@ -86,6 +88,7 @@ impl Socket {
                 received = events.recv() => match received {
                     Ok(HubMessage::Event(event)) => self.queue(event).await?,
                     Ok(HubMessage::Resync) | Err(RecvError::Lagged(_)) => self.send_snapshot(broker).await?,
+                    Ok(HubMessage::Unavailable(reason)) => self.send_unavailable(&reason).await?,
                     Err(RecvError::Closed) => return self.close(CloseCode::Away, "server shutting down").await,
                 },
                 _ = flush.tick(), if !self.pending.is_empty() => self.flush().await?,
@@ -115,6 +118,23 @@ impl Socket {
         self.pending.clear();
         self.last_seq = snapshot.seq;
         self.send(snapshot.to_message()).await
+    }
+
+    /// Tells the client that events have stopped flowing, and why; the next
+    /// snapshot says they flow again.
+    async fn send_unavailable(&mut self, reason: &str) -> Result<(), Ended> {
+        self.flush_if_pending().await?;
+        let message =
+            serde_json::json!({ "type": "status", "status": "unavailable", "error": reason });
+        self.send(message.to_string()).await
+    }
+
+    async fn flush_if_pending(&mut self) -> Result<(), Ended> {
+        if self.pending.is_empty() {
+            Ok(())
+        } else {
+            self.flush().await
+        }
     }
 
     async fn queue(&mut self, event: Event) -> Result<(), Ended> {

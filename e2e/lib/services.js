@@ -97,12 +97,12 @@ export class Services {
   }
 
   /** Starts `command args` with `env`, stdout and stderr going to <name>.log. */
-  spawn(name, command, args, env) {
+  spawn(name, command, args, env, { append = false } = {}) {
     const log = join(this.logDir, `${name}.log`);
-    const fd = openSync(log, 'w');
+    const fd = openSync(log, append ? 'a' : 'w');
     const child = spawn(command, args, { env: childEnv(env), stdio: ['ignore', fd, fd] });
     closeSync(fd);
-    const proc = { name, child, log, exited: null };
+    const proc = { name, child, log, exited: null, command, args, env };
     child.on('exit', (code, signal) => {
       proc.exited = signal ? `killed by ${signal}` : `exited with code ${code}`;
       running.delete(child);
@@ -123,11 +123,37 @@ export class Services {
       '--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socket, '--unixsocketperm', '700',
       '--save', '', '--appendonly', 'no', '--dir', dir,
     ], {});
-    await waitFor(`${name} to answer PING on ${socket}`, async () => {
-      if (proc.exited) throw new Error(`redis-server ${proc.exited}; see ${proc.log}`);
-      return existsSync(socket) && (await ping(socket));
-    }, { timeoutMs: START_TIMEOUT_MS });
+    proc.socket = socket;
+    await this.#redisReady(proc);
     return port ? `redis://127.0.0.1:${port}` : `redis+unix://${socket}`;
+  }
+
+  async #redisReady(proc) {
+    await waitFor(`${proc.name} to answer PING on ${proc.socket}`, async () => {
+      if (proc.exited) throw new Error(`redis-server ${proc.exited}; see ${proc.log}`);
+      return existsSync(proc.socket) && (await ping(proc.socket));
+    }, { timeoutMs: START_TIMEOUT_MS });
+  }
+
+  /** Kills the program started as `name` (SIGKILL: a crash, not a shutdown); resolves once it is gone. */
+  async kill(name) {
+    const proc = this.procs.find((p) => p.name === name && !p.exited);
+    if (!proc) throw new Error(`no running program named ${name}`);
+    await new Promise((ok) => {
+      proc.child.once('exit', ok);
+      proc.child.kill('SIGKILL');
+    });
+  }
+
+  /** Starts redis-server `name` again, as before and on the same socket (it comes back empty). */
+  async restartRedis(name = 'redis') {
+    const old = this.procs.findLast((p) => p.name === name);
+    if (!old?.socket) throw new Error(`no redis-server named ${name} was started`);
+    if (!old.exited) await this.kill(name);
+    rmSync(old.socket, { force: true });
+    const proc = this.spawn(name, old.command, old.args, old.env, { append: true });
+    proc.socket = old.socket;
+    await this.#redisReady(proc);
   }
 
   /**

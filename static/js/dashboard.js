@@ -37,7 +37,7 @@ const el = {
 };
 
 /** What the page shows, as last told by the server. */
-const state = { totals: zeroTotals(), connected: false, seq: 0 };
+const state = { totals: zeroTotals(), connected: false, live: false, seq: 0 };
 
 /** What changed since the last render. */
 const pending = {
@@ -65,7 +65,8 @@ function connect(delay) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const socket = new WebSocket(`${scheme}://${location.host}/ws`);
   let nextDelay = delay;
-  socket.addEventListener('open', () => showConnection(true));
+  // Connected once the first snapshot arrives, not on `open`: a server that cannot
+  // read its store accepts the socket and closes it at once.
   socket.addEventListener('message', (message) => {
     const kind = onFrame(message.data);
     // Only a snapshot proves the server is really serving us: reset the backoff then,
@@ -73,18 +74,31 @@ function connect(delay) {
     if (kind === 'snapshot') nextDelay = RECONNECT_MIN_MS;
   });
   socket.addEventListener('close', (event) => {
-    showConnection(false, event.reason, nextDelay);
+    showConnection('closed', event.reason, nextDelay);
     setTimeout(() => connect(Math.min(nextDelay * 2, RECONNECT_MAX_MS)), nextDelay);
   });
 }
 
-function showConnection(open, reason = '', retryMs = 0) {
-  state.connected = open;
-  el.connection.dataset.state = open ? 'open' : 'closed';
-  el.connection.textContent = open ? 'Connected' : 'Reconnecting…';
-  el.connection.title = open
-    ? 'Receiving tasks live'
-    : `Connection lost${reason ? ` (${reason})` : ''}; trying again in ${retryMs / 1000} s`;
+/**
+ * The connection badge, in words and colour: `open` (live), `degraded` (connected, but
+ * the consumer has lost Redis: no events until it is back) or `closed` (reconnecting).
+ * The reason is shown in short and in full in the tooltip.
+ */
+function showConnection(kind, reason = '', retryMs = 0) {
+  state.connected = kind !== 'closed';
+  state.live = kind === 'open';
+  el.connection.dataset.state = kind;
+  const short = reason.split(/[:(]/)[0].trim();
+  if (kind === 'open') {
+    el.connection.textContent = 'Connected';
+    el.connection.title = 'Receiving tasks live';
+  } else if (kind === 'degraded') {
+    el.connection.textContent = 'Connected — Redis unavailable, no tasks arriving';
+    el.connection.title = reason;
+  } else {
+    el.connection.textContent = short ? `Reconnecting… (${short})` : 'Reconnecting…';
+    el.connection.title = `Connection lost${reason ? ` (${reason})` : ''}; trying again in ${retryMs / 1000} s`;
+  }
 }
 
 /** Applies one text frame; returns its type. */
@@ -96,8 +110,14 @@ function onFrame(text) {
     console.error('the dashboard got a frame that is not JSON:', err.message);
     return null;
   }
-  if (message.type === 'snapshot') applySnapshot(message);
-  else if (message.type === 'events') applyEvents(message.events ?? []);
+  if (message.type === 'snapshot') {
+    applySnapshot(message);
+    showConnection('open');
+  } else if (message.type === 'events') {
+    applyEvents(message.events ?? []);
+  } else if (message.type === 'status' && message.status === 'unavailable') {
+    showConnection('degraded', String(message.error ?? ''));
+  }
   return message.type;
 }
 

@@ -160,7 +160,12 @@ impl RedisBroker {
                 .await
             {
                 Ok(()) => break,
-                Err(err) => tracing::warn!(%err, retry_in = ?delay, "Redis subscriber lost"),
+                Err(err) => {
+                    tracing::warn!(%err, retry_in = ?delay, "Redis subscriber lost");
+                    hub.send(HubMessage::Unavailable(Arc::from(format!(
+                        "Redis is unreachable ({err}); webhooks are refused with 503 until it is back"
+                    ))));
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,

@@ -2,7 +2,7 @@
 
 use crate::helpers::{WAIT, eventually, spawn_app, task};
 use futures_util::StreamExt as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,6 +15,19 @@ async fn redis_down_gives_503_and_the_consumer_recovers_when_it_returns() {
     ws.snapshot().await;
 
     redis.stop();
+    // The dashboard is told at once that nothing flows, and why.
+    let status = ws.next_json().await;
+    assert_eq!(
+        (&status["type"], &status["status"]),
+        (&json!("status"), &json!("unavailable")),
+        "{status}"
+    );
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Redis")),
+        "{status}"
+    );
     let refused = app.post_task(&task("b", 0, Priority::Low)).await;
     assert_eq!(refused.status().as_u16(), 503);
     assert!(refused.headers().contains_key("retry-after"));
@@ -26,8 +39,15 @@ async fn redis_down_gives_503_and_the_consumer_recovers_when_it_returns() {
     assert_eq!(app.get_json("/readyz").await.0, 503);
 
     redis.restart();
-    // The subscriber resubscribes by itself and resyncs the socket (Redis came back empty).
-    let resync = ws.snapshot().await;
+    // The subscriber resubscribes by itself and resyncs the socket (Redis came back
+    // empty); until then it may repeat that Redis is unavailable.
+    let resync = loop {
+        let message = ws.next_json().await;
+        if message["type"] != "status" {
+            break message;
+        }
+    };
+    assert_eq!(resync["type"], "snapshot", "{resync}");
     assert_eq!(resync["seq"], 0, "{resync}");
     // Like any sender, retry until the consumer's connection is back.
     let sent = task("b", 1, Priority::Critical);
