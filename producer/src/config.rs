@@ -21,7 +21,13 @@ pub struct Config {
     pub command: Option<Command>,
 
     /// Address the web page listens on (port 0 picks a free one).
-    #[arg(long, env = "BIND", default_value = "127.0.0.1:5000", global = true)]
+    #[arg(
+        long,
+        env = "BIND",
+        default_value = "127.0.0.1:5000",
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
     pub bind: String,
 
     /// Where webhooks are sent: the consumer's /consumetasks (http or https).
@@ -42,16 +48,34 @@ pub struct Config {
     pub unsigned: bool,
 
     /// Smallest batch the page produces by default.
-    #[arg(long, env = "MIN_NBR_TASKS", default_value_t = 1, global = true)]
+    #[arg(
+        long,
+        env = "MIN_NBR_TASKS",
+        default_value_t = 1,
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
     pub min_tasks: u32,
 
     /// Largest batch the page produces by default.
-    #[arg(long, env = "MAX_NBR_TASKS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "MAX_NBR_TASKS",
+        default_value_t = 100,
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
     pub max_tasks: u32,
 
     /// Milliseconds between the starts of two deliveries of a page batch (0: as fast as
     /// possible); `send` uses --rate instead.
-    #[arg(long, env = "WAIT_TIME_MS", default_value_t = 50, global = true)]
+    #[arg(
+        long,
+        env = "WAIT_TIME_MS",
+        default_value_t = 50,
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
     pub pace_ms: u64,
 
     /// Seconds one delivery attempt may take, connection included (fractions allowed).
@@ -84,7 +108,8 @@ pub struct Config {
         long,
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
-        global = true
+        global = true,
+        help_heading = "Web page (ignored by send)"
     )]
     pub dashboard_url: String,
 
