@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::Secret;
-use taskhooks_shared::request_log;
+use taskhooks_shared::web::request_log;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
-use taskhooks_shared::request_log;
+use taskhooks_shared::web::request_log;
 use tokio_util::sync::CancellationToken;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and

@@ -1,19 +1,20 @@
 //! Taskhooks' shared vocabulary: the [`Task`] both programs exchange and the
 //! Standard Webhooks [`signing`] that proves a task came from our producer.
 //!
-//! It also holds the few pieces of web plumbing both actix apps would otherwise
-//! write twice ([`web`]: JSON 404/405, static files, the shutdown signal;
-//! [`request_log`]: a request id per request) and the
-//! embedded front-end [`assets`]. Nothing in here knows about Redis or the pages.
+//! It also embeds the front-end [`assets`], and, with the `web` feature (which both
+//! programs enable), holds the few pieces of actix-web plumbing they would otherwise
+//! write twice: `web` (JSON 404/405, static files, request ids, the shutdown signal).
+//! Without that feature nothing in here knows about HTTP servers; nothing ever knows
+//! about Redis or the pages.
 
 pub mod assets;
 pub mod json;
-pub mod request_log;
 pub mod signing;
 pub mod task;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "web")]
 pub mod web;
 
 pub use signing::{Secret, SigningError, WebhookHeaders};

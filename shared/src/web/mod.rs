@@ -1,5 +1,5 @@
-//! What both web apps share: JSON answers for unknown paths and wrong methods,
-//! the embedded static files, and the shutdown signal.
+//! What both web apps share (feature `web`): JSON answers for unknown paths and
+//! wrong methods, the embedded static files, request ids, and the shutdown signal.
 //!
 //! Every error a client can meet is `{"error": "…"}` with a precise status; these
 //! are the ones that do not depend on either program's own errors.
@@ -8,6 +8,8 @@ use crate::assets;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
 use tokio_util::sync::CancellationToken;
+
+pub mod request_log;
 
 /// A JSON error answer: `status` and `{"error": message}`.
 pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
