@@ -16,7 +16,9 @@ const PACE_MS = 20;
 
 const ctx = useServices('outage', {
   async start(services) {
-    const stack = await startStack(services);
+    // Enough attempts to outlast the outage however slow the machine: the defaults (5,
+    // about 5–8 s with the consumer's Retry-After: 1) are what the test is not about.
+    const stack = await startStack(services, { env: { MAX_ATTEMPTS: '10' } });
     const browser = await launchBrowser();
     const context = await browser.newContext({ viewport: VIEWPORT });
     return { ...stack, browser, context };

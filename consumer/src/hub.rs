@@ -27,8 +27,8 @@ pub enum HubMessage {
     /// Events may have been missed (the subscriber reconnected): every socket
     /// should send its client a fresh snapshot.
     Resync,
-    /// The broker cannot be reached (the reason says why): no events flow and
-    /// webhooks are refused with 503 until a [`HubMessage::Resync`] says it is back.
+    /// The broker's subscription is lost (the reason says why): no events flow
+    /// until a [`HubMessage::Resync`] says it is back.
     Unavailable(Arc<str>),
 }
 

@@ -85,9 +85,15 @@ function ping(socketPath) {
 
 /** One test file's programs, their logs, and their clean-up. */
 export class Services {
-  /** @param {string} label  names the log folder, target/e2e/logs/<label>/ */
-  constructor(label) {
+  /**
+   * @param {string} label  names the log folder, target/e2e/logs/<label>/
+   * @param {{ nice?: number }} [options]  `nice`: run every program at this niceness, so
+   *   that on a machine of two cores the browser under test is not starved by the
+   *   programs it watches (a user's browser does not share its cores with the servers)
+   */
+  constructor(label, { nice = 0 } = {}) {
     this.label = label;
+    this.nice = nice;
     this.logDir = join(OUTPUT, 'logs', label);
     rmSync(this.logDir, { recursive: true, force: true });
     mkdirSync(this.logDir, { recursive: true });
@@ -100,7 +106,9 @@ export class Services {
   spawn(name, command, args, env, { append = false } = {}) {
     const log = join(this.logDir, `${name}.log`);
     const fd = openSync(log, append ? 'a' : 'w');
-    const child = spawn(command, args, { env: childEnv(env), stdio: ['ignore', fd, fd] });
+    // `nice` execs the program, so the child's pid is the program's own.
+    const [file, argv] = this.nice ? ['nice', ['-n', String(this.nice), command, ...args]] : [command, args];
+    const child = spawn(file, argv, { env: childEnv(env), stdio: ['ignore', fd, fd] });
     closeSync(fd);
     const proc = { name, child, log, exited: null, command, args, env };
     child.on('exit', (code, signal) => {

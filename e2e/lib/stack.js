@@ -14,7 +14,10 @@ import { newSecret } from './signing.js';
 export async function startStack(services, { producer = true, env = {} } = {}) {
   const secret = newSecret();
   const redisUrl = await services.startRedis();
-  const [consumerPort, producerPort] = [await freePort(), await freePort()];
+  const consumerPort = await freePort();
+  let producerPort = await freePort();
+  // The kernel may hand out the port it just freed again; two programs need two.
+  while (producerPort === consumerPort) producerPort = await freePort();
   const consumerUrl = `http://127.0.0.1:${consumerPort}`;
   const producerUrl = `http://127.0.0.1:${producerPort}`;
   await services.startBinary('consumer', {
@@ -42,10 +45,11 @@ export async function startStack(services, { producer = true, env = {} } = {}) {
  * Registers before/afterEach/after hooks for one test file and returns an object that
  * `start` fills in before the first test. `start(services)` starts whatever the file needs;
  * `stop(ctx)` closes what `start` opened that `Services` does not know (a browser, say).
+ * `nice` runs every program at that niceness (see `Services`).
  * When start-up or any test fails, the programs' logs are printed once, before they stop.
  */
-export function useServices(label, { start, stop = async () => {} }) {
-  const services = new Services(label);
+export function useServices(label, { start, stop = async () => {}, nice = 0 }) {
+  const services = new Services(label, { nice });
   const ctx = { services };
   const failures = [];
   before(async () => {

@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use taskhooks_shared::Secret;
 use taskhooks_shared::signing::{self, unix_now};
@@ -91,7 +90,7 @@ pub struct Delivery {
 pub struct Deliverer {
     client: reqwest::Client,
     settings: DeliverySettings,
-    metrics: Arc<Metrics>,
+    metrics: Metrics,
 }
 
 impl Deliverer {
@@ -121,7 +120,7 @@ impl Deliverer {
         Ok(Deliverer {
             client,
             settings,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Metrics::new(),
         })
     }
 

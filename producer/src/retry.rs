@@ -108,7 +108,12 @@ impl RetryPolicy {
     /// every retry of every task in lockstep, one second apart, for as long as it is
     /// down, and `--retry-backoff-ms` would have no effect.
     fn after_retry_after(&self, asked: Duration, jitter: f64) -> Duration {
-        (asked + asked.mul_f64(0.25 * jitter.clamp(0.0, 1.0))).min(self.max_retry_after)
+        // Capped first: the header is the receiver's input, and u64::MAX seconds plus
+        // a quarter would overflow.
+        let asked = asked.min(self.max_retry_after);
+        asked
+            .saturating_add(asked.mul_f64(0.25 * jitter.clamp(0.0, 1.0)))
+            .min(self.max_retry_after)
     }
 
     /// The wait after failed attempt `attempt`: `base × 2^(attempt-1)`, capped, with
@@ -228,6 +233,11 @@ mod tests {
         };
         assert_eq!((wait(1, 2, 0.0), wait(1, 2, 1.0)), (2000, 2500));
         assert_eq!(wait(1, 3600, 0.9), MAX_RETRY_AFTER.as_millis(), "capped");
+        assert_eq!(
+            wait(1, u64::MAX, 1.0),
+            MAX_RETRY_AFTER.as_millis(),
+            "no overflow"
+        );
         // Retry-After: 0 is no reason to hammer the receiver: the backoff applies.
         assert_eq!(wait(1, 0, 1.0), 100);
         assert_eq!(

@@ -37,7 +37,7 @@ const el = {
 };
 
 /** What the page shows, as last told by the server. */
-const state = { totals: zeroTotals(), connected: false, live: false, seq: 0 };
+const state = { totals: zeroTotals(), connected: false, seq: 0 };
 
 /** What changed since the last render. */
 const pending = {
@@ -86,7 +86,6 @@ function connect(delay) {
  */
 function showConnection(kind, reason = '', retryMs = 0) {
   state.connected = kind !== 'closed';
-  state.live = kind === 'open';
   el.connection.dataset.state = kind;
   const short = reason.split(/[:(]/)[0].trim();
   if (kind === 'open') {

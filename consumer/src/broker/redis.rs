@@ -163,7 +163,7 @@ impl RedisBroker {
                 Err(err) => {
                     tracing::warn!(%err, retry_in = ?delay, "Redis subscriber lost");
                     hub.send(HubMessage::Unavailable(Arc::from(format!(
-                        "Redis is unreachable ({err}); webhooks are refused with 503 until it is back"
+                        "Redis is unreachable ({err}): no events reach dashboards, and webhooks get 503 while it stays so"
                     ))));
                 }
             }
