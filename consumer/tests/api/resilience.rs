@@ -3,8 +3,8 @@
 use crate::helpers::{WAIT, eventually, spawn_app, task};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::{Priority, Task};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -85,4 +85,70 @@ async fn shutdown_closes_websockets_with_a_close_frame() {
     assert_eq!(u16::from(close.code), 1001, "going away");
     let finished = tokio::time::timeout(WAIT, &mut app.server).await;
     assert!(finished.is_ok(), "the server stops promptly");
+}
+
+#[tokio::test]
+async fn a_dashboard_that_stops_reading_is_dropped_and_the_others_get_every_event() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut reader = app.websocket().await;
+    reader.snapshot().await;
+    // A client that completes the handshake, then never reads again: with a tiny
+    // receive buffer its socket fills after a few frames, and it answers no pings.
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small buffer");
+    let stream = socket
+        .connect(([127, 0, 0, 1], app.port).into())
+        .await
+        .expect("connects");
+    let url = format!("ws://127.0.0.1:{}/ws", app.port);
+    let (_stuck, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("handshake");
+    assert_eq!(websocket_clients(&app).await, 2);
+
+    let sent: Vec<Task> = (0..2000).map(|i| task("slow", i, Priority::Low)).collect();
+    futures_util::stream::iter(&sent)
+        .for_each_concurrent(16, |t| async {
+            assert_eq!(app.post_task(t).await.status().as_u16(), 200);
+        })
+        .await;
+
+    // The reading dashboard is not held back by the stuck one.
+    let mut got: Vec<u64> = reader
+        .tasks(sent.len())
+        .await
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    // The stuck one is cut loose (no pong within CLIENT_TIMEOUT, or a frame it
+    // would not take within SEND_TIMEOUT) instead of being queued for forever.
+    let limit = consumer::ws::CLIENT_TIMEOUT + consumer::ws::HEARTBEAT_INTERVAL + WAIT;
+    let deadline = tokio::time::Instant::now() + limit;
+    while websocket_clients(&app).await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck dashboard was still open after {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The consumer's count of open dashboard sockets, from `/metrics`.
+async fn websocket_clients(app: &crate::helpers::TestApp) -> u64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("taskhooks_consumer_websocket_clients "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the websocket_clients gauge")
 }
