@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
 import { dashboardState, waitForChart, waitForConnected } from './lib/dashboard.js';
+import { clickProduceTasks } from './lib/producer.js';
 import { ROOT } from './lib/services.js';
 import { postSignedTask } from './lib/signing.js';
 import { DashboardSocket, PRIORITIES, countByPriority, duplicates } from './lib/socket.js';
@@ -51,17 +52,8 @@ async function screenshot(page, name) {
 
 /** Clicks Produce Tasks for one batch of `size` tasks; waits for "Complete"; returns the batch. */
 async function produceBatch(producer, size) {
-  await producer.fill('#min', String(size));
-  await producer.fill('#max', String(size));
-  await producer.fill('#pace', String(PACE_MS));
-  // The page POSTs /producetasks; its answer names the batch whose panel we then watch.
-  const answer = producer.waitForResponse((r) => r.url().endsWith('/producetasks') && r.request().method() === 'POST');
-  await producer.getByRole('button', { name: 'Produce Tasks' }).click();
-  const response = await answer;
-  assert.equal(response.status(), 202, `POST /producetasks answered ${response.status()}`);
-  const { batchid, total } = await response.json();
-  assert.equal(total, size, 'min = max, so the batch has exactly that many tasks');
-  const status = producer.locator(`.batch[data-batchid="${batchid}"] .batch-status`);
+  const { batchid, panel } = await clickProduceTasks(producer, { size, paceMs: PACE_MS });
+  const status = panel.locator('.batch-status');
   await status.filter({ hasText: 'Complete' }).waitFor({ timeout: BATCH_TIMEOUT_MS });
   return { batchid, status: (await status.textContent()).trim() };
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
 import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
+import { clickProduceTasks } from './lib/producer.js';
 import { startStack, useServices } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
@@ -38,13 +39,7 @@ test('Redis lost mid-batch: both pages say so in words, and the batch still comp
 
   const producer = await openPage(context);
   await producer.goto(producerUrl);
-  await producer.fill('#min', String(BATCH_SIZE));
-  await producer.fill('#max', String(BATCH_SIZE));
-  await producer.fill('#pace', String(PACE_MS));
-  const answer = producer.waitForResponse((r) => r.url().endsWith('/producetasks'));
-  await producer.getByRole('button', { name: 'Produce Tasks' }).click();
-  const { batchid } = await (await answer).json();
-  const panel = producer.locator(`.batch[data-batchid="${batchid}"]`);
+  const { panel } = await clickProduceTasks(producer, { size: BATCH_SIZE, paceMs: PACE_MS });
   await panel.locator('ol.lines li.delivered').nth(9).waitFor({ timeout: 10_000 });
 
   await services.kill('redis');

@@ -123,18 +123,10 @@ impl Socket {
     /// Tells the client that events have stopped flowing, and why; the next
     /// snapshot says they flow again.
     async fn send_unavailable(&mut self, reason: &str) -> Result<(), Ended> {
-        self.flush_if_pending().await?;
+        self.flush().await?;
         let message =
             serde_json::json!({ "type": "status", "status": "unavailable", "error": reason });
         self.send(message.to_string()).await
-    }
-
-    async fn flush_if_pending(&mut self) -> Result<(), Ended> {
-        if self.pending.is_empty() {
-            Ok(())
-        } else {
-            self.flush().await
-        }
     }
 
     async fn queue(&mut self, event: Event) -> Result<(), Ended> {
@@ -149,7 +141,11 @@ impl Socket {
         Ok(())
     }
 
+    /// Sends the pending events as one frame; nothing when none are pending.
     async fn flush(&mut self) -> Result<(), Ended> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let mut text = String::from(r#"{"type":"events","events":["#);
         for (i, event) in self.pending.drain(..).enumerate() {
             if i > 0 {

@@ -188,17 +188,14 @@ impl Deliverer {
         let started = Instant::now();
         let result = self.post(message).await;
         let duration = started.elapsed();
-        let mut timed_out = false;
+        let timed_out = matches!(&result, Err(err) if err.is_timeout());
         let (status, error, verdict) = match result {
             Ok((code, retry_after, detail)) => {
                 let ok = (200..300).contains(&code);
                 let error = (!ok).then(|| refusal(code, &detail));
                 (Some(code), error, Verdict::Status { code, retry_after })
             }
-            Err(err) => {
-                timed_out = err.is_timeout();
-                (None, Some(self.describe(&err)), Verdict::Transport)
-            }
+            Err(err) => (None, Some(self.describe(&err)), Verdict::Transport),
         };
         let attempt = Attempt {
             number,

@@ -2,6 +2,7 @@
 
 use crate::startup::AppState;
 use actix_web::{HttpResponse, web};
+use taskhooks_shared::web::metrics_response;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
@@ -10,9 +11,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus metrics.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.encode())
+    metrics_response(state.metrics.encode())
 }
 
 /// `GET /readyz`: the broker can take webhooks (Redis answers, when configured).

@@ -73,15 +73,7 @@ async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
     app.post_task(&sent).await;
     app.post_signed("msg_x", b"not json".to_vec()).await;
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
 
     for line in [
         r#"taskhooks_consumer_webhooks_received_total{outcome="published"} 1"#,

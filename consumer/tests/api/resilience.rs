@@ -1,6 +1,6 @@
 //! Redis going away and coming back; shutting down.
 
-use crate::helpers::{WAIT, eventually, spawn_app, task};
+use crate::helpers::{TestApp, WAIT, eventually, eventually_within, spawn_app, task};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use taskhooks_shared::testing::RedisServer;
@@ -126,28 +126,17 @@ async fn a_dashboard_that_stops_reading_is_dropped_and_the_others_get_every_even
     // The stuck one is cut loose (no pong within CLIENT_TIMEOUT, or a frame it
     // would not take within SEND_TIMEOUT) instead of being queued for forever.
     let limit = consumer::ws::CLIENT_TIMEOUT + consumer::ws::HEARTBEAT_INTERVAL + WAIT;
-    let deadline = tokio::time::Instant::now() + limit;
-    while websocket_clients(&app).await != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stuck dashboard was still open after {limit:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    eventually_within(limit, "the stuck dashboard to be dropped", || async {
+        (websocket_clients(&app).await == 1).then_some(())
+    })
+    .await;
 }
 
 /// The consumer's count of open dashboard sockets, from `/metrics`.
-async fn websocket_clients(app: &crate::helpers::TestApp) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
+async fn websocket_clients(app: &TestApp) -> u64 {
+    app.metrics()
         .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix("taskhooks_consumer_websocket_clients "))
         .and_then(|n| n.trim().parse().ok())
         .expect("the websocket_clients gauge")

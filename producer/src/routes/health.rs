@@ -2,6 +2,7 @@
 
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
+use taskhooks_shared::web::metrics_response;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> HttpResponse {
@@ -10,7 +11,5 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus metrics of the deliveries.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.deliverer.metrics().encode())
+    metrics_response(state.deliverer.metrics().encode())
 }

@@ -57,6 +57,13 @@ pub async fn static_file(path: web::Path<String>) -> HttpResponse {
     }
 }
 
+/// A `GET /metrics` answer: `text` in the OpenMetrics text format.
+pub fn metrics_response(text: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text)
+}
+
 /// Waits for Ctrl-C or SIGTERM, then cancels `token`.
 pub async fn shutdown_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
