@@ -38,8 +38,17 @@ struct OutcomeLabel {
 pub struct Metrics {
     registry: Registry,
     webhooks: Family<OutcomeLabel, Counter>,
-    /// Open dashboard WebSockets in this process.
-    pub websocket_clients: Gauge,
+    websocket_clients: Gauge,
+}
+
+/// One open dashboard socket, counted in `websocket_clients` while it lives: a
+/// guard, so a panic or an early return cannot skip the decrement.
+pub struct OpenSocket(Gauge);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -68,6 +77,12 @@ impl Metrics {
             webhooks,
             websocket_clients,
         }
+    }
+
+    /// Counts one more open dashboard socket until the guard is dropped.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.websocket_clients.inc();
+        OpenSocket(self.websocket_clients.clone())
     }
 
     /// Counts one webhook by what became of it (500s are not a client outcome).

@@ -42,8 +42,11 @@ pub async fn connect(
         actix_ws::handle(&req, body).map_err(|err| ApiError::NotWebSocket(err.to_string()))?;
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
+    // Counted before the handshake is answered, so a client that sees the upgrade
+    // also sees itself in `/metrics`.
+    let open = state.metrics.socket_opened();
     actix_web::rt::spawn(async move {
-        state.metrics.websocket_clients.inc();
+        let _open = open;
         let socket = Socket {
             session,
             stream,
@@ -54,7 +57,6 @@ pub async fn connect(
         if let Err(reason) = socket.run(&state.broker, &state.hub, &state.shutdown).await {
             tracing::debug!(%reason, "WebSocket closed");
         }
-        state.metrics.websocket_clients.dec();
     });
     Ok(response)
 }

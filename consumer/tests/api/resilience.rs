@@ -105,6 +105,7 @@ async fn a_dashboard_that_stops_reading_is_dropped_and_the_others_get_every_even
     let (_stuck, _) = tokio_tungstenite::client_async(url, stream)
         .await
         .expect("handshake");
+    // The consumer counts a socket before it answers the handshake.
     assert_eq!(websocket_clients(&app).await, 2);
 
     let sent: Vec<Task> = (0..2000).map(|i| task("slow", i, Priority::Low)).collect();
