@@ -122,7 +122,19 @@ impl RedisBroker {
     }
 
     /// See [`super::Broker::snapshot`].
+    ///
+    /// Tried twice on a connection error: after Redis returns, the connection
+    /// manager answers the first command with the error of its last failed
+    /// reconnection (and only then reconnects), and a dashboard resynchronising at
+    /// that moment would otherwise be disconnected for nothing.
     pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+        match self.read_snapshot().await {
+            Err(BrokerError::Redis(err)) if err.is_io_error() => self.read_snapshot().await,
+            result => result,
+        }
+    }
+
+    async fn read_snapshot(&self) -> Result<Snapshot, BrokerError> {
         let mut invocation = SNAPSHOT.key(self.key("seq"));
         invocation.key(self.key("totals")).key(self.key("recent"));
         let mut conn = self.conn.clone();
