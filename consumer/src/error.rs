@@ -15,6 +15,11 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in time.
+    #[error(
+        "the body did not arrive within {0:?}; send the whole request at once (a task is a few hundred bytes)"
+    )]
+    BodyTimeout(std::time::Duration),
     /// The body could not be read off the connection.
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
@@ -50,6 +55,7 @@ impl ResponseError for ApiError {
             ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) | ApiError::NotWebSocket(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +73,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("retry-after", RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: close rather than read it as a
+            // next request, and free the connection now.
+            response.force_close();
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

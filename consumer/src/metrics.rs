@@ -21,6 +21,8 @@ pub enum Outcome {
     unauthorized,
     /// Body too large (413).
     too_large,
+    /// The body did not arrive in time (408).
+    too_slow,
     /// Not JSON (415).
     unsupported_media_type,
     /// Not a valid task (400).
@@ -92,6 +94,7 @@ impl Metrics {
             Ok(Accepted::Duplicate) => Outcome::duplicate,
             Err(ApiError::Signature(_)) => Outcome::unauthorized,
             Err(ApiError::TooLarge { .. }) => Outcome::too_large,
+            Err(ApiError::BodyTimeout(_)) => Outcome::too_slow,
             Err(ApiError::NotJson(_)) => Outcome::unsupported_media_type,
             Err(ApiError::InvalidTask(_) | ApiError::UnreadableBody(_)) => Outcome::invalid,
             Err(ApiError::Unavailable(_)) => Outcome::unavailable,
