@@ -40,6 +40,14 @@ pub enum ApiError {
     /// `/ws` was requested without a valid WebSocket upgrade.
     #[error("this endpoint takes a WebSocket connection (ws://…/ws): {0}")]
     NotWebSocket(String),
+    /// As many dashboard sockets are open as `--max-websockets` allows.
+    #[error(
+        "this consumer already serves {limit} dashboards (its --max-websockets); retry later or open another replica's dashboard"
+    )]
+    TooManyWebSockets {
+        /// The cap.
+        limit: usize,
+    },
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the consumer's log")]
     Internal(#[source] anyhow::Error),
@@ -58,7 +66,9 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::TooManyWebSockets { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

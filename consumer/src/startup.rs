@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::snapshots::SharedSnapshots;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::request_log;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// How long requests in flight may take to finish once shutdown starts.
@@ -25,6 +26,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct AppState {
     /// Where webhooks are published and totals read.
     pub broker: Broker,
+    /// Snapshot reads shared by sockets asking at the same time.
+    pub snapshots: SharedSnapshots,
+    /// One permit per open dashboard socket, `max_websockets` in all.
+    pub websockets: Arc<Semaphore>,
+    /// The cap on open dashboard sockets, for the refusal's message.
+    pub max_websockets: usize,
     /// This process's fan-out to its WebSocket clients.
     pub hub: Hub,
     /// How webhooks are authenticated: by any of these secrets, or not at all.
@@ -81,6 +88,9 @@ impl Application {
             }
         };
         let state = web::Data::new(AppState {
+            snapshots: SharedSnapshots::new(broker.clone()),
+            websockets: Arc::new(Semaphore::new(config.max_websockets)),
+            max_websockets: config.max_websockets,
             broker,
             metrics: Metrics::new(&hub),
             hub,
@@ -91,6 +101,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -98,6 +109,8 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .workers(workers)
+        .max_connections(config.max_connections.div_ceil(workers).max(1))
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?

@@ -4,5 +4,6 @@
 mod dashboard;
 mod fanout;
 mod helpers;
+mod hostile;
 mod resilience;
 mod webhook;

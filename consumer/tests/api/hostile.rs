@@ -1,0 +1,348 @@
+//! Hostile clients: slow bodies, costly headers, too many sockets, a client that
+//! pings but never reads, and many sockets asking for a snapshot at once. Raw TCP
+//! where a well-behaved HTTP client could not misbehave on purpose.
+
+use crate::helpers::{
+    TestApp, WAIT, eventually, eventually_within, spawn_app, spawn_app_with, task,
+};
+use consumer::broker::{Broker, redis::RedisBroker};
+use consumer::routes::webhook::BODY_TIMEOUT;
+use consumer::snapshots::SharedSnapshots;
+use consumer::ws::SEND_TIMEOUT;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use taskhooks_shared::signing::{self, unix_now};
+use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::{Priority, Secret};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// A request head as a raw client writes it.
+fn head(method_path: &str, headers: &[(&str, String)]) -> Vec<u8> {
+    let mut text = format!("{method_path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.into_bytes()
+}
+
+/// Reads one response (head and a Content-Length body): status and JSON body.
+async fn read_response(stream: &mut TcpStream) -> (u16, String, Value) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head[9..12].parse().expect("a status code");
+                let json = serde_json::from_str(&body[..length]).expect("a JSON body");
+                return (status, head.to_ascii_lowercase(), json);
+            }
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .expect("the connection reads");
+        assert!(n > 0, "connection closed before a full response: {text:?}");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn signed_head(app: &TestApp, id: &str, signature: Option<String>, length: usize) -> Vec<u8> {
+    let now = unix_now();
+    let signature = signature.unwrap_or_else(|| app.secret.sign(id, now, b"the body to come"));
+    head(
+        "POST /consumetasks",
+        &[
+            ("content-type", "application/json".into()),
+            ("content-length", length.to_string()),
+            (signing::HEADER_ID, id.to_owned()),
+            (signing::HEADER_TIMESTAMP, now.to_string()),
+            (signing::HEADER_SIGNATURE, signature),
+        ],
+    )
+}
+
+async fn outcome_count(app: &TestApp, outcome: &str) -> u64 {
+    let wanted = format!("taskhooks_consumer_webhooks_received_total{{outcome=\"{outcome}\"}} ");
+    app.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(&wanted).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408_within_the_deadline_and_its_connection_is_closed() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+
+    let started = Instant::now();
+    stream
+        .write_all(&signed_head(&app, "msg_slow", None, 65536))
+        .await
+        .expect("head sent");
+    stream
+        .write_all(&[b' '; 1000])
+        .await
+        .expect("part of the body sent");
+    let (status, head, body) = read_response(&mut stream).await;
+    let waited = started.elapsed();
+
+    assert_eq!(status, 408, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not arrive")),
+        "{body}"
+    );
+    assert!(
+        waited < BODY_TIMEOUT + Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the server closes the connection: {closed:?}"
+    );
+    assert_eq!(outcome_count(&app, "too_slow").await, 1);
+    assert_eq!(app.stats().await["seq"], 0);
+}
+
+#[tokio::test]
+async fn a_long_webhook_id_or_too_many_signatures_get_401_before_the_body_is_sent() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let now = unix_now();
+    let good = app.secret.sign("msg_1", now, b"the body to come");
+    let cases = [
+        ("m".repeat(257), None, "at most 256"),
+        (
+            "msg_1".to_owned(),
+            Some([good.as_str(); 6].join(" ")),
+            "at most 5",
+        ),
+        (
+            "msg_1".to_owned(),
+            Some("v1,not-base64!".to_owned()),
+            "v1,<base64",
+        ),
+    ];
+
+    for (id, signature, words) in cases {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connects");
+        // The body is declared but never sent: the answer can only come from the headers.
+        stream
+            .write_all(&signed_head(&app, &id, signature, 65536))
+            .await
+            .expect("head sent");
+        let (status, _, body) = read_response(&mut stream).await;
+
+        assert_eq!(status, 401, "{body}");
+        let error = body["error"].as_str().expect("an error message");
+        assert!(error.contains(words), "{error:?} should mention {words:?}");
+    }
+    assert_eq!(outcome_count(&app, "unauthorized").await, 3);
+    assert_eq!(app.stats().await["seq"], 0);
+}
+
+fn upgrade_head() -> Vec<u8> {
+    head(
+        "GET /ws",
+        &[
+            ("connection", "Upgrade".into()),
+            ("upgrade", "websocket".into()),
+            ("sec-websocket-version", "13".into()),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==".into()),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn websockets_over_the_cap_get_503_json_before_the_upgrade() {
+    let args = ["--max-websockets".to_owned(), "2".to_owned()];
+    let secret = Secret::generate();
+    let mut full = vec!["--webhook-secret".to_owned(), secret.to_whsec()];
+    full.extend(args);
+    let app = spawn_app_with(secret, &full).await;
+    let mut first = app.websocket().await;
+    let mut second = app.websocket().await;
+    first.snapshot().await;
+    second.snapshot().await;
+
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+    stream.write_all(&upgrade_head()).await.expect("sent");
+    let (status, head, body) = read_response(&mut stream).await;
+
+    assert_eq!(status, 503, "{body}");
+    assert!(!head.contains("upgrade: websocket"), "{head}");
+    let error = body["error"].as_str().expect("an error message");
+    assert!(error.contains("2 dashboards"), "{error}");
+    drop(first);
+    eventually("a freed slot lets a new dashboard in", || async {
+        let url = format!("ws://127.0.0.1:{}/ws", app.port);
+        tokio_tungstenite::connect_async(url).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_pings_but_never_reads_is_dropped_within_the_send_timeout() {
+    let app = spawn_app(None).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("a small receive buffer");
+    let addr = format!("127.0.0.1:{}", app.port)
+        .parse()
+        .expect("an address");
+    let mut stream = socket.connect(addr).await.expect("connects");
+    stream
+        .write_all(&upgrade_head())
+        .await
+        .expect("handshake sent");
+    let mut response = [0u8; 12];
+    stream
+        .read_exact(&mut response)
+        .await
+        .expect("handshake answer");
+    assert_eq!(&response[9..12], b"101");
+    let gauge = |text: String| {
+        text.lines().find_map(|l| {
+            l.strip_prefix("taskhooks_consumer_websocket_clients ")?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    assert_eq!(gauge(app.metrics().await), Some(1));
+
+    // Masked ping frames with a 125-byte payload (a zero mask leaves it as is),
+    // written until the server stops reading or closes; never a byte read back.
+    let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend([b'p'; 125]);
+    let pings: Vec<u8> = ping.repeat(1000);
+    let flood = tokio::spawn(async move {
+        for _ in 0..1000 {
+            if stream.write_all(&pings).await.is_err() {
+                break;
+            }
+        }
+        stream
+    });
+
+    eventually_within(
+        SEND_TIMEOUT + WAIT,
+        "the stalled socket's task to end",
+        || async { (gauge(app.metrics().await) == Some(0)).then_some(()) },
+    )
+    .await;
+    flood.abort();
+}
+
+async fn evals(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_hundred_sockets_asking_at_once_share_two_snapshot_reads() {
+    let redis = RedisServer::start();
+    let broker = Broker::Redis(RedisBroker::new(&redis.url(), "shared").expect("a broker"));
+    broker
+        .accept(Some("msg_1"), &task("b", 1, Priority::Low))
+        .await
+        .expect("accepted");
+    let snapshots = SharedSnapshots::new(broker);
+    let client = redis::Client::open(redis.url()).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    snapshots
+        .read()
+        .await
+        .expect("a first read loads the script");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .expect("reset");
+
+    let reads = futures_util::future::join_all((0..100).map(|_| snapshots.read())).await;
+
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|s| s.seq == 1 && s.totals.sum() == 1))
+    );
+    assert!(
+        evals(&mut conn).await <= 2,
+        "one read in flight and one for all who asked during it"
+    );
+}
+
+#[tokio::test]
+async fn sockets_connecting_while_tasks_arrive_end_with_exact_totals() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    const TASKS: u64 = 150;
+    let posting = async {
+        for id in 0..TASKS {
+            assert_eq!(
+                app.post_task(&task("b", id, Priority::Major))
+                    .await
+                    .status(),
+                200
+            );
+        }
+    };
+    let connecting = futures_util::future::join_all((0..20).map(|_| async {
+        let mut ws = app.websocket().await;
+        let snapshot = ws.snapshot().await;
+        (ws, snapshot["totals"]["Major"].as_u64().expect("a total"))
+    }));
+
+    let ((), sockets) = tokio::join!(posting, connecting);
+
+    for (mut ws, in_snapshot) in sockets {
+        let live = ws.tasks((TASKS - in_snapshot) as usize).await.len() as u64;
+        assert_eq!(
+            in_snapshot + live,
+            TASKS,
+            "snapshot {in_snapshot} + live {live}"
+        );
+    }
+}
