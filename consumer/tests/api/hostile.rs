@@ -346,3 +346,90 @@ async fn sockets_connecting_while_tasks_arrive_end_with_exact_totals() {
         );
     }
 }
+
+/// Calls of one Redis command since the last `CONFIG RESETSTAT` (scripts' own included).
+async fn calls(conn: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn stats_read_the_totals_without_the_recent_list() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    assert_eq!(
+        app.post_task(&task("b", 1, Priority::Low)).await.status(),
+        200
+    );
+    let client = redis::Client::open(redis.url()).expect("a client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .expect("reset");
+
+    let stats = app.stats().await;
+
+    assert_eq!(stats["totals"]["Low"], 1, "{stats}");
+    assert_eq!(calls(&mut conn, "hgetall").await, 1);
+    assert_eq!(calls(&mut conn, "lrange").await, 0);
+}
+
+/// An HTTP/1.1 request on its own connection, answered: the connection stays open.
+async fn kept_alive(app: &TestApp) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+    stream
+        .write_all(&head("GET /healthz", &[]))
+        .await
+        .expect("sent");
+    let (status, _, _) = read_response(&mut stream).await;
+    assert_eq!(status, 200);
+    stream
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let secret = Secret::generate();
+    let args = [
+        "--webhook-secret".to_owned(),
+        secret.to_whsec(),
+        "--max-connections".to_owned(),
+        "2".to_owned(),
+    ];
+    let app = spawn_app_with(secret, &args).await;
+    // The cap is shared evenly among the workers, rounded up.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let cap = 2usize.div_ceil(workers) * workers;
+    let mut open = Vec::new();
+    for _ in 0..cap {
+        open.push(kept_alive(&app).await);
+    }
+
+    let mut waiting = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("the kernel queues it");
+    waiting
+        .write_all(&head("GET /healthz", &[]))
+        .await
+        .expect("sent");
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_secs(1), waiting.peek(&mut byte)).await;
+    assert!(early.is_err(), "a connection over the cap is not served");
+    drop(open.pop());
+    let (status, _, _) = read_response(&mut waiting).await;
+
+    assert_eq!(status, 200, "served once a connection closed");
+}

@@ -241,6 +241,14 @@ fn long_ids_and_too_many_or_malformed_signatures_are_refused_from_the_headers_al
             Err(expected)
         );
     }
+    let unsigned = ReceivedHeaders {
+        id: Some(&long_id),
+        ..ReceivedHeaders::default()
+    };
+    assert_eq!(
+        unsigned.checked_id(),
+        Err(SigningError::IdTooLong { len: 257 })
+    );
     let exactly = "m".repeat(MAX_ID_BYTES);
     assert!(
         received(&exactly, &ts, SPEC_SIGNATURE)
