@@ -34,6 +34,9 @@ pub enum ApiError {
         "the body is not a task ({0}); expected {{\"batchid\": string, \"id\": integer, \"owner\": string, \"priority\": \"Low\"|\"Moderate\"|\"Major\"|\"Critical\"}}"
     )]
     InvalidTask(String),
+    /// A field of the task is longer than its cap (the message names both).
+    #[error("{0}; shorten it (the limits keep every dashboard's snapshot small)")]
+    FieldTooLong(String),
     /// The event could not be published; the sender should retry.
     #[error("the event could not be published right now ({0}); retry later")]
     Unavailable(#[from] BrokerError),
@@ -60,9 +63,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) | ApiError::NotWebSocket(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::UnreadableBody(_)
+            | ApiError::InvalidTask(_)
+            | ApiError::FieldTooLong(_)
+            | ApiError::NotWebSocket(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,

@@ -96,7 +96,9 @@ impl Metrics {
             Err(ApiError::TooLarge { .. }) => Outcome::too_large,
             Err(ApiError::BodyTimeout(_)) => Outcome::too_slow,
             Err(ApiError::NotJson(_)) => Outcome::unsupported_media_type,
-            Err(ApiError::InvalidTask(_) | ApiError::UnreadableBody(_)) => Outcome::invalid,
+            Err(
+                ApiError::InvalidTask(_) | ApiError::FieldTooLong(_) | ApiError::UnreadableBody(_),
+            ) => Outcome::invalid,
             Err(ApiError::Unavailable(_)) => Outcome::unavailable,
             Err(_) => return,
         };

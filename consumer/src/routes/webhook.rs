@@ -66,7 +66,7 @@ async fn receive(
     let webhook_id = authenticate(sender, &body)?;
     require_json(req)?;
     let task: Task = from_object(&body).map_err(ApiError::InvalidTask)?;
-    task.check_sizes().map_err(ApiError::InvalidTask)?;
+    task.check_sizes().map_err(ApiError::FieldTooLong)?;
     tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
     Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
 }
