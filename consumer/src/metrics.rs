@@ -41,6 +41,7 @@ pub struct Metrics {
     registry: Registry,
     webhooks: Family<OutcomeLabel, Counter>,
     websocket_clients: Gauge,
+    websockets_refused: Counter,
 }
 
 /// One open dashboard socket, counted in `websocket_clients` while it lives: a
@@ -59,6 +60,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("taskhooks_consumer");
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         let websocket_clients = Gauge::default();
+        let websockets_refused = Counter::default();
         registry.register(
             "webhooks_received",
             "Webhooks received, by outcome (published, duplicate, or why refused)",
@@ -74,10 +76,16 @@ impl Metrics {
             "Open dashboard WebSockets",
             websocket_clients.clone(),
         );
+        registry.register(
+            "websockets_refused",
+            "Dashboard WebSockets refused with 503 because --max-websockets were open",
+            websockets_refused.clone(),
+        );
         Metrics {
             registry,
             webhooks,
             websocket_clients,
+            websockets_refused,
         }
     }
 
@@ -85,6 +93,11 @@ impl Metrics {
     pub fn socket_opened(&self) -> OpenSocket {
         self.websocket_clients.inc();
         OpenSocket(self.websocket_clients.clone())
+    }
+
+    /// Counts one dashboard socket refused for the cap.
+    pub fn socket_refused(&self) {
+        self.websockets_refused.inc();
     }
 
     /// Counts one webhook by what became of it (500s are not a client outcome).

@@ -45,14 +45,12 @@ pub async fn connect(
 ) -> Result<HttpResponse, ApiError> {
     let (response, session, stream) =
         actix_ws::handle(&req, body).map_err(|err| ApiError::NotWebSocket(err.to_string()))?;
-    let permit =
-        state
-            .websockets
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| ApiError::TooManyWebSockets {
-                limit: state.max_websockets,
-            })?;
+    let permit = state.websockets.clone().try_acquire_owned().map_err(|_| {
+        state.metrics.socket_refused();
+        ApiError::TooManyWebSockets {
+            limit: state.max_websockets,
+        }
+    })?;
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     // Counted before the handshake is answered, so a client that sees the upgrade

@@ -36,6 +36,11 @@ async fn websockets_over_the_cap_get_503_json_before_the_upgrade() {
     assert!(!head.contains("upgrade: websocket"), "{head}");
     let error = body["error"].as_str().expect("an error message");
     assert!(error.contains("2 dashboards"), "{error}");
+    assert!(
+        app.metrics()
+            .await
+            .contains("taskhooks_consumer_websockets_refused_total 1\n")
+    );
     drop(first);
     eventually("a freed slot lets a new dashboard in", || async {
         let url = format!("ws://127.0.0.1:{}/ws", app.port);
