@@ -1,6 +1,6 @@
 //! Command-line flags, each with an environment-variable fallback.
 
-use taskhooks_shared::Secret;
+use taskhooks_shared::signing::Secrets;
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -15,9 +15,10 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
-    /// Shared webhook secret, `whsec_<base64>`; the producer must use the same one.
+    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the producer must use
+    /// the same one. Several, space-separated, to rotate: a webhook signed by any is accepted.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<Secrets>,
 
     /// Accept unsigned webhooks when no secret is set (for the original Python producer).
     #[arg(long, env = "ALLOW_UNSIGNED")]
@@ -30,10 +31,13 @@ pub struct Config {
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
     #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
     pub producer_url: String,
-}
 
-/// The message given when neither a secret nor `--allow-unsigned` is set.
-pub const MISSING_SECRET: &str = "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to a \
-    whsec_<base64> value shared with the producer, for example \
-    `export WEBHOOK_SECRET=whsec_$(head -c32 /dev/urandom | base64)`; or pass --allow-unsigned \
-    to accept unsigned webhooks";
+    /// Most open HTTP connections (WebSockets included), shared evenly among the worker
+    /// threads; beyond it new connections wait in the listen queue until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most dashboard WebSockets open at once; one more is refused with 503 before the upgrade.
+    #[arg(long, env = "MAX_WEBSOCKETS", default_value_t = 1_000)]
+    pub max_websockets: usize,
+}

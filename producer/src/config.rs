@@ -1,11 +1,11 @@
 //! Command-line flags, each with an environment-variable fallback, and their
 //! validation into the settings the rest of the program uses.
 
-use crate::delivery::{DeliverySettings, Signer};
+use crate::delivery::DeliverySettings;
 use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
-use taskhooks_shared::Secret;
+use taskhooks_shared::signing::{Secrets, Signing};
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
 /// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
@@ -39,9 +39,10 @@ pub struct Config {
     )]
     pub target: String,
 
-    /// Shared webhook secret, `whsec_<base64>`; the consumer must use the same one.
+    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the consumer must hold
+    /// the same one. Several, space-separated, to rotate: each webhook is signed with all.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, global = true)]
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<Secrets>,
 
     /// Send webhooks without signature headers (for a receiver that does not check them).
     #[arg(long, env = "SEND_UNSIGNED", global = true)]
@@ -143,20 +144,14 @@ pub struct SendArgs {
     pub concurrency: Option<usize>,
 }
 
-/// The message given when neither a secret nor `--unsigned` is set.
-pub const MISSING_SECRET: &str = "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to \
-    the same whsec_<base64> value the consumer uses, for example generate one with \
-    `export WEBHOOK_SECRET=whsec_$(head -c32 /dev/urandom | base64)` and start both programs \
-    with it; or pass --unsigned to send webhooks without signatures";
-
 impl Config {
     /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
-    pub fn signer(&self) -> anyhow::Result<Signer> {
-        match (&self.webhook_secret, self.unsigned) {
-            (Some(secret), _) => Ok(Signer::Secret(secret.clone())),
-            (None, true) => Ok(Signer::Unsigned),
-            (None, false) => anyhow::bail!(MISSING_SECRET),
-        }
+    pub fn signing(&self) -> anyhow::Result<Signing> {
+        Ok(Signing::choose(
+            self.webhook_secret.clone(),
+            self.unsigned,
+            "--unsigned",
+        )?)
     }
 
     /// The validated delivery settings.
@@ -177,7 +172,7 @@ impl Config {
         );
         Ok(DeliverySettings {
             target,
-            signer: self.signer()?,
+            signing: self.signing()?,
             timeout: seconds("--timeout-secs", self.timeout_secs)?,
             connect_timeout: seconds("--connect-timeout-secs", self.connect_timeout_secs)?,
             policy: RetryPolicy {
@@ -216,11 +211,11 @@ mod tests {
 
     #[test]
     fn refuses_to_start_without_a_secret_unless_unsigned() {
-        let err = parse(&[]).signer().expect_err("no secret");
+        let err = parse(&[]).signing().expect_err("no secret");
         assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
         assert!(matches!(
-            parse(&["--unsigned"]).signer(),
-            Ok(Signer::Unsigned)
+            parse(&["--unsigned"]).signing(),
+            Ok(Signing::Unsigned)
         ));
     }
 

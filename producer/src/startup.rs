@@ -2,7 +2,7 @@
 //! and the shutdown sequence.
 
 use crate::config::Config;
-use crate::delivery::{Deliverer, Signer};
+use crate::delivery::Deliverer;
 use crate::routes;
 use crate::state::{AppState, PageSettings};
 use actix_web::dev::{Server, ServerHandle};
@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
+use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::request_log;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +32,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check_batch_range()?;
         let delivery = config.delivery()?;
-        if matches!(delivery.signer, Signer::Unsigned) {
+        if matches!(delivery.signing, Signing::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }
         let target = delivery.target.to_string();

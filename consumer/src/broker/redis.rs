@@ -57,6 +57,17 @@ static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// Reads the sequence number and the totals at one instant (not the recent list).
+static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        -- KEYS: seq, totals
+        local seq = tonumber(redis.call('GET', KEYS[1])) or 0
+        return {seq, redis.call('HGETALL', KEYS[2])}
+        "#,
+    )
+});
+
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
@@ -145,6 +156,16 @@ impl RedisBroker {
             totals: parse_totals(&flat_totals),
             recent: recent.into_iter().map(Arc::from).collect(),
         })
+    }
+
+    /// See [`super::Broker::totals`].
+    pub async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+        let mut invocation = TOTALS.key(self.key("seq"));
+        invocation.key(self.key("totals"));
+        let mut conn = self.conn.clone();
+        let (seq, flat_totals): (u64, Vec<String>) =
+            timed(invocation.invoke_async(&mut conn)).await?;
+        Ok((seq, parse_totals(&flat_totals)))
     }
 
     /// See [`super::Broker::ping`].

@@ -1,8 +1,11 @@
 //! The consumer's integration tests: the real server on port 0, a private
 //! redis-server per test, real HTTP and WebSocket clients.
 
+mod capacity;
 mod dashboard;
 mod fanout;
 mod helpers;
+mod hostile;
+mod raw;
 mod resilience;
 mod webhook;
