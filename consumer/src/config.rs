@@ -12,7 +12,7 @@ pub struct Config {
 
     /// Redis URL (redis://host:6379, redis+unix:///path). Without it an in-process
     /// broker is used: only this process's dashboards see events.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Shared webhook secret, `whsec_<base64>`; the producer must use the same one.
@@ -28,7 +28,12 @@ pub struct Config {
     pub channel: String,
 
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
-    #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
+    #[arg(
+        long,
+        env = "PRODUCER_URL",
+        default_value = "http://127.0.0.1:5000",
+        hide_env_values = true
+    )]
     pub producer_url: String,
 }
 

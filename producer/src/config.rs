@@ -5,7 +5,7 @@ use crate::delivery::{DeliverySettings, Signer};
 use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
-use taskhooks_shared::Secret;
+use taskhooks_shared::{Secret, redact_url};
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
 /// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
@@ -35,6 +35,7 @@ pub struct Config {
         long,
         env = "WEBHOOK_RECEIVER_URL",
         default_value = "http://127.0.0.1:5001/consumetasks",
+        hide_env_values = true,
         global = true
     )]
     pub target: String,
@@ -108,6 +109,7 @@ pub struct Config {
         long,
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
+        hide_env_values = true,
         global = true,
         help_heading = "Web page (ignored by send)"
     )]
@@ -161,11 +163,16 @@ impl Config {
 
     /// The validated delivery settings.
     pub fn delivery(&self) -> anyhow::Result<DeliverySettings> {
-        let target = reqwest::Url::parse(&self.target)
-            .with_context(|| format!("--target / WEBHOOK_RECEIVER_URL {:?}", self.target))?;
+        let target = reqwest::Url::parse(&self.target).with_context(|| {
+            format!(
+                "--target / WEBHOOK_RECEIVER_URL {:?}",
+                redact_url(&self.target)
+            )
+        })?;
         anyhow::ensure!(
             matches!(target.scheme(), "http" | "https"),
-            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {target}"
+            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {}",
+            redact_url(target.as_str())
         );
         anyhow::ensure!(
             self.max_attempts >= 1,

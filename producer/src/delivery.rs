@@ -8,8 +8,8 @@ use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::time::{Duration, Instant, SystemTime};
-use taskhooks_shared::Secret;
 use taskhooks_shared::signing::{self, unix_now};
+use taskhooks_shared::{Secret, redact_url};
 use tokio_util::sync::CancellationToken;
 
 /// How much of a refusal's body is quoted in the task's error, in characters.
@@ -114,7 +114,7 @@ impl Deliverer {
             format!(
                 "cannot build the HTTP client for {} (for https, the system's CA \
                  certificates are needed: install ca-certificates, or set SSL_CERT_FILE)",
-                settings.target
+                redact_url(settings.target.as_str())
             )
         })?;
         Ok(Deliverer {

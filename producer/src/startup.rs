@@ -10,7 +10,8 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
-use taskhooks_shared::web::request_log;
+use taskhooks_shared::redact_url;
+use taskhooks_shared::web::{headers, request_log};
 use tokio_util::sync::CancellationToken;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and
@@ -34,11 +35,11 @@ impl Application {
         if matches!(delivery.signer, Signer::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }
-        let target = delivery.target.to_string();
+        let target = redact_url(delivery.target.as_str());
         let deliverer = Deliverer::new(delivery, config.max_in_flight)?;
         let page = PageSettings {
             target_url: target.clone(),
-            dashboard_url: config.dashboard_url.clone(),
+            dashboard_url: redact_url(&config.dashboard_url),
             min_tasks: config.min_tasks,
             max_tasks: config.max_tasks,
             pace_ms: config.pace_ms,
@@ -83,6 +84,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Se
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::from_fn(headers::secure))
             .wrap(middleware::from_fn(request_log::log))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
