@@ -35,6 +35,16 @@ pub struct Config {
         hide_env_values = true
     )]
     pub producer_url: String,
+    /// Pages of other origins allowed to open the dashboard's WebSocket,
+    /// comma-separated (`https://tasks.example`); the page's own origin on
+    /// localhost or an IP address needs no entry.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the dashboard may be opened by, comma-separated; localhost and
+    /// IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The message given when neither a secret nor `--allow-unsigned` is set.

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::web::{headers, request_log};
 use taskhooks_shared::{Secret, redact_url};
 use tokio::sync::Notify;
@@ -66,6 +67,10 @@ impl Application {
             }
             (None, false) => anyhow::bail!(MISSING_SECRET),
         };
+        let origins = web::Data::new(OriginPolicy::new(
+            &config.allowed_origins,
+            &config.allowed_hosts,
+        )?);
         let hub = Hub::default();
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
@@ -104,6 +109,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(origins.clone())
                 .wrap(middleware::from_fn(headers::secure))
                 .wrap(middleware::from_fn(request_log::log))
                 .configure(routes::configure)

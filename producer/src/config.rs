@@ -5,6 +5,7 @@ use crate::delivery::{DeliverySettings, Signer};
 use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
+use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::{Secret, redact_url};
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
@@ -115,6 +116,29 @@ pub struct Config {
     )]
     pub dashboard_url: String,
 
+    /// Pages of other origins allowed to start and stop batches, comma-separated
+    /// (`https://tasks.example`); the page's own origin on localhost or an IP
+    /// address needs no entry.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the page may be opened by, comma-separated (`tasks.example`);
+    /// localhost and IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Seed for the task generator: the same seed gives the same batches.
     #[arg(long, global = true)]
     pub seed: Option<u64>,
@@ -195,10 +219,21 @@ impl Config {
         })
     }
 
+    /// Who may start and stop batches from a browser.
+    pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
+        Ok(OriginPolicy::new(
+            &self.allowed_origins,
+            &self.allowed_hosts,
+        )?)
+    }
+
     /// Checks the default batch size range the page offers.
     pub fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
-            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))
+            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;
+        let pace = Duration::from_millis(self.pace_ms);
+        crate::batches::check_duration(self.max_tasks, pace)
+            .map_err(|why| anyhow::anyhow!("--max-tasks / --pace-ms: {why}"))
     }
 }
 

@@ -1,31 +1,42 @@
 //! The Server-Sent Events stream of one batch: the log's events after the client's
 //! `Last-Event-ID`, then the live ones as they are logged, keep-alive comments
 //! while idle, and the end right after the `done` event — or at shutdown.
+//!
+//! A task per client follows the batch and hands each chunk to the response
+//! through a one-slot channel. A client that stops reading stops taking chunks;
+//! after [`STALL_TIMEOUT`] its task gives up, so it no longer holds the batch (and
+//! its event log) alive, and its response ends there.
 
 use crate::batches::Batch;
+use crate::metrics::InFlight;
 use bytes::Bytes;
 use futures_util::Stream;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// How often an idle stream sends a comment, so that proxies and browsers keep
 /// the connection open and a dead client is noticed.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a client may leave a chunk untaken (its connection's buffers full)
+/// before it is dropped. Far longer than any live browser takes; short enough
+/// that a stuck client does not keep a batch evicted from the registry in memory.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sent first: how long a browser waits before reconnecting, in milliseconds.
 const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 
 /// The events of `batch` after event id `after`, ending after `done` or once
-/// `closing` is cancelled.
+/// `closing` is cancelled; `open` counts the stream as open until its task ends.
 pub fn stream(
     batch: Arc<Batch>,
     after: usize,
     closing: CancellationToken,
+    open: InFlight,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut keep_alive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
@@ -39,9 +50,11 @@ pub fn stream(
         started: false,
         ended: false,
     };
-    futures_util::stream::unfold(follower, |mut follower| async move {
-        let bytes = follower.next_chunk().await?;
-        Some((Ok(bytes), follower))
+    let (chunks, taken) = mpsc::channel(1);
+    tokio::spawn(follower.feed(chunks, open));
+    futures_util::stream::unfold(taken, |mut taken| async move {
+        let bytes = taken.recv().await?;
+        Some((Ok(bytes), taken))
     })
 }
 
@@ -56,6 +69,29 @@ struct Follower {
 }
 
 impl Follower {
+    /// Hands the stream's chunks to the response, until the stream ends, the
+    /// client goes, or it leaves a chunk untaken for [`STALL_TIMEOUT`].
+    async fn feed(mut self, chunks: mpsc::Sender<Bytes>, _open: InFlight) {
+        loop {
+            let bytes = tokio::select! {
+                next = self.next_chunk() => match next {
+                    Some(bytes) => bytes,
+                    None => return,
+                },
+                () = chunks.closed() => return, // the client went away while idle
+            };
+            match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return, // the client went away
+                Err(_) => {
+                    tracing::info!(batch = %self.batch.id, after = self.after,
+                        "an event stream's client stopped reading; dropping it");
+                    return;
+                }
+            }
+        }
+    }
+
     /// The next bytes to write, or `None` when the stream is over.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.started {

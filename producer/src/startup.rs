@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
 use taskhooks_shared::redact_url;
+use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::web::{headers, request_log};
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +32,7 @@ impl Application {
     /// what to do when the configuration is unusable (no secret, a bad URL, …).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check_batch_range()?;
+        let origins = web::Data::new(config.origin_policy()?);
         let delivery = config.delivery()?;
         if matches!(delivery.signer, Signer::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
@@ -55,7 +57,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, state.clone())?;
+        let server = serve(listener, state.clone(), origins)?;
         let host = config.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
         tracing::info!("producer listening on http://{host}:{port}, sending webhooks to {target}");
         Ok(Application {
@@ -80,10 +82,15 @@ impl Application {
     }
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    origins: web::Data<OriginPolicy>,
+) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(origins.clone())
             .wrap(middleware::from_fn(headers::secure))
             .wrap(middleware::from_fn(request_log::log))
             .configure(routes::configure)

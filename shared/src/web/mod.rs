@@ -11,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
 use tokio_util::sync::CancellationToken;
 
 pub mod headers;
+pub mod origin;
 pub mod request_log;
 
 /// A JSON error answer: `status` and `{"error": message}`.
