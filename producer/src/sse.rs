@@ -5,13 +5,17 @@
 //! A task per client follows the batch and hands each chunk to the response
 //! through a one-slot channel. A client that stops reading stops taking chunks;
 //! after [`STALL_TIMEOUT`] its task gives up, so it no longer holds the batch (and
-//! its event log) alive, and its response ends there.
+//! its event log) alive, and shuts its connection down: the server, stuck writing
+//! to a full socket, would otherwise keep it until the client read again.
 
 use crate::batches::Batch;
 use crate::metrics::InFlight;
+use actix_web::dev::Extensions;
 use bytes::Bytes;
 use futures_util::Stream;
+use std::any::Any;
 use std::convert::Infallible;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -31,12 +35,14 @@ const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 
 /// The events of `batch` after event id `after`, ending after `done` or once
-/// `closing` is cancelled; `open` counts the stream as open until its task ends.
+/// `closing` is cancelled; `open` counts the stream as open until its task ends,
+/// and `connection`, when known, is shut down if the client stalls.
 pub fn stream(
     batch: Arc<Batch>,
     after: usize,
     closing: CancellationToken,
     open: InFlight,
+    connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut keep_alive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
@@ -51,7 +57,7 @@ pub fn stream(
         ended: false,
     };
     let (chunks, taken) = mpsc::channel(1);
-    tokio::spawn(follower.feed(chunks, open));
+    tokio::spawn(follower.feed(chunks, open, connection));
     futures_util::stream::unfold(taken, |mut taken| async move {
         let bytes = taken.recv().await?;
         Some((Ok(bytes), taken))
@@ -71,7 +77,12 @@ struct Follower {
 impl Follower {
     /// Hands the stream's chunks to the response, until the stream ends, the
     /// client goes, or it leaves a chunk untaken for [`STALL_TIMEOUT`].
-    async fn feed(mut self, chunks: mpsc::Sender<Bytes>, _open: InFlight) {
+    async fn feed(
+        mut self,
+        chunks: mpsc::Sender<Bytes>,
+        _open: InFlight,
+        connection: Option<Connection>,
+    ) {
         loop {
             let bytes = tokio::select! {
                 next = self.next_chunk() => match next {
@@ -86,6 +97,9 @@ impl Follower {
                 Err(_) => {
                     tracing::info!(batch = %self.batch.id, after = self.after,
                         "an event stream's client stopped reading; dropping it");
+                    if let Some(connection) = connection {
+                        connection.shut_down();
+                    }
                     return;
                 }
             }
@@ -128,5 +142,35 @@ impl Follower {
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
             }
         }
+    }
+}
+
+/// The TCP connection a request came on, kept (by [`remember_connection`]) so a
+/// stalled stream can shut it down. A second descriptor of the same socket:
+/// shutting it down ends the connection; dropping it does not.
+#[derive(Debug, Clone)]
+pub struct Connection(Arc<std::net::TcpStream>);
+
+impl Connection {
+    /// Shuts the socket down both ways: the server's next write fails and it
+    /// drops the connection.
+    fn shut_down(&self) {
+        if let Err(err) = self.0.shutdown(std::net::Shutdown::Both) {
+            tracing::debug!(%err, "the stalled connection was already gone");
+        }
+    }
+}
+
+/// The server's `on_connect` hook: remembers each plain TCP connection in the
+/// request's connection data, where the event stream route finds it.
+pub fn remember_connection(io: &dyn Any, data: &mut Extensions) {
+    let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    match tcp.as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            data.insert(Connection(Arc::new(std::net::TcpStream::from(fd))));
+        }
+        Err(err) => tracing::warn!(%err, "cannot keep a handle on a connection"),
     }
 }

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::delivery::{Deliverer, Signer};
 use crate::routes;
+use crate::sse;
 use crate::state::{AppState, PageSettings};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
@@ -96,6 +97,7 @@ fn serve(
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(sse::remember_connection)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
     .listen(listener)?

@@ -111,6 +111,7 @@ pub async fn events(
             after,
             state.closing.clone(),
             state.deliverer.metrics().follow(),
+            req.conn_data::<sse::Connection>().cloned(),
         )))
 }
 
