@@ -48,7 +48,7 @@ pub struct RegistryFull {
 
 /// Refuses a batch of up to `max` tasks paced `pace` apart that would last
 /// longer than [`MAX_BATCH_DURATION`]; the text names the limit.
-pub fn check_duration(max: u32, pace: Duration) -> Result<(), String> {
+pub(crate) fn check_duration(max: u32, pace: Duration) -> Result<(), String> {
     let longest = pace.saturating_mul(max);
     if longest <= MAX_BATCH_DURATION {
         return Ok(());

@@ -227,7 +227,8 @@ impl Config {
         )?)
     }
 
-    /// Checks the default batch size range the page offers.
+    /// Checks the default batch the page offers: its size range, and that it is
+    /// paced to last no longer than [`crate::batches::MAX_BATCH_DURATION`].
     pub fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
             .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;

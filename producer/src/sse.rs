@@ -37,7 +37,7 @@ const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 /// The events of `batch` after event id `after`, ending after `done` or once
 /// `closing` is cancelled; `open` counts the stream as open until its task ends,
 /// and `connection`, when known, is shut down if the client stalls.
-pub fn stream(
+pub(crate) fn stream(
     batch: Arc<Batch>,
     after: usize,
     closing: CancellationToken,
@@ -149,7 +149,7 @@ impl Follower {
 /// stalled stream can shut it down. A second descriptor of the same socket:
 /// shutting it down ends the connection; dropping it does not.
 #[derive(Debug, Clone)]
-pub struct Connection(Arc<std::net::TcpStream>);
+pub(crate) struct Connection(Arc<std::net::TcpStream>);
 
 impl Connection {
     /// Shuts the socket down both ways: the server's next write fails and it
@@ -163,7 +163,7 @@ impl Connection {
 
 /// The server's `on_connect` hook: remembers each plain TCP connection in the
 /// request's connection data, where the event stream route finds it.
-pub fn remember_connection(io: &dyn Any, data: &mut Extensions) {
+pub(crate) fn remember_connection(io: &dyn Any, data: &mut Extensions) {
     let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
