@@ -302,4 +302,17 @@ mod tests {
                 .is_ok()
         );
     }
+
+    #[test]
+    fn a_default_batch_paced_over_an_hour_or_a_bad_allowed_origin_stops_the_start() {
+        let slow = parse(&["--unsigned", "--max-tasks", "10000", "--pace-ms", "1000"]);
+        let err = slow.check_batch_range().expect_err("too long");
+        assert!(err.to_string().contains("--pace-ms"), "{err}");
+        let bad = parse(&["--unsigned", "--allowed-origins", "tasks.example"]);
+        let err = bad.origin_policy().expect_err("not an origin");
+        assert!(err.to_string().contains("scheme://host"), "{err}");
+        let good = parse(&["--allowed-origins", "https://a.example,https://b.example"]);
+        assert_eq!(good.allowed_origins.len(), 2);
+        assert!(good.origin_policy().is_ok());
+    }
 }
