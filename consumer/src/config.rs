@@ -12,7 +12,7 @@ pub struct Config {
 
     /// Redis URL (redis://host:6379, redis+unix:///path). Without it an in-process
     /// broker is used: only this process's dashboards see events.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
     /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the producer must use
@@ -29,8 +29,24 @@ pub struct Config {
     pub channel: String,
 
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
-    #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
+    #[arg(
+        long,
+        env = "PRODUCER_URL",
+        default_value = "http://127.0.0.1:5000",
+        hide_env_values = true
+    )]
     pub producer_url: String,
+
+    /// Pages of other origins allowed to open the dashboard's WebSocket,
+    /// comma-separated (`https://tasks.example`); the page's own origin on
+    /// localhost or an IP address needs no entry.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the dashboard may be opened by, comma-separated; localhost and
+    /// IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 
     /// Most open HTTP connections (WebSockets included), shared evenly among the worker
     /// threads; beyond it new connections wait in the listen queue until one closes.

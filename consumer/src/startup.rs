@@ -14,8 +14,10 @@ use anyhow::Context as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
-use taskhooks_shared::web::request_log;
+use taskhooks_shared::web::origin::OriginPolicy;
+use taskhooks_shared::web::{headers, request_log};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -64,12 +66,17 @@ impl Application {
         if matches!(signing, Signing::Unsigned) {
             tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
         }
+        let origins = web::Data::new(OriginPolicy::new(
+            &config.allowed_origins,
+            &config.allowed_hosts,
+        )?);
         let hub = Hub::default();
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisBroker::new(url, &config.channel)
-                    .with_context(|| format!("REDIS_URL {url:?} is not a usable Redis URL"))?;
+                let redis = RedisBroker::new(url, &config.channel).with_context(|| {
+                    format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
+                })?;
                 let subscribed = Arc::new(Notify::new());
                 let task = tokio::spawn(redis.clone().run_subscriber(
                     hub.clone(),
@@ -95,7 +102,7 @@ impl Application {
             metrics: Metrics::new(&hub),
             hub,
             signing,
-            producer_url: config.producer_url,
+            producer_url: redact_url(&config.producer_url),
             shutdown: stopping.clone(),
         });
         let listener = TcpListener::bind(&config.bind)
@@ -105,6 +112,8 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(origins.clone())
+                .wrap(middleware::from_fn(headers::secure))
                 .wrap(middleware::from_fn(request_log::log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
@@ -155,6 +164,7 @@ impl Application {
 /// Logs whether Redis answers, waiting briefly for the subscription so that a
 /// consumer that says it is up already forwards events.
 async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
+    let url = redact_url(url);
     let ready = async {
         redis.ping().await?;
         tokio::time::timeout(OP_TIMEOUT, subscribed.notified())

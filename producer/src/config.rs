@@ -5,7 +5,9 @@ use crate::delivery::DeliverySettings;
 use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
+use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::{Secrets, Signing};
+use taskhooks_shared::web::origin::OriginPolicy;
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
 /// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
@@ -35,6 +37,7 @@ pub struct Config {
         long,
         env = "WEBHOOK_RECEIVER_URL",
         default_value = "http://127.0.0.1:5001/consumetasks",
+        hide_env_values = true,
         global = true
     )]
     pub target: String,
@@ -109,10 +112,34 @@ pub struct Config {
         long,
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
+        hide_env_values = true,
         global = true,
         help_heading = "Web page (ignored by send)"
     )]
     pub dashboard_url: String,
+
+    /// Pages of other origins allowed to start and stop batches, comma-separated
+    /// (`https://tasks.example`); the page's own origin on localhost or an IP
+    /// address needs no entry.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the page may be opened by, comma-separated (`tasks.example`);
+    /// localhost and IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Seed for the task generator: the same seed gives the same batches.
     #[arg(long, global = true)]
@@ -156,11 +183,16 @@ impl Config {
 
     /// The validated delivery settings.
     pub fn delivery(&self) -> anyhow::Result<DeliverySettings> {
-        let target = reqwest::Url::parse(&self.target)
-            .with_context(|| format!("--target / WEBHOOK_RECEIVER_URL {:?}", self.target))?;
+        let target = reqwest::Url::parse(&self.target).with_context(|| {
+            format!(
+                "--target / WEBHOOK_RECEIVER_URL {:?}",
+                redact_url(&self.target)
+            )
+        })?;
         anyhow::ensure!(
             matches!(target.scheme(), "http" | "https"),
-            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {target}"
+            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {}",
+            redact_url(target.as_str())
         );
         anyhow::ensure!(
             self.max_attempts >= 1,
@@ -183,10 +215,22 @@ impl Config {
         })
     }
 
-    /// Checks the default batch size range the page offers.
+    /// Who may start and stop batches from a browser.
+    pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
+        Ok(OriginPolicy::new(
+            &self.allowed_origins,
+            &self.allowed_hosts,
+        )?)
+    }
+
+    /// Checks the default batch the page offers: its size range, and that it is
+    /// paced to last no longer than [`crate::batches::MAX_BATCH_DURATION`].
     pub fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
-            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))
+            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;
+        let pace = Duration::from_millis(self.pace_ms);
+        crate::batches::check_duration(self.max_tasks, pace)
+            .map_err(|why| anyhow::anyhow!("--max-tasks / --pace-ms: {why}"))
     }
 }
 
@@ -253,5 +297,18 @@ mod tests {
                 .delivery()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_default_batch_paced_over_an_hour_or_a_bad_allowed_origin_stops_the_start() {
+        let slow = parse(&["--unsigned", "--max-tasks", "10000", "--pace-ms", "1000"]);
+        let err = slow.check_batch_range().expect_err("too long");
+        assert!(err.to_string().contains("--pace-ms"), "{err}");
+        let bad = parse(&["--unsigned", "--allowed-origins", "tasks.example"]);
+        let err = bad.origin_policy().expect_err("not an origin");
+        assert!(err.to_string().contains("scheme://host"), "{err}");
+        let good = parse(&["--allowed-origins", "https://a.example,https://b.example"]);
+        assert_eq!(good.allowed_origins.len(), 2);
+        assert!(good.origin_policy().is_ok());
     }
 }

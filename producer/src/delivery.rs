@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::time::{Duration, Instant, SystemTime};
+use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::{self, Signing, unix_now};
 use tokio_util::sync::CancellationToken;
 
@@ -106,7 +107,7 @@ impl Deliverer {
             format!(
                 "cannot build the HTTP client for {} (for https, the system's CA \
                  certificates are needed: install ca-certificates, or set SSL_CERT_FILE)",
-                settings.target
+                redact_url(settings.target.as_str())
             )
         })?;
         Ok(Deliverer {

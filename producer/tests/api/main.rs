@@ -2,10 +2,13 @@
 //! test receiver (and, end to end, to the real consumer with Redis).
 
 mod api;
+mod credentials;
+mod cross_site;
 mod delivery;
 mod end_to_end;
 mod headless;
 mod helpers;
+mod limits;
 mod receiver;
 mod shutdown;
 mod stop;
