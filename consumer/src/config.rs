@@ -1,7 +1,5 @@
 //! Command-line flags, each with an environment-variable fallback.
 
-use taskhooks_shared::signing::Secrets;
-
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "consumer", version, about)]
@@ -18,7 +16,7 @@ pub struct Config {
     /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the producer must use
     /// the same one. Several, space-separated, to rotate: a webhook signed by any is accepted.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<Secrets>,
+    pub webhook_secret: Option<String>,
 
     /// Accept unsigned webhooks when no secret is set (for the original Python producer).
     #[arg(long, env = "ALLOW_UNSIGNED")]

@@ -59,7 +59,7 @@ impl Application {
     /// to do when the configuration is unusable.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let signing = Signing::choose(
-            config.webhook_secret,
+            config.webhook_secret.as_deref(),
             config.allow_unsigned,
             "--allow-unsigned",
         )?;

@@ -6,7 +6,7 @@ use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
 use taskhooks_shared::redact_url;
-use taskhooks_shared::signing::{Secrets, Signing};
+use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
@@ -45,7 +45,7 @@ pub struct Config {
     /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the consumer must hold
     /// the same one. Several, space-separated, to rotate: each webhook is signed with all.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, global = true)]
-    pub webhook_secret: Option<Secrets>,
+    pub webhook_secret: Option<String>,
 
     /// Send webhooks without signature headers (for a receiver that does not check them).
     #[arg(long, env = "SEND_UNSIGNED", global = true)]
@@ -175,7 +175,7 @@ impl Config {
     /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
     pub fn signing(&self) -> anyhow::Result<Signing> {
         Ok(Signing::choose(
-            self.webhook_secret.clone(),
+            self.webhook_secret.as_deref(),
             self.unsigned,
             "--unsigned",
         )?)

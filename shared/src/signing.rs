@@ -22,7 +22,8 @@ mod proptests;
 mod secret;
 
 pub use secret::{
-    MAX_KEY_BYTES, MAX_SECRETS, MIN_KEY_BYTES, MissingSecret, Secret, SecretError, Secrets, Signing,
+    MAX_KEY_BYTES, MAX_SECRETS, MIN_KEY_BYTES, Secret, SecretError, Secrets, Signing,
+    SigningSetupError,
 };
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;

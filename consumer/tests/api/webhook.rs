@@ -1,7 +1,6 @@
 //! `POST /consumetasks`: what is accepted, what is refused and with which status.
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, task};
-use clap::Parser as _;
+use crate::helpers::{TestApp, config, spawn_app, spawn_app_with, task};
 use serde_json::Value;
 use taskhooks_shared::signing::{self, unix_now};
 use taskhooks_shared::testing::RedisServer;
@@ -269,14 +268,19 @@ async fn a_weak_or_oversized_secret_is_refused_at_start_saying_how_to_make_one()
         ("whsec_AA==", "1 bytes, too short"),
         ("whsec_c2VjcmV0", "6 bytes, too short"),
         (&*format!("whsec_{}", "QUFB".repeat(22)), "66 bytes"),
+        ("whsec_not-base64-but-a-real-password", "followed by base64"),
     ] {
-        let parsed = consumer::Config::try_parse_from(["consumer", "--webhook-secret", secret]);
+        let config = config(&["--webhook-secret".to_owned(), secret.to_owned()]);
 
-        let message = parsed.expect_err("refused at start").to_string();
+        let refused = consumer::Application::build(config).await;
+
+        let message = format!("{:#}", refused.err().expect("refused at start"));
         assert!(
             message.contains(words) && message.contains("openssl rand -base64 32"),
             "{message}"
         );
+        // A mistyped real secret must not end up in a terminal or a log.
+        assert!(!message.contains(&secret[6..]), "{message}");
     }
 }
 

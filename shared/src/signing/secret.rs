@@ -155,31 +155,41 @@ pub enum Signing {
     Unsigned,
 }
 
-/// Neither a secret nor the program's unsigned flag was given.
+/// Why a program cannot sign (or check) webhooks as configured. Never quotes the
+/// secret's text: a mistyped real secret must not end up in a terminal or a log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to the same whsec_<base64> \
-     value for the producer and the consumer, for example \
-     `export WEBHOOK_SECRET=whsec_$(openssl rand -base64 32)` before starting both; or pass \
-     {unsigned_flag} to do without signatures"
-)]
-pub struct MissingSecret {
-    /// The flag that lets this program run unsigned.
-    pub unsigned_flag: &'static str,
+pub enum SigningSetupError {
+    /// Neither a secret nor the program's unsigned flag was given.
+    #[error(
+        "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to the same whsec_<base64> \
+         value for the producer and the consumer, for example \
+         `export WEBHOOK_SECRET=whsec_$(openssl rand -base64 32)` before starting both; or pass \
+         {unsigned_flag} to do without signatures"
+    )]
+    Missing {
+        /// The flag that lets this program run unsigned.
+        unsigned_flag: &'static str,
+    },
+    /// The secret given cannot be used (not a source, so the reason is said once).
+    #[error("WEBHOOK_SECRET (or --webhook-secret) cannot be used: {0}")]
+    Invalid(SecretError),
 }
 
 impl Signing {
-    /// Signatures with `secrets` when given; otherwise unsigned only when `unsigned`
-    /// (the program's `unsigned_flag`) was set.
+    /// Signatures with the secrets in `secrets` (the text of WEBHOOK_SECRET) when
+    /// given; otherwise unsigned only when `unsigned` (the program's `unsigned_flag`)
+    /// was set.
     pub fn choose(
-        secrets: Option<Secrets>,
+        secrets: Option<&str>,
         unsigned: bool,
         unsigned_flag: &'static str,
-    ) -> Result<Signing, MissingSecret> {
+    ) -> Result<Signing, SigningSetupError> {
         match (secrets, unsigned) {
-            (Some(secrets), _) => Ok(Signing::Secrets(secrets)),
+            (Some(text), _) => Ok(Signing::Secrets(
+                text.parse().map_err(SigningSetupError::Invalid)?,
+            )),
             (None, true) => Ok(Signing::Unsigned),
-            (None, false) => Err(MissingSecret { unsigned_flag }),
+            (None, false) => Err(SigningSetupError::Missing { unsigned_flag }),
         }
     }
 }
