@@ -30,6 +30,11 @@ pub struct Config {
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
     #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
     pub producer_url: String,
+
+    /// The address the ports are published on (docker-compose.yml passes TASKHOOKS_HOST).
+    /// Beyond loopback, a missing or the public demo secret is refused at start.
+    #[arg(long, env = "PUBLISHED_ON")]
+    pub published_on: Option<String>,
 }
 
 /// The message given when neither a secret nor `--allow-unsigned` is set.

@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::Secret;
+use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::web::request_log;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,11 @@ impl Application {
     /// Binds the listener and prepares the broker. Fails with a message saying what
     /// to do when the configuration is unusable.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        check_exposure(
+            config.published_on.as_deref(),
+            config.webhook_secret.as_ref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let verifier = match (config.webhook_secret, config.allow_unsigned) {
             (Some(secret), _) => Verifier::Secret(secret),
             (None, true) => {

@@ -10,6 +10,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
+use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::web::request_log;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,11 @@ impl Application {
     /// what to do when the configuration is unusable (no secret, a bad URL, …).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check_batch_range()?;
+        check_exposure(
+            config.published_on.as_deref(),
+            config.webhook_secret.as_ref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let delivery = config.delivery()?;
         if matches!(delivery.signer, Signer::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");

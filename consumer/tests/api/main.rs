@@ -1,6 +1,7 @@
 //! The consumer's integration tests: the real server on port 0, a private
 //! redis-server per test, real HTTP and WebSocket clients.
 
+mod container;
 mod dashboard;
 mod fanout;
 mod helpers;
