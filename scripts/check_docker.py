@@ -52,17 +52,20 @@ def program_sources(program: str) -> str:
 
 def environment_problems(compose: dict) -> list[str]:
     """Every variable set on a service that runs one of our programs is read by it."""
-    problems = []
-    programs = {path.parent.name for path in ROOT.glob("*/src/main.rs")}
+    problems, checked = [], 0
+    programs = {path.parent.parent.name for path in ROOT.glob("*/src/main.rs")}
     for name, service in compose["services"].items():
         command = service.get("command") or []
         program = command[0] if command else None
         if program not in programs:
             continue
+        checked += 1
         sources = program_sources(program)
         for key in sorted(service.get("environment") or {}):
             if key not in LIBRARY_ENV and f'"{key}"' not in sources:
                 problems.append(f"service {name}: {program} reads no environment variable {key} (misspelt?)")
+    if not checked:
+        problems.append(f"no service runs one of {sorted(programs)} with `command:`; nothing was checked")
     return problems
 
 
