@@ -35,6 +35,11 @@ pub struct Config {
     )]
     pub producer_url: String,
 
+    /// The address the ports are published on (docker-compose.yml passes TASKHOOKS_HOST).
+    /// Beyond loopback, a missing or the public demo secret is refused at start.
+    #[arg(long, env = "PUBLISHED_ON")]
+    pub published_on: Option<String>,
+
     /// Pages of other origins allowed to open the dashboard's WebSocket,
     /// comma-separated (`https://tasks.example`); the page's own origin on
     /// localhost or an IP address needs no entry.

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
@@ -63,6 +64,7 @@ impl Application {
             config.allow_unsigned,
             "--allow-unsigned",
         )?;
+        check_exposure(config.published_on.as_deref(), &signing).map_err(anyhow::Error::msg)?;
         if matches!(signing, Signing::Unsigned) {
             tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
         }

@@ -141,6 +141,16 @@ pub struct Config {
     )]
     pub allowed_hosts: Vec<String>,
 
+    /// The address the page's port is published on (docker-compose.yml passes
+    /// TASKHOOKS_HOST). Beyond loopback, a missing or the public demo secret is refused.
+    #[arg(
+        long,
+        env = "PUBLISHED_ON",
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub published_on: Option<String>,
+
     /// Seed for the task generator: the same seed gives the same batches.
     #[arg(long, global = true)]
     pub seed: Option<u64>,

@@ -1,5 +1,6 @@
 //! The producer binary: the web page by default, `producer send` for a headless
-//! run; either stops on Ctrl-C or SIGTERM.
+//! run; either stops on Ctrl-C or SIGTERM. `producer healthcheck` GETs a running
+//! page's /healthz instead.
 
 use clap::Parser as _;
 use producer::{Application, Command, Config, shutdown_signal};
@@ -8,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<ExitCode> {
+    if let Some(code) = taskhooks_shared::healthcheck::run_if_asked("127.0.0.1:5000") {
+        return Ok(code);
+    }
     taskhooks_shared::telemetry::init();
     let config = Config::parse();
     let shutdown = CancellationToken::new();

@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
+use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
@@ -36,6 +37,8 @@ impl Application {
         config.check_batch_range()?;
         let origins = web::Data::new(config.origin_policy()?);
         let delivery = config.delivery()?;
+        check_exposure(config.published_on.as_deref(), &delivery.signing)
+            .map_err(anyhow::Error::msg)?;
         if matches!(delivery.signing, Signing::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }

@@ -8,6 +8,8 @@
 //! about Redis or the pages.
 
 pub mod assets;
+pub mod exposure;
+pub mod healthcheck;
 pub mod json;
 pub mod redact;
 pub mod signing;

@@ -3,6 +3,7 @@
 
 mod browsers;
 mod capacity;
+mod container;
 mod dashboard;
 mod fanout;
 mod helpers;
