@@ -1,5 +1,6 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+use crate::broker::dedupe::{self, DedupeWindow};
 use taskhooks_shared::Secret;
 
 /// The consumer's settings.
@@ -30,6 +31,12 @@ pub struct Config {
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
     #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
     pub producer_url: String,
+
+    /// How long a webhook id is remembered to drop retries (e.g. 90s, 10m, 1h; 1s to
+    /// 24h). A retry arriving later is counted again. Every replica must use the same.
+    #[arg(long, env = "DEDUPE_WINDOW", default_value = dedupe::DEFAULT_WINDOW,
+          value_parser = dedupe::parse_window)]
+    pub dedupe_window: DedupeWindow,
 }
 
 /// The message given when neither a secret nor `--allow-unsigned` is set.

@@ -2,6 +2,7 @@
 //! redis-server per test, real HTTP and WebSocket clients.
 
 mod dashboard;
+mod dedupe;
 mod fanout;
 mod helpers;
 mod resilience;
