@@ -4,6 +4,7 @@
 mod dashboard;
 mod dedupe;
 mod fanout;
+mod faults;
 mod helpers;
 mod resilience;
 mod webhook;

@@ -4,6 +4,7 @@
 mod api;
 mod delivery;
 mod end_to_end;
+mod faults;
 mod headless;
 mod helpers;
 mod receiver;
