@@ -109,19 +109,15 @@ async fn a_dashboard_that_stops_reading_is_dropped_and_the_others_get_every_even
     assert_eq!(websocket_clients(&app).await, 2);
 
     let sent: Vec<Task> = (0..2000).map(|i| task("slow", i, Priority::Low)).collect();
-    futures_util::stream::iter(&sent)
-        .for_each_concurrent(16, |t| async {
-            assert_eq!(app.post_task(t).await.status().as_u16(), 200);
-        })
-        .await;
+    let posting = futures_util::stream::iter(&sent).for_each_concurrent(16, |t| async {
+        assert_eq!(app.post_task(t).await.status().as_u16(), 200);
+    });
+    // Read while posting: a reader that waited for all 2000 posts (over 10 s on a
+    // busy machine) would itself look stuck and be dropped.
+    let ((), received) = tokio::join!(posting, reader.tasks(sent.len()));
 
     // The reading dashboard is not held back by the stuck one.
-    let mut got: Vec<u64> = reader
-        .tasks(sent.len())
-        .await
-        .iter()
-        .map(|t| t.id)
-        .collect();
+    let mut got: Vec<u64> = received.iter().map(|t| t.id).collect();
     got.sort_unstable();
     assert_eq!(got, (0..2000).collect::<Vec<_>>());
     // The stuck one is cut loose (no pong within CLIENT_TIMEOUT, or a frame it
