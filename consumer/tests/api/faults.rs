@@ -71,7 +71,6 @@ impl ConsumerProcess {
             async move { status }
         })
         .await;
-        let _ = std::fs::remove_file(&self.log);
         status
     }
 }
@@ -80,6 +79,7 @@ impl Drop for ConsumerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
