@@ -64,8 +64,8 @@ async fn a_retry_after_the_dedupe_window_is_counted_again_in_process() {
     retry_is_counted_again_after_the_window(&app).await;
 }
 
-#[tokio::test]
-async fn a_dedupe_window_without_units_is_refused_with_what_to_give() {
+#[test]
+fn a_dedupe_window_without_units_is_refused_with_what_to_give() {
     let parsed =
         <consumer::Config as clap::Parser>::try_parse_from(["consumer", "--dedupe-window", "600"]);
 
