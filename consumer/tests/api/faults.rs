@@ -66,12 +66,11 @@ impl ConsumerProcess {
     }
 
     async fn exit(mut self) -> ExitStatus {
-        let status = eventually("the consumer to exit", || {
+        eventually("the consumer to exit", || {
             let status = self.child.try_wait().expect("the child can be waited on");
             async move { status }
         })
-        .await;
-        status
+        .await
     }
 }
 
