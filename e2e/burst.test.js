@@ -72,16 +72,19 @@ test(`a burst of ${COUNT} tasks ends with exact totals and no long task over ${L
   assert.ok(await page.locator('ol#tasks > li').count() <= 200, 'the task list stays capped');
 
   const longTasks = await page.evaluate(() => window.__longTasks);
-  const longest = longTasks.reduce((max, { duration }) => Math.max(max, duration), 0);
+  // Only the burst's own work counts: loading and parsing the page (Chart.js) comes
+  // before it and once took 253 ms on a busy machine, which says nothing about the burst.
+  const duringBurst = longTasks.filter(({ start, duration }) => start + duration > burstStartInPage);
+  const longest = duringBurst.reduce((max, { duration }) => Math.max(max, duration), 0);
   const rate = Math.round(COUNT / (sentMs / 1000));
   t.diagnostic(`sent ${COUNT} in ${Math.round(sentMs)} ms (${rate} tasks/s, concurrency ${CONCURRENCY}); ` +
-    `chart complete after ${Math.round(shownMs)} ms; ${longTasks.length} long tasks, longest ${longest} ms; ` +
+    `chart complete after ${Math.round(shownMs)} ms; ${duringBurst.length} long tasks during the burst, longest ${longest} ms; ` +
     `totals ${PRIORITIES.map((p) => `${p} ${stats.totals[p]}`).join(', ')}`);
   t.diagnostic(`long tasks (start ms after navigation: duration ms; the burst began at ${burstStartInPage}): ` +
     longTasks.map(({ start, duration }) => `${start}: ${duration}`).join(', '));
   await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-after-burst.png') });
 
   assert.ok(longest <= LONG_TASK_LIMIT_MS,
-    `the longest long task took ${longest} ms (limit ${LONG_TASK_LIMIT_MS}): ${JSON.stringify(longTasks)}`);
+    `the longest long task during the burst took ${longest} ms (limit ${LONG_TASK_LIMIT_MS}): ${JSON.stringify(duringBurst)}`);
   assert.deepEqual(page.problems, [], 'the dashboard logged no errors');
 });

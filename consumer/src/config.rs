@@ -1,7 +1,6 @@
 //! Command-line flags, each with an environment-variable fallback.
 
 use crate::broker::dedupe::{self, DedupeWindow};
-use taskhooks_shared::Secret;
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -13,12 +12,13 @@ pub struct Config {
 
     /// Redis URL (redis://host:6379, redis+unix:///path). Without it an in-process
     /// broker is used: only this process's dashboards see events.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Shared webhook secret, `whsec_<base64>`; the producer must use the same one.
+    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the producer must use
+    /// the same one. Several, space-separated, to rotate: a webhook signed by any is accepted.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<String>,
 
     /// Accept unsigned webhooks when no secret is set (for the original Python producer).
     #[arg(long, env = "ALLOW_UNSIGNED")]
@@ -29,7 +29,12 @@ pub struct Config {
     pub channel: String,
 
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
-    #[arg(long, env = "PRODUCER_URL", default_value = "http://127.0.0.1:5000")]
+    #[arg(
+        long,
+        env = "PRODUCER_URL",
+        default_value = "http://127.0.0.1:5000",
+        hide_env_values = true
+    )]
     pub producer_url: String,
 
     /// How long a webhook id is remembered to drop retries (e.g. 90s, 10m, 1h; 1s to
@@ -37,10 +42,24 @@ pub struct Config {
     #[arg(long, env = "DEDUPE_WINDOW", default_value = dedupe::DEFAULT_WINDOW,
           value_parser = dedupe::parse_window)]
     pub dedupe_window: DedupeWindow,
-}
 
-/// The message given when neither a secret nor `--allow-unsigned` is set.
-pub const MISSING_SECRET: &str = "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to a \
-    whsec_<base64> value shared with the producer, for example \
-    `export WEBHOOK_SECRET=whsec_$(head -c32 /dev/urandom | base64)`; or pass --allow-unsigned \
-    to accept unsigned webhooks";
+    /// Pages of other origins allowed to open the dashboard's WebSocket,
+    /// comma-separated (`https://tasks.example`); the page's own origin on
+    /// localhost or an IP address needs no entry.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the dashboard may be opened by, comma-separated; localhost and
+    /// IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Most open HTTP connections (WebSockets included), shared evenly among the worker
+    /// threads; beyond it new connections wait in the listen queue until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most dashboard WebSockets open at once; one more is refused with 503 before the upgrade.
+    #[arg(long, env = "MAX_WEBSOCKETS", default_value_t = 1_000)]
+    pub max_websockets: usize,
+}

@@ -15,6 +15,11 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in time.
+    #[error(
+        "the body did not arrive within {0:?}; send the whole request at once (a task is a few hundred bytes)"
+    )]
+    BodyTimeout(std::time::Duration),
     /// The body could not be read off the connection.
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
@@ -29,12 +34,23 @@ pub enum ApiError {
         "the body is not a task ({0}); expected {{\"batchid\": string, \"id\": integer, \"owner\": string, \"priority\": \"Low\"|\"Moderate\"|\"Major\"|\"Critical\"}}"
     )]
     InvalidTask(String),
+    /// A field of the task is longer than its cap (the message names both).
+    #[error("{0}; shorten it (the limits keep every dashboard's snapshot small)")]
+    FieldTooLong(String),
     /// The event could not be published; the sender should retry.
     #[error("the event could not be published right now ({0}); retry later")]
     Unavailable(#[from] BrokerError),
     /// `/ws` was requested without a valid WebSocket upgrade.
     #[error("this endpoint takes a WebSocket connection (ws://…/ws): {0}")]
     NotWebSocket(String),
+    /// As many dashboard sockets are open as `--max-websockets` allows.
+    #[error(
+        "this consumer already serves {limit} dashboards (its --max-websockets); retry later or open another replica's dashboard"
+    )]
+    TooManyWebSockets {
+        /// The cap.
+        limit: usize,
+    },
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the consumer's log")]
     Internal(#[source] anyhow::Error),
@@ -47,12 +63,16 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnreadableBody(_) | ApiError::InvalidTask(_) | ApiError::NotWebSocket(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::UnreadableBody(_)
+            | ApiError::InvalidTask(_)
+            | ApiError::FieldTooLong(_)
+            | ApiError::NotWebSocket(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::TooManyWebSockets { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +87,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header(("retry-after", RETRY_AFTER_SECS));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: close rather than read it as a
+            // next request, and free the connection now.
+            response.force_close();
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod routes;
+pub mod snapshots;
 pub mod startup;
 pub mod ws;
 

@@ -21,6 +21,8 @@ pub enum Outcome {
     unauthorized,
     /// Body too large (413).
     too_large,
+    /// The body did not arrive in time (408).
+    too_slow,
     /// Not JSON (415).
     unsupported_media_type,
     /// Not a valid task (400).
@@ -39,6 +41,7 @@ pub struct Metrics {
     registry: Registry,
     webhooks: Family<OutcomeLabel, Counter>,
     websocket_clients: Gauge,
+    websockets_refused: Counter,
 }
 
 /// One open dashboard socket, counted in `websocket_clients` while it lives: a
@@ -57,6 +60,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("taskhooks_consumer");
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         let websocket_clients = Gauge::default();
+        let websockets_refused = Counter::default();
         registry.register(
             "webhooks_received",
             "Webhooks received, by outcome (published, duplicate, or why refused)",
@@ -72,10 +76,16 @@ impl Metrics {
             "Open dashboard WebSockets",
             websocket_clients.clone(),
         );
+        registry.register(
+            "websockets_refused",
+            "Dashboard WebSockets refused with 503 because --max-websockets were open",
+            websockets_refused.clone(),
+        );
         Metrics {
             registry,
             webhooks,
             websocket_clients,
+            websockets_refused,
         }
     }
 
@@ -85,6 +95,11 @@ impl Metrics {
         OpenSocket(self.websocket_clients.clone())
     }
 
+    /// Counts one dashboard socket refused for the cap.
+    pub fn socket_refused(&self) {
+        self.websockets_refused.inc();
+    }
+
     /// Counts one webhook by what became of it (500s are not a client outcome).
     pub fn record(&self, result: &Result<Accepted, ApiError>) {
         let outcome = match result {
@@ -92,8 +107,11 @@ impl Metrics {
             Ok(Accepted::Duplicate) => Outcome::duplicate,
             Err(ApiError::Signature(_)) => Outcome::unauthorized,
             Err(ApiError::TooLarge { .. }) => Outcome::too_large,
+            Err(ApiError::BodyTimeout(_)) => Outcome::too_slow,
             Err(ApiError::NotJson(_)) => Outcome::unsupported_media_type,
-            Err(ApiError::InvalidTask(_) | ApiError::UnreadableBody(_)) => Outcome::invalid,
+            Err(
+                ApiError::InvalidTask(_) | ApiError::FieldTooLong(_) | ApiError::UnreadableBody(_),
+            ) => Outcome::invalid,
             Err(ApiError::Unavailable(_)) => Outcome::unavailable,
             Err(_) => return,
         };

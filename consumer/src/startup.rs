@@ -3,41 +3,41 @@
 
 use crate::broker::redis::{OP_TIMEOUT, RedisBroker};
 use crate::broker::{self, Broker, BrokerError};
-use crate::config::{Config, MISSING_SECRET};
+use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::snapshots::SharedSnapshots;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhooks_shared::Secret;
-use taskhooks_shared::web::request_log;
-use tokio::sync::Notify;
+use taskhooks_shared::redact_url;
+use taskhooks_shared::signing::Signing;
+use taskhooks_shared::web::origin::OriginPolicy;
+use taskhooks_shared::web::{headers, request_log};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// How long requests in flight may take to finish once shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// How webhooks are authenticated.
-#[derive(Debug, Clone)]
-pub enum Verifier {
-    /// Standard Webhooks signatures with this secret.
-    Secret(Secret),
-    /// No signature required (`--allow-unsigned`).
-    Unsigned,
-}
-
 /// What every handler shares.
 pub struct AppState {
     /// Where webhooks are published and totals read.
     pub broker: Broker,
+    /// Snapshot reads shared by sockets asking at the same time.
+    pub snapshots: SharedSnapshots,
+    /// One permit per open dashboard socket, `max_websockets` in all.
+    pub websockets: Arc<Semaphore>,
+    /// The cap on open dashboard sockets, for the refusal's message.
+    pub max_websockets: usize,
     /// This process's fan-out to its WebSocket clients.
     pub hub: Hub,
-    /// How webhooks are authenticated.
-    pub verifier: Verifier,
+    /// How webhooks are authenticated: by any of these secrets, or not at all.
+    pub signing: Signing,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Link shown on the empty dashboard.
@@ -58,20 +58,26 @@ impl Application {
     /// Binds the listener and prepares the broker. Fails with a message saying what
     /// to do when the configuration is unusable.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let verifier = match (config.webhook_secret, config.allow_unsigned) {
-            (Some(secret), _) => Verifier::Secret(secret),
-            (None, true) => {
-                tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
-                Verifier::Unsigned
-            }
-            (None, false) => anyhow::bail!(MISSING_SECRET),
-        };
+        let signing = Signing::choose(
+            config.webhook_secret.as_deref(),
+            config.allow_unsigned,
+            "--allow-unsigned",
+        )?;
+        if matches!(signing, Signing::Unsigned) {
+            tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
+        }
+        let origins = web::Data::new(OriginPolicy::new(
+            &config.allowed_origins,
+            &config.allowed_hosts,
+        )?);
         let hub = Hub::default();
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
             Some(url) => {
                 let redis = RedisBroker::new(url, &config.channel)
-                    .with_context(|| format!("REDIS_URL {url:?} is not a usable Redis URL"))?
+                    .with_context(|| {
+                        format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
+                    })?
                     .with_window(config.dedupe_window);
                 let subscribed = Arc::new(Notify::new());
                 let task = tokio::spawn(redis.clone().run_subscriber(
@@ -94,23 +100,31 @@ impl Application {
             }
         };
         let state = web::Data::new(AppState {
+            snapshots: SharedSnapshots::new(broker.clone()),
+            websockets: Arc::new(Semaphore::new(config.max_websockets)),
+            max_websockets: config.max_websockets,
             broker,
             metrics: Metrics::new(&hub),
             hub,
-            verifier,
-            producer_url: config.producer_url,
+            signing,
+            producer_url: redact_url(&config.producer_url),
             shutdown: stopping.clone(),
         });
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(origins.clone())
+                .wrap(middleware::from_fn(headers::secure))
                 .wrap(middleware::from_fn(request_log::log))
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .workers(workers)
+        .max_connections(config.max_connections.div_ceil(workers).max(1))
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .listen(listener)?
@@ -155,6 +169,7 @@ impl Application {
 /// Logs whether Redis answers, waiting briefly for the subscription so that a
 /// consumer that says it is up already forwards events.
 async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
+    let url = redact_url(url);
     let ready = async {
         redis.ping().await?;
         tokio::time::timeout(OP_TIMEOUT, subscribed.notified())

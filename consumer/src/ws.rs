@@ -7,10 +7,15 @@
 //! instead of an unbounded queue; one that stops answering pings is dropped. When
 //! Redis is lost, the socket is told `{"type":"status","status":"unavailable",
 //! "error":…}`; the snapshot that follows its return says events flow again.
+//!
+//! At most `--max-websockets` sockets are open at once (one more is refused with 503
+//! before the upgrade); snapshots are shared by sockets that ask at the same time
+//! ([`crate::snapshots`]); every frame sent, pings and pongs included, has
+//! [`SEND_TIMEOUT`], so a client that stops reading cannot hold its task for ever.
 
-use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::hub::{Event, HubMessage};
+use crate::snapshots::SharedSnapshots;
 use crate::startup::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
@@ -40,13 +45,19 @@ pub async fn connect(
 ) -> Result<HttpResponse, ApiError> {
     let (response, session, stream) =
         actix_ws::handle(&req, body).map_err(|err| ApiError::NotWebSocket(err.to_string()))?;
+    let permit = state.websockets.clone().try_acquire_owned().map_err(|_| {
+        state.metrics.socket_refused();
+        ApiError::TooManyWebSockets {
+            limit: state.max_websockets,
+        }
+    })?;
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     // Counted before the handshake is answered, so a client that sees the upgrade
     // also sees itself in `/metrics`.
     let open = state.metrics.socket_opened();
     actix_web::rt::spawn(async move {
-        let _open = open;
+        let _open = (open, permit);
         let socket = Socket {
             session,
             stream,
@@ -54,7 +65,10 @@ pub async fn connect(
             last_seq: 0,
             last_heard: Instant::now(),
         };
-        if let Err(reason) = socket.run(&state.broker, &state.hub, &state.shutdown).await {
+        if let Err(reason) = socket
+            .run(&state.snapshots, &state.hub, &state.shutdown)
+            .await
+        {
             tracing::debug!(%reason, "WebSocket closed");
         }
     });
@@ -75,13 +89,13 @@ type Ended = String;
 impl Socket {
     async fn run(
         mut self,
-        broker: &Broker,
+        snapshots: &SharedSnapshots,
         hub: &crate::hub::Hub,
         shutdown: &CancellationToken,
     ) -> Result<(), Ended> {
         // Subscribe before reading the snapshot, so no event falls between the two.
         let mut events = hub.subscribe();
-        self.send_snapshot(broker).await?;
+        self.send_snapshot(snapshots).await?;
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         loop {
@@ -89,7 +103,7 @@ impl Socket {
                 () = shutdown.cancelled() => return self.close(CloseCode::Away, "server shutting down").await,
                 received = events.recv() => match received {
                     Ok(HubMessage::Event(event)) => self.queue(event).await?,
-                    Ok(HubMessage::Resync) | Err(RecvError::Lagged(_)) => self.send_snapshot(broker).await?,
+                    Ok(HubMessage::Resync) | Err(RecvError::Lagged(_)) => self.send_snapshot(snapshots).await?,
                     Ok(HubMessage::Unavailable(reason)) => self.send_unavailable(&reason).await?,
                     Err(RecvError::Closed) => return self.close(CloseCode::Away, "server shutting down").await,
                 },
@@ -101,15 +115,11 @@ impl Socket {
     }
 
     async fn send(&mut self, text: String) -> Result<(), Ended> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err("client went away".into()),
-            Err(_) => Err("client too slow to take a frame".into()),
-        }
+        within_send_timeout(self.session.text(text)).await
     }
 
-    async fn send_snapshot(&mut self, broker: &Broker) -> Result<(), Ended> {
-        let snapshot = match broker.snapshot().await {
+    async fn send_snapshot(&mut self, snapshots: &SharedSnapshots) -> Result<(), Ended> {
+        let snapshot = match snapshots.read().await {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 let reason = format!("store unavailable: {err}");
@@ -164,10 +174,7 @@ impl Socket {
             self.close(CloseCode::Policy, "no answer to pings").await?;
             return Err("client stopped answering pings".into());
         }
-        self.session
-            .ping(b"")
-            .await
-            .map_err(|_| Ended::from("client went away"))
+        within_send_timeout(self.session.ping(b"")).await
     }
 
     async fn handle_client(
@@ -176,11 +183,7 @@ impl Socket {
     ) -> Result<(), Ended> {
         self.last_heard = Instant::now();
         match message {
-            Some(Ok(Message::Ping(bytes))) => self
-                .session
-                .pong(&bytes)
-                .await
-                .map_err(|_| Ended::from("client went away")),
+            Some(Ok(Message::Ping(bytes))) => within_send_timeout(self.session.pong(&bytes)).await,
             Some(Ok(Message::Close(reason))) => {
                 let _ = self.session.clone().close(reason).await;
                 Err("client closed the socket".into())
@@ -198,5 +201,16 @@ impl Socket {
         };
         let _ = self.session.clone().close(Some(reason)).await;
         Err(description.to_owned())
+    }
+}
+
+/// Waits for one frame to be taken by the connection, at most [`SEND_TIMEOUT`].
+async fn within_send_timeout(
+    send: impl Future<Output = Result<(), actix_ws::Closed>>,
+) -> Result<(), Ended> {
+    match tokio::time::timeout(SEND_TIMEOUT, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_closed)) => Err("client went away".into()),
+        Err(_) => Err("client too slow to take a frame".into()),
     }
 }

@@ -32,11 +32,23 @@ export async function launchBrowser() {
 
 /**
  * Opens a page whose console errors and uncaught exceptions are collected in
- * `page.problems`, so a test can assert that the page ran cleanly.
+ * `page.problems`, so a test can assert that the page ran cleanly. Every
+ * Content-Security-Policy violation the page reports (its `securitypolicyviolation`
+ * events, across reloads) is collected in `page.cspViolations`, and is a problem too.
  */
 export async function openPage(context) {
   const page = await context.newPage();
   page.problems = [];
+  page.cspViolations = [];
+  await page.exposeFunction('reportCspViolation', (violation) => {
+    page.cspViolations.push(violation);
+    page.problems.push(`CSP violation: ${violation}`);
+  });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.reportCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`);
+    });
+  });
   page.on('pageerror', (err) => page.problems.push(`uncaught: ${err.message}`));
   page.on('console', (msg) => {
     if (msg.type() === 'error') page.problems.push(`console.error: ${msg.text()}`);

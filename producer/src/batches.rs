@@ -5,6 +5,8 @@
 //! Memory is bounded: a batch has at most [`crate::config::MAX_BATCH_TASKS`] tasks
 //! and each task publishes at most `2 × max attempts` events; at most
 //! [`MAX_BATCHES`] batches are kept, and finished ones go after [`KEEP_FINISHED`].
+//! Slots cannot be held for long either: a batch is paced to last at most
+//! [`MAX_BATCH_DURATION`], and a full registry says when to come back.
 
 use crate::runner::{Sink, State, Summary, TaskEvent};
 use bytes::{Bytes, BytesMut};
@@ -20,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub const MAX_BATCHES: usize = 64;
 /// How long a finished batch can still be replayed (a tab reconnecting late).
 pub const KEEP_FINISHED: Duration = Duration::from_secs(10 * 60);
+/// Longest a page batch may be paced to last (its largest size × its pace), so
+/// that [`MAX_BATCHES`] slow batches cannot lock the page out for days.
+pub const MAX_BATCH_DURATION: Duration = Duration::from_secs(60 * 60);
 /// Most events written to a client in one chunk.
 const MAX_CHUNK_EVENTS: usize = 256;
 
@@ -31,8 +36,31 @@ pub struct Registry {
 
 /// Why a batch could not be registered.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("{MAX_BATCHES} batches are already running; stop one or wait for one to finish")]
-pub struct RegistryFull;
+#[error(
+    "{MAX_BATCHES} batches are already running; stop one or try again in {} s, when the \
+     first is due to finish",
+    retry_after.as_secs()
+)]
+pub struct RegistryFull {
+    /// When the first running batch is due to finish (at least a second).
+    pub retry_after: Duration,
+}
+
+/// Refuses a batch of up to `max` tasks paced `pace` apart that would last
+/// longer than [`MAX_BATCH_DURATION`]; the text names the limit.
+pub(crate) fn check_duration(max: u32, pace: Duration) -> Result<(), String> {
+    let longest = pace.saturating_mul(max);
+    if longest <= MAX_BATCH_DURATION {
+        return Ok(());
+    }
+    let limit_min = MAX_BATCH_DURATION.as_secs() / 60;
+    Err(format!(
+        "a batch of up to {max} tasks {} ms apart would last up to {} min, over the limit of \
+         {limit_min} min per batch; lower max or pace_ms",
+        pace.as_millis(),
+        longest.as_secs().div_ceil(60),
+    ))
+}
 
 impl Registry {
     /// Adds `batch`, first dropping finished batches that are old or in the way.
@@ -47,7 +75,11 @@ impl Registry {
                 .min();
             match oldest_finished {
                 Some((_, id)) => batches.remove(&id),
-                None => return Err(RegistryFull),
+                None => {
+                    return Err(RegistryFull {
+                        retry_after: first_due(batches.values(), now),
+                    });
+                }
             };
         }
         batches.insert(batch.id.clone(), batch);
@@ -60,6 +92,18 @@ impl Registry {
     }
 }
 
+/// How long until the first of these running batches is due to finish, in whole
+/// seconds rounded up, at least one (a batch late because of retries is due any
+/// moment).
+fn first_due<'a>(running: impl Iterator<Item = &'a Arc<Batch>>, now: Instant) -> Duration {
+    let soonest = running
+        .map(|b| b.due.saturating_duration_since(now))
+        .min()
+        .unwrap_or_default();
+    let seconds = soonest.as_secs() + u64::from(soonest.subsec_nanos() > 0);
+    Duration::from_secs(seconds.max(1))
+}
+
 /// One batch: its stop switch and its event log.
 #[derive(Debug)]
 pub struct Batch {
@@ -69,6 +113,8 @@ pub struct Batch {
     pub total: u64,
     /// Cancelled by the Stop button, or by shutdown.
     pub stop: CancellationToken,
+    /// When its pacing says it will finish (retries may make it later).
+    due: Instant,
     log: Mutex<Log>,
     /// The number of events logged, for subscribers to wait on.
     published: watch::Sender<usize>,
@@ -92,12 +138,13 @@ pub struct Chunk {
 }
 
 impl Batch {
-    /// A new, empty batch.
-    pub fn new(id: String, total: u64, stop: CancellationToken) -> Arc<Batch> {
+    /// A new, empty batch, due to finish in `expected`.
+    pub fn new(id: String, total: u64, expected: Duration, stop: CancellationToken) -> Arc<Batch> {
         Arc::new(Batch {
             id,
             total,
             stop,
+            due: Instant::now() + expected,
             log: Mutex::new(Log::default()),
             published: watch::Sender::new(0),
         })
@@ -216,14 +263,14 @@ mod tests {
     use super::*;
 
     fn finished(id: &str) -> Arc<Batch> {
-        let batch = Batch::new(id.to_owned(), 0, CancellationToken::new());
+        let batch = Batch::new(id.to_owned(), 0, Duration::ZERO, CancellationToken::new());
         batch.finish(&Summary::default());
         batch
     }
 
     #[test]
     fn reading_after_an_id_returns_exactly_the_later_events() {
-        let batch = Batch::new("b".into(), 0, CancellationToken::new());
+        let batch = Batch::new("b".into(), 0, Duration::ZERO, CancellationToken::new());
         batch.append("task", &1, false);
         batch.append("task", &2, false);
         let chunk = batch.read_after(1);
@@ -243,16 +290,31 @@ mod tests {
         for i in 0..MAX_BATCHES {
             registry.insert(finished(&format!("f{i}"))).expect("room");
         }
-        let running = || Batch::new("r".into(), 1, CancellationToken::new());
+        let running = || Batch::new("r".into(), 1, Duration::ZERO, CancellationToken::new());
         registry
             .insert(running())
             .expect("a finished batch makes room");
         assert!(registry.get("f0").is_none() && registry.get("r").is_some());
         let full = Registry::default();
         for i in 0..MAX_BATCHES {
-            let batch = Batch::new(format!("r{i}"), 1, CancellationToken::new());
+            let due = Duration::from_secs(30 + i as u64);
+            let batch = Batch::new(format!("r{i}"), 1, due, CancellationToken::new());
             full.insert(batch).expect("room");
         }
-        assert!(full.insert(running()).is_err());
+        let refused = full.insert(running()).expect_err("every batch is running");
+        // The first is due in 30 s, less the microseconds the test took.
+        assert_eq!(refused.retry_after, Duration::from_secs(30), "rounded up");
+    }
+
+    #[test]
+    fn a_batch_paced_beyond_the_limit_is_refused_with_the_limit_named() {
+        assert!(check_duration(10_000, Duration::from_millis(360)).is_ok());
+        let err = check_duration(10_000, Duration::from_millis(361)).expect_err("too long");
+        assert!(
+            err.contains("61 min") && err.contains("limit of 60 min"),
+            "{err}"
+        );
+        assert!(check_duration(60, Duration::from_secs(60)).is_ok());
+        assert!(check_duration(61, Duration::from_secs(60)).is_err());
     }
 }

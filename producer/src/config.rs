@@ -1,11 +1,13 @@
 //! Command-line flags, each with an environment-variable fallback, and their
 //! validation into the settings the rest of the program uses.
 
-use crate::delivery::{DeliverySettings, Signer};
+use crate::delivery::DeliverySettings;
 use crate::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
-use taskhooks_shared::Secret;
+use taskhooks_shared::redact_url;
+use taskhooks_shared::signing::Signing;
+use taskhooks_shared::web::origin::OriginPolicy;
 
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
 /// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
@@ -35,13 +37,15 @@ pub struct Config {
         long,
         env = "WEBHOOK_RECEIVER_URL",
         default_value = "http://127.0.0.1:5001/consumetasks",
+        hide_env_values = true,
         global = true
     )]
     pub target: String,
 
-    /// Shared webhook secret, `whsec_<base64>`; the consumer must use the same one.
+    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the consumer must hold
+    /// the same one. Several, space-separated, to rotate: each webhook is signed with all.
     #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, global = true)]
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<String>,
 
     /// Send webhooks without signature headers (for a receiver that does not check them).
     #[arg(long, env = "SEND_UNSIGNED", global = true)]
@@ -108,10 +112,34 @@ pub struct Config {
         long,
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
+        hide_env_values = true,
         global = true,
         help_heading = "Web page (ignored by send)"
     )]
     pub dashboard_url: String,
+
+    /// Pages of other origins allowed to start and stop batches, comma-separated
+    /// (`https://tasks.example`); the page's own origin on localhost or an IP
+    /// address needs no entry.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Host names the page may be opened by, comma-separated (`tasks.example`);
+    /// localhost and IP addresses need no entry (a guard against DNS rebinding).
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true,
+        help_heading = "Web page (ignored by send)"
+    )]
+    pub allowed_hosts: Vec<String>,
 
     /// Seed for the task generator: the same seed gives the same batches.
     #[arg(long, global = true)]
@@ -143,29 +171,28 @@ pub struct SendArgs {
     pub concurrency: Option<usize>,
 }
 
-/// The message given when neither a secret nor `--unsigned` is set.
-pub const MISSING_SECRET: &str = "no webhook secret: set WEBHOOK_SECRET (or --webhook-secret) to \
-    the same whsec_<base64> value the consumer uses, for example generate one with \
-    `export WEBHOOK_SECRET=whsec_$(head -c32 /dev/urandom | base64)` and start both programs \
-    with it; or pass --unsigned to send webhooks without signatures";
-
 impl Config {
     /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
-    pub fn signer(&self) -> anyhow::Result<Signer> {
-        match (&self.webhook_secret, self.unsigned) {
-            (Some(secret), _) => Ok(Signer::Secret(secret.clone())),
-            (None, true) => Ok(Signer::Unsigned),
-            (None, false) => anyhow::bail!(MISSING_SECRET),
-        }
+    pub fn signing(&self) -> anyhow::Result<Signing> {
+        Ok(Signing::choose(
+            self.webhook_secret.as_deref(),
+            self.unsigned,
+            "--unsigned",
+        )?)
     }
 
     /// The validated delivery settings.
     pub fn delivery(&self) -> anyhow::Result<DeliverySettings> {
-        let target = reqwest::Url::parse(&self.target)
-            .with_context(|| format!("--target / WEBHOOK_RECEIVER_URL {:?}", self.target))?;
+        let target = reqwest::Url::parse(&self.target).with_context(|| {
+            format!(
+                "--target / WEBHOOK_RECEIVER_URL {:?}",
+                redact_url(&self.target)
+            )
+        })?;
         anyhow::ensure!(
             matches!(target.scheme(), "http" | "https"),
-            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {target}"
+            "--target / WEBHOOK_RECEIVER_URL must be an http:// or https:// URL, got {}",
+            redact_url(target.as_str())
         );
         anyhow::ensure!(
             self.max_attempts >= 1,
@@ -177,7 +204,7 @@ impl Config {
         );
         Ok(DeliverySettings {
             target,
-            signer: self.signer()?,
+            signing: self.signing()?,
             timeout: seconds("--timeout-secs", self.timeout_secs)?,
             connect_timeout: seconds("--connect-timeout-secs", self.connect_timeout_secs)?,
             policy: RetryPolicy {
@@ -188,10 +215,22 @@ impl Config {
         })
     }
 
-    /// Checks the default batch size range the page offers.
+    /// Who may start and stop batches from a browser.
+    pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
+        Ok(OriginPolicy::new(
+            &self.allowed_origins,
+            &self.allowed_hosts,
+        )?)
+    }
+
+    /// Checks the default batch the page offers: its size range, and that it is
+    /// paced to last no longer than [`crate::batches::MAX_BATCH_DURATION`].
     pub fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
-            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))
+            .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;
+        let pace = Duration::from_millis(self.pace_ms);
+        crate::batches::check_duration(self.max_tasks, pace)
+            .map_err(|why| anyhow::anyhow!("--max-tasks / --pace-ms: {why}"))
     }
 }
 
@@ -216,11 +255,11 @@ mod tests {
 
     #[test]
     fn refuses_to_start_without_a_secret_unless_unsigned() {
-        let err = parse(&[]).signer().expect_err("no secret");
+        let err = parse(&[]).signing().expect_err("no secret");
         assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
         assert!(matches!(
-            parse(&["--unsigned"]).signer(),
-            Ok(Signer::Unsigned)
+            parse(&["--unsigned"]).signing(),
+            Ok(Signing::Unsigned)
         ));
     }
 
@@ -258,5 +297,18 @@ mod tests {
                 .delivery()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_default_batch_paced_over_an_hour_or_a_bad_allowed_origin_stops_the_start() {
+        let slow = parse(&["--unsigned", "--max-tasks", "10000", "--pace-ms", "1000"]);
+        let err = slow.check_batch_range().expect_err("too long");
+        assert!(err.to_string().contains("--pace-ms"), "{err}");
+        let bad = parse(&["--unsigned", "--allowed-origins", "tasks.example"]);
+        let err = bad.origin_policy().expect_err("not an origin");
+        assert!(err.to_string().contains("scheme://host"), "{err}");
+        let good = parse(&["--allowed-origins", "https://a.example,https://b.example"]);
+        assert_eq!(good.allowed_origins.len(), 2);
+        assert!(good.origin_policy().is_ok());
     }
 }

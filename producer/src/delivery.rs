@@ -8,8 +8,8 @@ use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use std::time::{Duration, Instant, SystemTime};
-use taskhooks_shared::Secret;
-use taskhooks_shared::signing::{self, unix_now};
+use taskhooks_shared::redact_url;
+use taskhooks_shared::signing::{self, Signing, unix_now};
 use tokio_util::sync::CancellationToken;
 
 /// How much of a refusal's body is quoted in the task's error, in characters.
@@ -17,22 +17,15 @@ const MAX_ERROR_DETAIL: usize = 300;
 /// How much of a response body is read at most; the rest is dropped with the connection.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// How requests are authenticated.
-#[derive(Debug, Clone)]
-pub enum Signer {
-    /// Standard Webhooks signatures with this secret.
-    Secret(Secret),
-    /// No signature headers (`--unsigned`); the `webhook-id` is still sent.
-    Unsigned,
-}
-
 /// Everything delivery needs, validated.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     /// The receiver's URL.
     pub target: reqwest::Url,
-    /// How requests are signed.
-    pub signer: Signer,
+    /// How requests are signed: with every secret of the list (one `v1,` signature
+    /// each, so a receiver holding any one of them accepts), or not at all
+    /// (`--unsigned`; the `webhook-id` is still sent).
+    pub signing: Signing,
     /// Time allowed for one attempt, connection included.
     pub timeout: Duration,
     /// Time allowed to connect.
@@ -114,7 +107,7 @@ impl Deliverer {
             format!(
                 "cannot build the HTTP client for {} (for https, the system's CA \
                  certificates are needed: install ca-certificates, or set SSL_CERT_FILE)",
-                settings.target
+                redact_url(settings.target.as_str())
             )
         })?;
         Ok(Deliverer {
@@ -218,9 +211,9 @@ impl Deliverer {
             .post(self.settings.target.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(signing::HEADER_ID, &message.webhook_id);
-        if let Signer::Secret(secret) = &self.settings.signer {
+        if let Signing::Secrets(secrets) = &self.settings.signing {
             // Signed afresh for each attempt: the timestamp must be recent.
-            let signed = secret.headers(&message.webhook_id, unix_now(), &message.body);
+            let signed = secrets.headers(&message.webhook_id, unix_now(), &message.body);
             request = request
                 .header(signing::HEADER_TIMESTAMP, signed.timestamp)
                 .header(signing::HEADER_SIGNATURE, signed.signature);

@@ -17,9 +17,10 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// A body was sent with a content type that is not JSON.
+    /// A state-changing request was not sent as JSON.
     #[error(
-        "the content type must be application/json, got {0:?} (with curl: -H 'content-type: application/json')"
+        "send this request as application/json (even with an empty body), got content type {0:?}; \
+         with curl: -H 'content-type: application/json'"
     )]
     NotJson(String),
     /// No batch with this id is kept.
@@ -59,6 +60,10 @@ impl ResponseError for ApiError {
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);
+        if let ApiError::TooManyBatches(full) = self {
+            let seconds = full.retry_after.as_secs().to_string();
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }
 }

@@ -156,6 +156,18 @@ mod tests {
     }
 
     #[test]
+    fn generated_owners_and_batchids_stay_within_the_consumers_limits() {
+        // A large batch, so the " 2", " 3"… suffixes of repeated names are exercised.
+        let tasks: Vec<Task> = Generator::new(Some(11)).batch_of(20_000).collect();
+        assert!(tasks.iter().all(|t| t.check_sizes().is_ok()));
+        let longest = tasks.iter().map(|t| t.owner.chars().count()).max();
+        assert!(
+            longest.is_some_and(|n| n <= taskhooks_shared::task::MAX_OWNER_CHARS / 2),
+            "{longest:?}"
+        );
+    }
+
+    #[test]
     fn sizes_stay_in_range_and_priorities_cover_all_four() {
         let mut generator = Generator::new(Some(7));
         for _ in 0..50 {

@@ -53,6 +53,7 @@ pub struct Metrics {
     delivery_seconds: Histogram,
     attempt_seconds: Histogram,
     in_flight: Gauge,
+    event_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -71,6 +72,7 @@ impl Metrics {
         let delivery_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let in_flight = Gauge::default();
+        let event_streams = Gauge::default();
         registry.register(
             "deliveries",
             "Tasks whose delivery ended, by outcome (delivered, failed, cancelled)",
@@ -96,6 +98,11 @@ impl Metrics {
             "Tasks being delivered right now (attempting or waiting to retry)",
             in_flight.clone(),
         );
+        registry.register(
+            "event_streams",
+            "Server-Sent Events clients being fed a batch's events right now",
+            event_streams.clone(),
+        );
         Metrics {
             registry,
             deliveries,
@@ -103,7 +110,14 @@ impl Metrics {
             delivery_seconds,
             attempt_seconds,
             in_flight,
+            event_streams,
         }
+    }
+
+    /// An event stream starts; the guard counts it as open until dropped.
+    pub fn follow(&self) -> InFlight {
+        self.event_streams.inc();
+        InFlight(self.event_streams.clone())
     }
 
     /// A delivery starts; the returned guard counts it as in flight until dropped.
@@ -168,7 +182,7 @@ impl Metrics {
     }
 }
 
-/// Counts a delivery as in flight while it lives.
+/// Counts a delivery (or an event stream) as in flight while it lives.
 #[derive(Debug)]
 pub struct InFlight(Gauge);
 

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use taskhooks_shared::redact_url;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +57,7 @@ pub async fn execute(
         args.count,
         if args.count == 1 { "" } else { "s" },
         tasks.batchid,
-        deliverer.target(),
+        redact_url(deliverer.target().as_str()),
         args.rate
             .map_or("as fast as possible".to_owned(), |r| format!(
                 "{r} per second"

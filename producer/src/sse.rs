@@ -1,31 +1,48 @@
 //! The Server-Sent Events stream of one batch: the log's events after the client's
 //! `Last-Event-ID`, then the live ones as they are logged, keep-alive comments
 //! while idle, and the end right after the `done` event — or at shutdown.
+//!
+//! A task per client follows the batch and hands each chunk to the response
+//! through a one-slot channel. A client that stops reading stops taking chunks;
+//! after [`STALL_TIMEOUT`] its task gives up, so it no longer holds the batch (and
+//! its event log) alive, and shuts its connection down: the server, stuck writing
+//! to a full socket, would otherwise keep it until the client read again.
 
 use crate::batches::Batch;
+use crate::metrics::InFlight;
+use actix_web::dev::Extensions;
 use bytes::Bytes;
 use futures_util::Stream;
+use std::any::Any;
 use std::convert::Infallible;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// How often an idle stream sends a comment, so that proxies and browsers keep
 /// the connection open and a dead client is noticed.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a client may leave a chunk untaken (its connection's buffers full)
+/// before it is dropped. Far longer than any live browser takes; short enough
+/// that a stuck client does not keep a batch evicted from the registry in memory.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sent first: how long a browser waits before reconnecting, in milliseconds.
 const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 
 /// The events of `batch` after event id `after`, ending after `done` or once
-/// `closing` is cancelled.
-pub fn stream(
+/// `closing` is cancelled; `open` counts the stream as open until its task ends,
+/// and `connection`, when known, is shut down if the client stalls.
+pub(crate) fn stream(
     batch: Arc<Batch>,
     after: usize,
     closing: CancellationToken,
+    open: InFlight,
+    connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut keep_alive =
         tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
@@ -39,9 +56,11 @@ pub fn stream(
         started: false,
         ended: false,
     };
-    futures_util::stream::unfold(follower, |mut follower| async move {
-        let bytes = follower.next_chunk().await?;
-        Some((Ok(bytes), follower))
+    let (chunks, taken) = mpsc::channel(1);
+    tokio::spawn(follower.feed(chunks, open, connection));
+    futures_util::stream::unfold(taken, |mut taken| async move {
+        let bytes = taken.recv().await?;
+        Some((Ok(bytes), taken))
     })
 }
 
@@ -56,6 +75,37 @@ struct Follower {
 }
 
 impl Follower {
+    /// Hands the stream's chunks to the response, until the stream ends, the
+    /// client goes, or it leaves a chunk untaken for [`STALL_TIMEOUT`].
+    async fn feed(
+        mut self,
+        chunks: mpsc::Sender<Bytes>,
+        _open: InFlight,
+        connection: Option<Connection>,
+    ) {
+        loop {
+            let bytes = tokio::select! {
+                next = self.next_chunk() => match next {
+                    Some(bytes) => bytes,
+                    None => return,
+                },
+                () = chunks.closed() => return, // the client went away while idle
+            };
+            match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return, // the client went away
+                Err(_) => {
+                    tracing::info!(batch = %self.batch.id, after = self.after,
+                        "an event stream's client stopped reading; dropping it");
+                    if let Some(connection) = connection {
+                        connection.shut_down();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     /// The next bytes to write, or `None` when the stream is over.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.started {
@@ -92,5 +142,35 @@ impl Follower {
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
             }
         }
+    }
+}
+
+/// The TCP connection a request came on, kept (by [`remember_connection`]) so a
+/// stalled stream can shut it down. A second descriptor of the same socket:
+/// shutting it down ends the connection; dropping it does not.
+#[derive(Debug, Clone)]
+pub(crate) struct Connection(Arc<std::net::TcpStream>);
+
+impl Connection {
+    /// Shuts the socket down both ways: the server's next write fails and it
+    /// drops the connection.
+    fn shut_down(&self) {
+        if let Err(err) = self.0.shutdown(std::net::Shutdown::Both) {
+            tracing::debug!(%err, "the stalled connection was already gone");
+        }
+    }
+}
+
+/// The server's `on_connect` hook: remembers each plain TCP connection in the
+/// request's connection data, where the event stream route finds it.
+pub(crate) fn remember_connection(io: &dyn Any, data: &mut Extensions) {
+    let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    match tcp.as_fd().try_clone_to_owned() {
+        Ok(fd) => {
+            data.insert(Connection(Arc::new(std::net::TcpStream::from(fd))));
+        }
+        Err(err) => tracing::warn!(%err, "cannot keep a handle on a connection"),
     }
 }

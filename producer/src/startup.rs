@@ -2,15 +2,19 @@
 //! and the shutdown sequence.
 
 use crate::config::Config;
-use crate::delivery::{Deliverer, Signer};
+use crate::delivery::Deliverer;
 use crate::routes;
+use crate::sse;
 use crate::state::{AppState, PageSettings};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
-use taskhooks_shared::web::request_log;
+use taskhooks_shared::redact_url;
+use taskhooks_shared::signing::Signing;
+use taskhooks_shared::web::origin::OriginPolicy;
+use taskhooks_shared::web::{headers, request_log};
 use tokio_util::sync::CancellationToken;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and
@@ -30,15 +34,16 @@ impl Application {
     /// what to do when the configuration is unusable (no secret, a bad URL, …).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check_batch_range()?;
+        let origins = web::Data::new(config.origin_policy()?);
         let delivery = config.delivery()?;
-        if matches!(delivery.signer, Signer::Unsigned) {
+        if matches!(delivery.signing, Signing::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }
-        let target = delivery.target.to_string();
+        let target = redact_url(delivery.target.as_str());
         let deliverer = Deliverer::new(delivery, config.max_in_flight)?;
         let page = PageSettings {
             target_url: target.clone(),
-            dashboard_url: config.dashboard_url.clone(),
+            dashboard_url: redact_url(&config.dashboard_url),
             min_tasks: config.min_tasks,
             max_tasks: config.max_tasks,
             pace_ms: config.pace_ms,
@@ -54,7 +59,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, state.clone())?;
+        let server = serve(listener, state.clone(), origins)?;
         let host = config.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
         tracing::info!("producer listening on http://{host}:{port}, sending webhooks to {target}");
         Ok(Application {
@@ -79,14 +84,21 @@ impl Application {
     }
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    origins: web::Data<OriginPolicy>,
+) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(origins.clone())
+            .wrap(middleware::from_fn(headers::secure))
             .wrap(middleware::from_fn(request_log::log))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(sse::remember_connection)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
     .listen(listener)?

@@ -84,9 +84,13 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .batch(min, max);
+        // The first task starts at once, each next one a pace later.
+        let paces = u32::try_from(tasks.total.saturating_sub(1)).unwrap_or(u32::MAX);
+        let expected = pace.saturating_mul(paces);
         let batch = Batch::new(
             tasks.batchid.clone(),
             tasks.total,
+            expected,
             self.shutdown.child_token(),
         );
         self.registry.insert(batch.clone())?;

@@ -46,6 +46,24 @@ fn kind(value: &serde_json::Value) -> &'static str {
 mod tests {
     use super::{from_object, is_json_content_type};
     use crate::Task;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(800))]
+
+        #[test]
+        fn task_parsing_never_panics_on_arbitrary_bytes(
+            body in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..512),
+                r#"\{("[a-z_]{1,8}": ?("[^"]{0,20}"|-?[0-9]{1,22}|null|true|\[\]|\{\}),?){0,6}\}"#
+                    .prop_map(String::into_bytes),
+            ],
+        ) {
+            if let Ok(task) = from_object::<Task>(&body) {
+                let _ = task.check_sizes();
+            }
+        }
+    }
 
     #[test]
     fn only_an_object_is_a_task() {

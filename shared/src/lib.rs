@@ -9,6 +9,7 @@
 
 pub mod assets;
 pub mod json;
+pub mod redact;
 pub mod signing;
 pub mod task;
 pub mod telemetry;
@@ -17,5 +18,6 @@ pub mod testing;
 #[cfg(feature = "web")]
 pub mod web;
 
+pub use redact::redact_url;
 pub use signing::{Secret, SigningError, WebhookHeaders};
 pub use task::{Priority, Task};

@@ -68,9 +68,57 @@ pub struct Task {
     pub created_at: Option<u64>,
 }
 
+/// Longest `owner` accepted, in characters. Fake names are under 40; every
+/// dashboard snapshot carries 200 recent tasks, so this bounds a snapshot's size.
+pub const MAX_OWNER_CHARS: usize = 200;
+/// Longest `batchid` accepted, in characters (our producer sends a 36-character UUID).
+pub const MAX_BATCHID_CHARS: usize = 100;
+
+impl Task {
+    /// Checks the string fields against [`MAX_OWNER_CHARS`] and [`MAX_BATCHID_CHARS`];
+    /// the error names the field and the limit.
+    pub fn check_sizes(&self) -> Result<(), String> {
+        for (field, value, limit) in [
+            ("owner", &self.owner, MAX_OWNER_CHARS),
+            ("batchid", &self.batchid, MAX_BATCHID_CHARS),
+        ] {
+            let len = value.chars().count();
+            if len > limit {
+                return Err(format!(
+                    "the {field} is {len} characters; at most {limit} are accepted"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_and_batchid_are_capped_by_characters_naming_the_field() {
+        let mut task = Task {
+            batchid: "b".repeat(MAX_BATCHID_CHARS),
+            id: 0,
+            owner: "é".repeat(MAX_OWNER_CHARS),
+            priority: Priority::Low,
+            created_at: None,
+        };
+        assert_eq!(task.check_sizes(), Ok(()));
+        task.owner.push('x');
+        assert_eq!(
+            task.check_sizes(),
+            Err("the owner is 201 characters; at most 200 are accepted".to_owned())
+        );
+        task.owner.pop();
+        task.batchid.push('x');
+        assert_eq!(
+            task.check_sizes(),
+            Err("the batchid is 101 characters; at most 100 are accepted".to_owned())
+        );
+    }
 
     #[test]
     fn task_round_trips_with_the_seed_field_names() {

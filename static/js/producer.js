@@ -64,14 +64,18 @@ async function produce() {
   }
 }
 
-/** POSTs `body` as JSON; returns the JSON answer, or throws with the server's `error`. */
+/**
+ * POSTs `body` as JSON (the producer refuses any state-changing request that is not
+ * `application/json`, so a foreign page cannot send one without a CORS preflight);
+ * returns the JSON answer, or throws with the server's `error`.
+ */
 async function postJson(url, body) {
   let response;
   try {
     response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: JSON.stringify(body),
     });
   } catch (err) {
     throw new Error(`Could not reach the producer (${err.message}); is it running?`);
@@ -87,7 +91,7 @@ async function stop(batch) {
   batch.stopButton.disabled = true;
   batch.alert.textContent = '';
   try {
-    await postJson(batch.stopUrl);
+    await postJson(batch.stopUrl, {});
     if (!batch.done) batch.status.textContent = 'Stopping…';
   } catch (err) {
     batch.alert.textContent = `Could not stop the batch: ${err.message}`;

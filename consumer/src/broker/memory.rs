@@ -116,6 +116,12 @@ impl MemoryBroker {
             recent: state.recent.iter().cloned().collect(),
         }
     }
+
+    /// The sequence number and the totals, without the recent events.
+    pub fn totals(&self) -> (u64, Totals) {
+        let state = self.lock();
+        (state.seq, state.totals)
+    }
 }
 
 #[cfg(test)]

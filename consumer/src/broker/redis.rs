@@ -85,6 +85,17 @@ static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
+/// Reads the sequence number and the totals at one instant (not the recent list).
+static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        -- KEYS: seq, totals
+        local seq = tonumber(redis.call('GET', KEYS[1])) or 0
+        return {seq, redis.call('HGETALL', KEYS[2])}
+        "#,
+    )
+});
+
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
@@ -159,7 +170,19 @@ impl RedisBroker {
     }
 
     /// See [`super::Broker::snapshot`].
+    ///
+    /// Tried twice on a connection error: after Redis returns, the connection
+    /// manager answers the first command with the error of its last failed
+    /// reconnection (and only then reconnects), and a dashboard resynchronising at
+    /// that moment would otherwise be disconnected for nothing.
     pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+        match self.read_snapshot().await {
+            Err(BrokerError::Redis(err)) if err.is_io_error() => self.read_snapshot().await,
+            result => result,
+        }
+    }
+
+    async fn read_snapshot(&self) -> Result<Snapshot, BrokerError> {
         let mut invocation = SNAPSHOT.key(self.key("seq"));
         invocation.key(self.key("totals")).key(self.key("recent"));
         let mut conn = self.conn.clone();
@@ -170,6 +193,16 @@ impl RedisBroker {
             totals: parse_totals(&flat_totals),
             recent: recent.into_iter().map(Arc::from).collect(),
         })
+    }
+
+    /// See [`super::Broker::totals`].
+    pub async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+        let mut invocation = TOTALS.key(self.key("seq"));
+        invocation.key(self.key("totals"));
+        let mut conn = self.conn.clone();
+        let (seq, flat_totals): (u64, Vec<String>) =
+            timed(invocation.invoke_async(&mut conn)).await?;
+        Ok((seq, parse_totals(&flat_totals)))
     }
 
     /// Reads `maxmemory` and `maxmemory-policy`; a refused or failed `CONFIG GET`

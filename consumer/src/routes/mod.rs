@@ -5,9 +5,9 @@ pub mod health;
 pub mod stats;
 pub mod webhook;
 
-use actix_web::web;
+use actix_web::{middleware, web};
 pub use taskhooks_shared::web::not_found;
-use taskhooks_shared::web::{only, static_file};
+use taskhooks_shared::web::{only, origin, static_file};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -18,7 +18,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(only("/", "GET", web::get().to(dashboard::page)))
     .service(only("/static/{path:.*}", "GET", web::get().to(static_file)))
-    .service(only("/ws", "GET", web::get().to(crate::ws::connect)))
+    .service(
+        // A foreign page may not read the dashboard's events: 403 before the upgrade.
+        only("/ws", "GET", web::get().to(crate::ws::connect))
+            .wrap(middleware::from_fn(origin::guard)),
+    )
     .service(only("/api/stats", "GET", web::get().to(stats::stats)))
     .service(only("/healthz", "GET", web::get().to(health::healthz)))
     .service(only("/readyz", "GET", web::get().to(health::readyz)))

@@ -1,25 +1,43 @@
 //! `POST /consumetasks`: where a webhook is verified and handed to the broker.
 //!
-//! Checks run cheapest-and-most-fundamental first: size (413), signature (401, so an
-//! unauthenticated sender learns nothing about our parsing), content type (415),
-//! then the task itself (400 for any JSON or schema problem). The answer is 200 only
-//! once the broker has published the event (or knows it is a duplicate); a broker
-//! failure is 503 with `Retry-After`, so the sender retries.
+//! Checks run cheapest-and-most-fundamental first. From the headers alone, before
+//! a byte of the body is read: the signature headers' shape (401: id present and
+//! at most 256 bytes, timestamp within the window, at most 5 well-formed
+//! signatures), then the declared size (413). Then the body, read within
+//! [`BODY_TIMEOUT`] (408) and at most [`MAX_BODY_BYTES`] (413); the HMAC (401, so an
+//! unauthenticated sender learns nothing about our parsing); the content type (415);
+//! the task itself (400 for any JSON or schema problem, or a field over its size).
+//! The answer is 200 only once the broker has published the event (or knows it is a
+//! duplicate); a broker failure is 503 with `Retry-After`, so the sender retries.
 
 use crate::broker::Accepted;
 use crate::error::ApiError;
-use crate::startup::{AppState, Verifier};
+use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
+use std::time::Duration;
 use taskhooks_shared::Task;
 use taskhooks_shared::json::{from_object, is_json_content_type};
-use taskhooks_shared::signing::{self, ReceivedHeaders};
+use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing};
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves
 /// room for richer payloads while bounding what one request can make us buffer.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Time allowed to receive the whole body, from when the handler starts reading it.
+/// A task arrives in one packet; 5 s is generous for a slow link, and stops a
+/// client that declares a size and stalls from holding a connection for ever
+/// (actix's own request timeout covers only the head).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the headers alone established about the sender.
+enum Sender<'a> {
+    /// Signature headers that passed every check but the HMAC.
+    Signed(CheckedHeaders<'a>, &'a signing::Secrets),
+    /// `--allow-unsigned`: the id, if any, to dedupe on.
+    Unsigned(Option<&'a str>),
+}
 
 /// Receives one task webhook.
 pub async fn consume_tasks(
@@ -41,10 +59,14 @@ async fn receive(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Accepted, ApiError> {
-    let body = read_body(req, payload, MAX_BODY_BYTES).await?;
-    let webhook_id = authenticate(req, &body, &state.verifier)?;
+    let sender = check_headers(req, &state.signing)?;
+    let body = tokio::time::timeout(BODY_TIMEOUT, read_body(req, payload, MAX_BODY_BYTES))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(BODY_TIMEOUT))??;
+    let webhook_id = authenticate(sender, &body)?;
     require_json(req)?;
     let task: Task = from_object(&body).map_err(ApiError::InvalidTask)?;
+    task.check_sizes().map_err(ApiError::FieldTooLong)?;
     tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
     Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
 }
@@ -61,7 +83,8 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    // Grown as bytes arrive: a declared length is a claim, not a reason to allocate.
+    let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|err| ApiError::UnreadableBody(err.to_string()))?;
         if body.len() + chunk.len() > limit {
@@ -76,23 +99,26 @@ fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Verifies the signature and returns the webhook id to deduplicate on.
-fn authenticate(
-    req: &HttpRequest,
-    body: &[u8],
-    verifier: &Verifier,
-) -> Result<Option<String>, ApiError> {
+/// Everything that can be refused from the headers alone; no HMAC is computed.
+fn check_headers<'a>(req: &'a HttpRequest, signing: &'a Signing) -> Result<Sender<'a>, ApiError> {
     let headers = ReceivedHeaders {
         id: header_text(req, signing::HEADER_ID),
         timestamp: header_text(req, signing::HEADER_TIMESTAMP),
         signature: header_text(req, signing::HEADER_SIGNATURE),
     };
-    match verifier {
-        Verifier::Secret(secret) => {
-            let id = secret.verify(headers, body, signing::unix_now())?;
-            Ok(Some(id.to_owned()))
+    Ok(match signing {
+        Signing::Secrets(secrets) => Sender::Signed(headers.check(signing::unix_now())?, secrets),
+        Signing::Unsigned => Sender::Unsigned(headers.checked_id()?),
+    })
+}
+
+/// Verifies the signature over `body` and returns the webhook id to deduplicate on.
+fn authenticate(sender: Sender<'_>, body: &[u8]) -> Result<Option<String>, ApiError> {
+    match sender {
+        Sender::Signed(headers, secrets) => {
+            Ok(Some(headers.verify(secrets.iter(), body)?.to_owned()))
         }
-        Verifier::Unsigned => Ok(headers.id.map(str::to_owned)),
+        Sender::Unsigned(id) => Ok(id.map(str::to_owned)),
     }
 }
 

@@ -1,10 +1,14 @@
 //! The consumer's integration tests: the real server on port 0, a private
 //! redis-server per test, real HTTP and WebSocket clients.
 
+mod browsers;
+mod capacity;
 mod dashboard;
 mod dedupe;
 mod fanout;
 mod faults;
 mod helpers;
+mod hostile;
+mod raw;
 mod resilience;
 mod webhook;

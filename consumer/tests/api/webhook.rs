@@ -1,6 +1,6 @@
 //! `POST /consumetasks`: what is accepted, what is refused and with which status.
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, task};
+use crate::helpers::{TestApp, config, spawn_app, spawn_app_with, task};
 use serde_json::Value;
 use taskhooks_shared::signing::{self, unix_now};
 use taskhooks_shared::testing::RedisServer;
@@ -212,6 +212,76 @@ async fn malformed_or_invalid_tasks_are_rejected_with_400() {
         );
     }
     assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn an_owner_or_batchid_over_its_limit_is_rejected_with_400_naming_the_field() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let mut long_owner = task("b", 1, Priority::Low);
+    long_owner.owner = "o".repeat(201);
+    let mut long_batch = task(&"b".repeat(101), 2, Priority::Low);
+    long_batch.owner = "o".repeat(200);
+
+    let owner = error_of(app.post_task(&long_owner).await, 400).await;
+    let batch = error_of(app.post_task(&long_batch).await, 400).await;
+
+    assert!(
+        owner.contains("owner is 201 characters; at most 200"),
+        "{owner}"
+    );
+    assert!(
+        batch.contains("batchid is 101 characters; at most 100"),
+        "{batch}"
+    );
+    assert_nothing_published(&app).await;
+}
+
+#[tokio::test]
+async fn a_consumer_holding_two_secrets_accepts_either_and_nothing_else() {
+    let redis = RedisServer::start();
+    let (old, new) = (Secret::generate(), Secret::generate());
+    let both = format!("{} {}", old.to_whsec(), new.to_whsec());
+    let args = [
+        "--webhook-secret".to_owned(),
+        both,
+        "--redis-url".to_owned(),
+        redis.url(),
+    ];
+    let mut app = spawn_app_with(old.clone(), &args).await;
+
+    let by_old = app.post_task(&task("b", 1, Priority::Low)).await;
+    app.secret = new;
+    let by_new = app.post_task(&task("b", 2, Priority::Low)).await;
+    app.secret = Secret::generate();
+    let by_other = app.post_task(&task("b", 3, Priority::Low)).await;
+
+    assert_eq!(by_old.status().as_u16(), 200);
+    assert_eq!(by_new.status().as_u16(), 200);
+    assert_eq!(by_other.status().as_u16(), 401);
+    assert_eq!(app.stats().await["total"], 2);
+}
+
+#[tokio::test]
+async fn a_weak_or_oversized_secret_is_refused_at_start_saying_how_to_make_one() {
+    for (secret, words) in [
+        ("whsec_AA==", "1 bytes, too short"),
+        ("whsec_c2VjcmV0", "6 bytes, too short"),
+        (&*format!("whsec_{}", "QUFB".repeat(22)), "66 bytes"),
+        ("whsec_not-base64-but-a-real-password", "followed by base64"),
+    ] {
+        let config = config(&["--webhook-secret".to_owned(), secret.to_owned()]);
+
+        let refused = consumer::Application::build(config).await;
+
+        let message = format!("{:#}", refused.err().expect("refused at start"));
+        assert!(
+            message.contains(words) && message.contains("openssl rand -base64 32"),
+            "{message}"
+        );
+        // A mistyped real secret must not end up in a terminal or a log.
+        assert!(!message.contains(&secret[6..]), "{message}");
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Starting a batch, following it over Server-Sent Events, and stopping it.
 
+use crate::batches::check_duration;
 use crate::error::ApiError;
 use crate::generator::check_range;
 use crate::sse;
@@ -32,14 +33,13 @@ struct BatchSpec {
 }
 
 impl BatchRequest {
-    /// Reads the body: empty means all defaults; anything else must be a JSON
-    /// object sent as `application/json`.
+    /// Reads the body, sent as `application/json` even when empty (a type a
+    /// cross-site form cannot send without a CORS preflight, which we never
+    /// grant): empty means all defaults, anything else must be a JSON object.
     fn parse(content_type: &str, body: &[u8]) -> Result<BatchRequest, ApiError> {
+        require_json(content_type)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(BatchRequest::default());
-        }
-        if !is_json_content_type(content_type) {
-            return Err(ApiError::NotJson(content_type.to_owned()));
         }
         from_object(body).map_err(|err| {
             ApiError::BadRequest(format!(
@@ -60,11 +60,9 @@ impl BatchRequest {
                 "pace_ms ({pace_ms}) is over the limit of {MAX_PACE_MS} ms between tasks"
             )));
         }
-        Ok(BatchSpec {
-            min,
-            max,
-            pace: Duration::from_millis(pace_ms),
-        })
+        let pace = Duration::from_millis(pace_ms);
+        check_duration(max, pace).map_err(ApiError::BadRequest)?;
+        Ok(BatchSpec { min, max, pace })
     }
 }
 
@@ -78,12 +76,7 @@ pub async fn produce(
         return Err(ApiError::ShuttingDown);
     }
     let body = read_body(payload).await?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let spec = BatchRequest::parse(&content_type, &body)?.check(&state.page)?;
+    let spec = BatchRequest::parse(&content_type(&req), &body)?.check(&state.page)?;
     let batch = state.start_batch(spec.min, spec.max, spec.pace)?;
     let id = &batch.id;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
@@ -113,20 +106,46 @@ pub async fn events(
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(sse::stream(batch, after, state.closing.clone())))
+        .streaming(sse::stream(
+            batch,
+            after,
+            state.closing.clone(),
+            state.deliverer.metrics().follow(),
+            req.conn_data::<sse::Connection>().cloned(),
+        )))
 }
 
-/// `POST /batches/{id}/stop`: nothing more of the batch is sent; tasks not yet
-/// sent end as `cancelled`. Stopping a finished batch is harmless.
+/// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not
+/// read): nothing more of the batch is sent; tasks not yet sent end as
+/// `cancelled`. Stopping a finished batch is harmless.
 pub async fn stop(
+    req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    require_json(&content_type(&req))?;
     let id = id.into_inner();
     let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
     batch.stop.cancel();
     tracing::info!(batch = %batch.id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
+}
+
+/// The request's `Content-Type`, or `""`.
+fn content_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+}
+
+/// Refuses (415) a state-changing request that is not sent as JSON.
+fn require_json(content_type: &str) -> Result<(), ApiError> {
+    if is_json_content_type(content_type) {
+        Ok(())
+    } else {
+        Err(ApiError::NotJson(content_type.to_owned()))
+    }
 }
 
 /// The request body, refused past [`MAX_BODY_BYTES`].
@@ -205,6 +224,7 @@ mod tests {
             (r#"{"pace_ms":60001}"#, "pace_ms"),
             ("[2, 3, 0]", "got a JSON array"),
             ("3", "got a number"),
+            (r#"{"max":10000,"pace_ms":1000}"#, "limit of 60 min"),
         ];
         for (body, expected) in cases {
             let err = check(body).err().expect("rejected").to_string();
@@ -213,11 +233,18 @@ mod tests {
     }
 
     #[test]
-    fn a_body_must_be_sent_as_json_but_an_empty_one_needs_no_type() {
+    fn a_body_must_be_sent_as_json_even_when_empty() {
         let form = BatchRequest::parse("application/x-www-form-urlencoded", b"min=1");
         assert!(
             matches!(form, Err(ApiError::NotJson(t)) if t == "application/x-www-form-urlencoded")
         );
-        assert!(BatchRequest::parse("", b"").is_ok());
+        for (content_type, body) in [("", &b""[..]), ("text/plain", b"{}")] {
+            let refused = BatchRequest::parse(content_type, body);
+            assert!(
+                matches!(refused, Err(ApiError::NotJson(_))),
+                "{content_type:?}"
+            );
+        }
+        assert!(BatchRequest::parse("application/json", b"").is_ok());
     }
 }

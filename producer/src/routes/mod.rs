@@ -4,29 +4,28 @@ pub mod batches;
 pub mod health;
 pub mod page;
 
-use actix_web::web;
+use actix_web::{middleware, web};
 pub use taskhooks_shared::web::not_found;
-use taskhooks_shared::web::{only, static_file};
+use taskhooks_shared::web::{only, origin, static_file};
 
-/// Registers every route.
+/// Registers every route. What changes state (starting and stopping a batch) is
+/// behind the cross-site guard, [`origin::guard`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only("/", "GET", web::get().to(page::page)))
         .service(only("/static/{path:.*}", "GET", web::get().to(static_file)))
-        .service(only(
-            "/producetasks",
-            "POST",
-            web::post().to(batches::produce),
-        ))
+        .service(
+            only("/producetasks", "POST", web::post().to(batches::produce))
+                .wrap(middleware::from_fn(origin::guard)),
+        )
         .service(only(
             "/batches/{id}/events",
             "GET",
             web::get().to(batches::events),
         ))
-        .service(only(
-            "/batches/{id}/stop",
-            "POST",
-            web::post().to(batches::stop),
-        ))
+        .service(
+            only("/batches/{id}/stop", "POST", web::post().to(batches::stop))
+                .wrap(middleware::from_fn(origin::guard)),
+        )
         .service(only("/healthz", "GET", web::get().to(health::healthz)))
         .service(only("/metrics", "GET", web::get().to(health::metrics)));
 }

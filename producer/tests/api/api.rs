@@ -31,15 +31,9 @@ async fn an_empty_body_takes_the_configured_defaults() {
     let receiver = Receiver::start([]).await;
     let app = spawn_app(&receiver, &["--min-tasks", "4", "--max-tasks", "4"]).await;
 
-    let response = app
-        .client
-        .post(format!("{}/producetasks", app.address))
-        .send()
-        .await
-        .expect("sent");
+    let (status, body) = app.call("POST", "/producetasks", None).await;
 
-    assert_eq!(response.status().as_u16(), 202);
-    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(status, 202, "{body}");
     assert_eq!(body["total"], 4);
 }
 

@@ -30,7 +30,11 @@ impl Drop for Consumer {
 
 impl Consumer {
     pub(crate) async fn start(redis: &RedisServer) -> Consumer {
-        let secret = Secret::generate().to_whsec();
+        Consumer::start_with(redis, Secret::generate().to_whsec()).await
+    }
+
+    /// A consumer holding `secret` (several, space-separated, while rotating).
+    async fn start_with(redis: &RedisServer, secret: String) -> Consumer {
         let url = redis.url();
         let config = consumer::Config::try_parse_from([
             "consumer",
@@ -191,4 +195,67 @@ async fn a_headless_send_reaches_the_dashboard_exactly_once_per_task() {
     assert_eq!(ids, (0..200).collect());
     let fresh = consumer.dashboard().await.snapshot().await;
     assert_eq!(fresh["totals"], totals_of(&received));
+}
+
+/// Sends `count` tasks to `consumer` signed with `secrets`, returning (delivered, failed).
+async fn send_signed(consumer: &Consumer, secrets: &str, count: u64) -> (u64, u64) {
+    let target = format!("http://127.0.0.1:{}/consumetasks", consumer.port);
+    let config = producer::Config::try_parse_from([
+        "producer",
+        "--target",
+        &target,
+        "--webhook-secret",
+        secrets,
+        "--max-attempts",
+        "1",
+    ])
+    .expect("producer arguments parse");
+    let args = SendArgs {
+        count,
+        rate: None,
+        concurrency: Some(4),
+    };
+    let report = producer::send::execute(config, args, CancellationToken::new())
+        .await
+        .expect("the run completes");
+    (report.delivered, report.failed)
+}
+
+#[tokio::test]
+async fn a_rolling_secret_rotation_never_gets_a_401() {
+    let redis = RedisServer::start();
+    let (a, b) = (Secret::generate().to_whsec(), Secret::generate().to_whsec());
+    let both = format!("{a} {b}");
+
+    // Each step changes one program while the other keeps its secrets.
+    let consumer = Consumer::start_with(&redis, a.clone()).await;
+    let mut steps = vec![("both on A", send_signed(&consumer, &a, 20).await)];
+    steps.push((
+        "producer A+B, consumer A",
+        send_signed(&consumer, &both, 20).await,
+    ));
+    drop(consumer);
+    let consumer = Consumer::start_with(&redis, both.clone()).await;
+    steps.push(("both on A+B", send_signed(&consumer, &both, 20).await));
+    steps.push((
+        "producer B, consumer A+B",
+        send_signed(&consumer, &b, 20).await,
+    ));
+    drop(consumer);
+    let consumer = Consumer::start_with(&redis, b.clone()).await;
+    steps.push(("both on B", send_signed(&consumer, &b, 20).await));
+    let retired = send_signed(&consumer, &a, 5).await;
+
+    for (step, result) in steps {
+        assert_eq!(
+            result,
+            (20, 0),
+            "{step}: every task delivered, none refused"
+        );
+    }
+    assert_eq!(
+        retired,
+        (0, 5),
+        "the retired secret A is refused once B alone is held"
+    );
 }

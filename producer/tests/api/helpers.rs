@@ -80,16 +80,33 @@ pub struct Started {
 }
 
 impl TestApp {
-    /// Sends `method path` with an optional raw body; returns status and JSON body.
+    /// Sends `method path` with an optional raw body, as `application/json` when it
+    /// is a POST (as the page does); returns status and JSON body.
     pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// Like [`TestApp::call`], with these extra headers (later ones win).
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let post = method == "POST";
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.address));
+        if post {
+            request = request.header("content-type", "application/json");
+        }
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
+            request = request.body(body.to_owned());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request is sent");
         let status = response.status().as_u16();

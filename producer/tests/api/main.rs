@@ -2,11 +2,14 @@
 //! test receiver (and, end to end, to the real consumer with Redis).
 
 mod api;
+mod credentials;
+mod cross_site;
 mod delivery;
 mod end_to_end;
 mod faults;
 mod headless;
 mod helpers;
+mod limits;
 mod receiver;
 mod shutdown;
 mod stop;

@@ -1,5 +1,6 @@
 //! What both web apps share (feature `web`): JSON answers for unknown paths and
-//! wrong methods, the embedded static files, request ids, and the shutdown signal.
+//! wrong methods, the embedded static files, request ids, the shutdown signal, the
+//! browser security headers and the Origin/Host check against cross-site requests.
 //!
 //! Every error a client can meet is `{"error": "…"}` with a precise status; these
 //! are the ones that do not depend on either program's own errors.
@@ -9,6 +10,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
 use tokio_util::sync::CancellationToken;
 
+pub mod headers;
+pub mod origin;
 pub mod request_log;
 
 /// A JSON error answer: `status` and `{"error": message}`.

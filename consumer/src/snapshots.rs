@@ -1,0 +1,77 @@
+//! Snapshots shared by the sockets that ask at the same time ("single flight"), so a
+//! thousand dashboards connecting or resynchronising at once cost two store reads,
+//! not a thousand.
+//!
+//! Correctness rule: a socket skips every event whose `seq` is in its snapshot, so
+//! its snapshot must have been read *after* it subscribed to the hub (an older one
+//! would miss the events in between). A socket therefore never joins a read
+//! already sent: it joins the next one, which is sent only once the current one
+//! has finished, and closes to newcomers just before it is sent. At most one read
+//! is in flight, and every socket's snapshot is read after it asked.
+
+use crate::broker::{Broker, BrokerError, Snapshot};
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+type Read = Shared<BoxFuture<'static, Result<Arc<Snapshot>, Arc<BrokerError>>>>;
+
+#[derive(Default)]
+struct Flights {
+    /// The read that newcomers join: not sent yet.
+    open: Option<Read>,
+    /// The read created last; the next one waits for it.
+    last: Option<Read>,
+}
+
+/// Snapshot reads shared among concurrent askers. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedSnapshots {
+    broker: Broker,
+    // A std Mutex: held for a few assignments, never across .await.
+    flights: Arc<Mutex<Flights>>,
+}
+
+impl SharedSnapshots {
+    /// Shares reads of `broker`'s snapshot.
+    pub fn new(broker: Broker) -> SharedSnapshots {
+        SharedSnapshots {
+            broker,
+            flights: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Flights> {
+        // Only Option assignments happen under the lock: a poisoned one is consistent.
+        self.flights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A snapshot read after this call began, shared with everyone who asked while
+    /// the previous read was in flight. Call it after subscribing to the hub.
+    pub async fn read(&self) -> Result<Arc<Snapshot>, Arc<BrokerError>> {
+        let read = {
+            let mut flights = self.lock();
+            match &flights.open {
+                Some(open) => open.clone(),
+                None => {
+                    let read = self.clone().fly(flights.last.take()).boxed().shared();
+                    flights.open = Some(read.clone());
+                    flights.last = Some(read.clone());
+                    read
+                }
+            }
+        };
+        read.await
+    }
+
+    async fn fly(self, previous: Option<Read>) -> Result<Arc<Snapshot>, Arc<BrokerError>> {
+        if let Some(previous) = previous {
+            let _ = previous.await;
+        }
+        // Closed to newcomers before the read is sent: whoever joined asked before it.
+        self.lock().open = None;
+        self.broker.snapshot().await.map(Arc::new).map_err(Arc::new)
+    }
+}

@@ -1,0 +1,152 @@
+//! What a browser is told and refused: the dashboard's socket only for its own
+//! page (or an allowed one), the security headers on every page and asset, and
+//! no Redis password in the log or in `--help`.
+
+use crate::helpers::{WAIT, spawn_app, spawn_app_with};
+use std::process::Stdio;
+use taskhooks_shared::Secret;
+use taskhooks_shared::testing::RedisServer;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{Error as WsError, http::HeaderValue};
+
+const PASSWORD: &str = "hunter2-Sup3rSecret";
+
+/// Opens `/ws` with this `Origin`: `Ok(())`, or the refusal's status and body.
+async fn open_ws(port: u16, origin: &str) -> Result<(), (u16, String)> {
+    let mut request = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .expect("a request");
+    let origin = HeaderValue::from_str(origin).expect("a header value");
+    request.headers_mut().insert("origin", origin);
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => Ok(()),
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        }
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_page_cannot_open_the_dashboard_socket() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+
+    let refused = open_ws(app.port, "https://evil.example").await;
+
+    let (status, body) = refused.expect_err("refused");
+    assert_eq!(status, 403, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(
+        json["error"]
+            .as_str()
+            .expect("an error")
+            .contains("ALLOWED_ORIGINS"),
+        "{json}"
+    );
+    let own = format!("http://127.0.0.1:{}", app.port);
+    assert_eq!(
+        open_ws(app.port, &own).await,
+        Ok(()),
+        "the page's own origin"
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_origin_may_open_the_dashboard_socket() {
+    let secret = Secret::generate();
+    let args = [
+        "--webhook-secret".to_owned(),
+        secret.to_whsec(),
+        "--allowed-origins".to_owned(),
+        "https://wall.example".to_owned(),
+    ];
+    let app = spawn_app_with(secret, &args).await;
+
+    assert_eq!(open_ws(app.port, "https://wall.example").await, Ok(()));
+    assert!(open_ws(app.port, "https://other.example").await.is_err());
+}
+
+#[tokio::test]
+async fn the_dashboard_and_its_assets_carry_the_browser_security_headers() {
+    let app = spawn_app(None).await;
+
+    for path in [
+        "/",
+        "/static/js/dashboard.js",
+        "/static/vendor/chart.js/chart.umd.min.js",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("sent");
+        let header = |name: &str| response.headers()[name].to_str().expect("text").to_owned();
+
+        let csp = header("content-security-policy");
+        assert!(csp.contains("connect-src 'self' ws: wss:"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_redis_password_never_shows_in_the_log() {
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:1");
+    let mut consumer = tokio::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .args(["--bind", "127.0.0.1:0", "--allow-unsigned"])
+        .env("REDIS_URL", &url)
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the consumer starts");
+    let mut lines = BufReader::new(consumer.stderr.take().expect("stderr")).lines();
+
+    let mut log = String::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("reads the log") {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening") {
+                return;
+            }
+        }
+        panic!("the consumer exited: {log}");
+    })
+    .await
+    .expect("the consumer says it listens");
+
+    assert!(
+        log.contains("redis://***@127.0.0.1:1"),
+        "the redacted URL is named: {log}"
+    );
+    assert!(!log.contains(PASSWORD), "{log}");
+}
+
+#[tokio::test]
+async fn help_shows_neither_the_redis_password_nor_the_secret() {
+    let secret = Secret::generate().to_whsec();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
+        .arg("--help")
+        .env("REDIS_URL", format!("redis://:{PASSWORD}@cache:6379"))
+        .env("WEBHOOK_SECRET", &secret)
+        .output()
+        .await
+        .expect("--help runs");
+
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    assert!(help.contains("REDIS_URL"), "{help}");
+    for hidden in [PASSWORD, secret.as_str()] {
+        assert!(!help.contains(hidden), "{help}");
+    }
+}
