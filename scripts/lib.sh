@@ -1,4 +1,4 @@
-# Helpers shared by scripts/test and scripts/demo. Source it; do not run it.
+# Helpers shared by the scripts (test, demo, bench, bench-dedupe, soak). Source it; do not run it.
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -33,4 +33,32 @@ ensure_package() {
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 \
     || die "cargo is missing. Install Rust from https://rustup.rs (curl ... | sh), open a new shell, then run again."
+}
+
+# port_free PORT: true when nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_until WHAT SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds.
+wait_until() {
+  local what=$1 seconds=$2; shift 2
+  for _ in $(seq $((seconds * 10))); do "$@" 2>/dev/null && return 0; sleep 0.1; done
+  die "$what did not come up within ${seconds}s"
+}
+
+# stats_total BASE_URL: the consumer's /api/stats total.
+stats_total() {
+  local json
+  json=$(curl -fsS "$1/api/stats") || die "GET $1/api/stats failed"
+  [[ $json =~ \"total\":([0-9]+) ]] || die "GET $1/api/stats gave no total: $json"
+  printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# redis_info SOCKET FIELD: one field of the private redis-server's INFO, e.g. used_memory.
+redis_info() {
+  redis-cli -s "$1" info | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# rss_kib PID: the resident memory of a process, in KiB.
+rss_kib() {
+  awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 }

@@ -1,5 +1,7 @@
 //! Command-line flags, each with an environment-variable fallback.
 
+use crate::broker::dedupe::{self, DedupeWindow};
+
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "consumer", version, about)]
@@ -39,6 +41,12 @@ pub struct Config {
     /// Beyond loopback, a missing or the public demo secret is refused at start.
     #[arg(long, env = "PUBLISHED_ON")]
     pub published_on: Option<String>,
+
+    /// How long a webhook id is remembered to drop retries (e.g. 90s, 10m, 1h; 1s to
+    /// 24h). A retry arriving later is counted again. Every replica must use the same.
+    #[arg(long, env = "DEDUPE_WINDOW", default_value = dedupe::DEFAULT_WINDOW,
+          value_parser = dedupe::parse_window)]
+    pub dedupe_window: DedupeWindow,
 
     /// Pages of other origins allowed to open the dashboard's WebSocket,
     /// comma-separated (`https://tasks.example`); the page's own origin on

@@ -76,9 +76,11 @@ impl Application {
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisBroker::new(url, &config.channel).with_context(|| {
-                    format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
-                })?;
+                let redis = RedisBroker::new(url, &config.channel)
+                    .with_context(|| {
+                        format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
+                    })?
+                    .with_window(config.dedupe_window);
                 let subscribed = Arc::new(Notify::new());
                 let task = tokio::spawn(redis.clone().run_subscriber(
                     hub.clone(),
@@ -93,7 +95,10 @@ impl Application {
                     "REDIS_URL is not set: using the in-process broker; only this process's \
                      dashboards see events and totals reset on restart"
                 );
-                (broker::memory(hub.clone()), None)
+                (
+                    broker::memory_with_window(hub.clone(), config.dedupe_window),
+                    None,
+                )
             }
         };
         let state = web::Data::new(AppState {
@@ -174,7 +179,10 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
             .map_err(|_| BrokerError::Timeout(OP_TIMEOUT))
     };
     match ready.await {
-        Ok(()) => tracing::info!("using Redis at {url} for pub/sub and totals"),
+        Ok(()) => {
+            tracing::info!("using Redis at {url} for pub/sub and totals");
+            redis.eviction_risk().await.log();
+        }
         Err(err) => tracing::warn!(
             %err,
             "Redis at {url} is not ready yet; webhooks get 503 until it answers"

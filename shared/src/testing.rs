@@ -19,22 +19,42 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
+    config: Vec<String>,
 }
 
 impl RedisServer {
-    /// Starts a redis-server listening only on a Unix socket in a new directory.
+    /// Starts a redis-server listening only on a Unix socket in a new directory,
+    /// keeping nothing on disk.
     ///
     /// # Panics
     /// When redis-server is not installed or does not answer in time: a test that
     /// needs Redis must fail loudly, never skip.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a redis-server with append-only persistence (`appendfsync always`), as
+    /// compose runs it: [`restart`](Self::restart) then keeps every key.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// Starts a redis-server with extra configuration, e.g.
+    /// `["--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru"]`; later options
+    /// win over the defaults (no persistence).
+    pub fn start_with(config: &[&str]) -> RedisServer {
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("taskhooks-redis-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(err) = std::fs::create_dir_all(&dir) {
             panic!("cannot create {}: {err}", dir.display());
         }
-        let mut server = RedisServer { dir, child: None };
+        let config = config.iter().map(|option| (*option).to_owned()).collect();
+        let mut server = RedisServer {
+            dir,
+            child: None,
+            config,
+        };
         server.spawn();
         server
     }
@@ -49,7 +69,7 @@ impl RedisServer {
         self.dir.join("redis.sock")
     }
 
-    /// Stops the server (as a crash or restart would), waiting until it is gone.
+    /// Stops the server with SIGKILL (as a crash would), waiting until it is gone.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -58,7 +78,8 @@ impl RedisServer {
         let _ = std::fs::remove_file(self.socket());
     }
 
-    /// Starts the server again on the same socket, empty.
+    /// Starts the server again on the same socket and directory with the same
+    /// configuration: empty, or with every key when started persistent.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
@@ -72,6 +93,7 @@ impl RedisServer {
             .arg(&socket)
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

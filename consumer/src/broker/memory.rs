@@ -2,20 +2,49 @@
 //! the Redis broker (dedupe, totals, recent events, ordered sequence numbers) for
 //! the dashboards of this one process.
 
-use super::{Accepted, DEDUPE_TTL, RECENT_CAP, Snapshot, Totals};
+use super::dedupe::DedupeWindow;
+use super::{Accepted, RECENT_CAP, Snapshot, Totals};
 use crate::hub::{Event, Hub, HubMessage, event_json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use taskhooks_shared::Task;
 
-/// Forget expired webhook ids once every this many new ids, keeping the map bounded
-/// by one day of traffic without a timer task.
-const PRUNE_EVERY: u64 = 4096;
+/// The webhook ids of the dedupe window, as 64-bit hashes: a queue in arrival
+/// order and a set for lookups, always holding the same hashes. Each accept pops
+/// the expired ones from the front, so pruning costs O(1) amortised per webhook and
+/// memory is bounded by the ids of one window (about 40 bytes each).
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(Instant, u64)>,
+    set: HashSet<u64>,
+}
+
+impl Seen {
+    /// Forgets what arrived before `horizon`.
+    fn forget_before(&mut self, horizon: Instant) {
+        while let Some(&(at, hash)) = self.order.front() {
+            if at >= horizon {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&hash);
+        }
+    }
+
+    /// Remembers `hash`; false when it was already remembered.
+    fn insert(&mut self, hash: u64, now: Instant) -> bool {
+        let fresh = self.set.insert(hash);
+        if fresh {
+            self.order.push_back((now, hash));
+        }
+        fresh
+    }
+}
 
 #[derive(Default)]
 struct State {
-    seen: HashMap<String, Instant>,
+    seen: Seen,
     totals: Totals,
     recent: VecDeque<Arc<str>>,
     seq: u64,
@@ -26,14 +55,21 @@ pub struct MemoryBroker {
     // A std Mutex: it is held only for a few non-blocking steps, never across .await.
     state: Mutex<State>,
     hub: Hub,
+    window: DedupeWindow,
 }
 
 impl MemoryBroker {
-    /// A broker publishing to `hub`.
+    /// A broker publishing to `hub`, with the default dedupe window.
     pub fn new(hub: Hub) -> MemoryBroker {
+        MemoryBroker::with_window(hub, DedupeWindow::default())
+    }
+
+    /// A broker publishing to `hub` that remembers webhook ids for `window`.
+    pub fn with_window(hub: Hub, window: DedupeWindow) -> MemoryBroker {
         MemoryBroker {
             state: Mutex::default(),
             hub,
+            window,
         }
     }
 
@@ -48,24 +84,18 @@ impl MemoryBroker {
     /// Deduplicates, counts and publishes one task.
     pub fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Accepted {
         let now = Instant::now();
+        let hash = webhook_id.map(|id| self.window.hash(id).as_u64());
         let mut state = self.lock();
-        if let Some(id) = webhook_id {
-            if state
-                .seen
-                .get(id)
-                .is_some_and(|at| now.duration_since(*at) < DEDUPE_TTL)
-            {
-                return Accepted::Duplicate;
-            }
-            state.seen.insert(id.to_owned(), now);
+        if let Some(horizon) = now.checked_sub(self.window.duration()) {
+            state.seen.forget_before(horizon);
+        }
+        if let Some(hash) = hash
+            && !state.seen.insert(hash, now)
+        {
+            return Accepted::Duplicate;
         }
         state.seq += 1;
         let seq = state.seq;
-        if seq.is_multiple_of(PRUNE_EVERY) {
-            state
-                .seen
-                .retain(|_, at| now.duration_since(*at) < DEDUPE_TTL);
-        }
         state.totals.0[task.priority.index()] += 1;
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
@@ -91,5 +121,27 @@ impl MemoryBroker {
     pub fn totals(&self) -> (u64, Totals) {
         let state = self.lock();
         (state.seq, state.totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_id_is_remembered_until_the_window_has_passed_then_forgotten() {
+        let start = Instant::now();
+        let later = |secs| start + Duration::from_secs(secs);
+        let mut seen = Seen::default();
+        assert!(seen.insert(1, start));
+        assert!(seen.insert(2, later(5)));
+
+        seen.forget_before(later(3));
+        assert!(!seen.insert(2, later(6)), "still inside the window");
+        assert!(seen.insert(1, later(6)), "forgotten once out of the window");
+        seen.forget_before(later(100));
+
+        assert!(seen.order.is_empty() && seen.set.is_empty());
     }
 }

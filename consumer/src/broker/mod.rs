@@ -5,6 +5,8 @@
 //! replica, totals kept in Redis) and [`memory`] (one process only, used when no
 //! `REDIS_URL` is given).
 
+pub mod dedupe;
+pub mod eviction;
 pub mod memory;
 pub mod redis;
 
@@ -13,10 +15,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::{Priority, Task};
-
-/// How long a webhook id is remembered to drop retried deliveries: 24 hours, longer
-/// than any sender's retry schedule.
-pub const DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How many recent events are kept for a dashboard that opens late.
 pub const RECENT_CAP: usize = 200;
@@ -158,4 +156,9 @@ impl Broker {
 /// Where the broker's events go in this process.
 pub fn memory(hub: Hub) -> Broker {
     Broker::Memory(Arc::new(memory::MemoryBroker::new(hub)))
+}
+
+/// The in-process broker, remembering webhook ids for `window`.
+pub fn memory_with_window(hub: Hub, window: dedupe::DedupeWindow) -> Broker {
+    Broker::Memory(Arc::new(memory::MemoryBroker::with_window(hub, window)))
 }

@@ -2,14 +2,18 @@
 //! one subscriber per process that forwards the channel to this process's hub.
 //!
 //! Keys, all prefixed with the channel name `<ch>`:
-//! `<ch>:seen:<webhook-id>` (dedupe marker, 24 h TTL), `<ch>:totals` (hash of
-//! priority → count), `<ch>:recent` (list of event JSON, newest first, capped) and
-//! `<ch>:seq` (last event number).
+//! `<ch>:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
+//! time bucket and shard, see [`super::dedupe`]; the only keys with a TTL),
+//! `<ch>:totals` (hash of priority → count), `<ch>:recent` (list of event JSON,
+//! newest first, capped) and `<ch>:seq` (last event number).
 
-use super::{Accepted, BrokerError, DEDUPE_TTL, RECENT_CAP, Snapshot, Totals};
+use super::dedupe::DedupeWindow;
+use super::eviction::EvictionRisk;
+use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
 use crate::hub::{Event, Hub, HubMessage};
 use futures_util::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -28,18 +32,42 @@ pub const RECONNECT_DELAY: (Duration, Duration) =
 
 /// Dedupe, count, remember and publish, atomically. Returns the new sequence
 /// number, or 0 for a duplicate. The event text matches `hub::event_json`.
+///
+/// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
+/// by the bucket length, so every replica agrees on it whatever its clock; the id's
+/// shard is looked up in the current bucket and the `buckets` before it, then the
+/// hash is added to the current one, which expires once it has left the window.
+/// Those keys are built here rather than passed in KEYS: they depend on Redis's
+/// clock, and the broker does not support Redis Cluster anyway.
 static ACCEPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-        -- KEYS: seen, totals, recent, seq. ARGV: channel, task json, priority, ttl, cap, dedupe
-        if ARGV[6] == '1' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
-            return 0
+        -- KEYS: totals, recent, seq.
+        -- ARGV: channel, task json, priority, cap, id hash ('' = no dedupe), shard,
+        --       bucket length in ms, buckets per window
+        if ARGV[5] ~= '' then
+            local time = redis.call('TIME')
+            local width = tonumber(ARGV[7])
+            local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / width)
+            local prefix = ARGV[1] .. ':seen:'
+            local shard = ':' .. ARGV[6]
+            local buckets = tonumber(ARGV[8])
+            for b = bucket - buckets, bucket do
+                if redis.call('HEXISTS', prefix .. string.format('%d', b) .. shard, ARGV[5]) == 1 then
+                    return 0
+                end
+            end
+            local key = prefix .. string.format('%d', bucket) .. shard
+            redis.call('HSET', key, ARGV[5], '')
+            if redis.call('HLEN', key) == 1 then
+                redis.call('PEXPIREAT', key, string.format('%d', (bucket + 1 + buckets) * width))
+            end
         end
-        local seq = redis.call('INCR', KEYS[4])
-        redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+        local seq = redis.call('INCR', KEYS[3])
+        redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
         local event = '{"seq":' .. seq .. ',"task":' .. ARGV[2] .. '}'
-        redis.call('LPUSH', KEYS[3], event)
-        redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+        redis.call('LPUSH', KEYS[2], event)
+        redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
         redis.call('PUBLISH', ARGV[1], event)
         return seq
         "#,
@@ -74,6 +102,7 @@ pub struct RedisBroker {
     client: redis::Client,
     conn: ConnectionManager,
     channel: Arc<str>,
+    window: DedupeWindow,
 }
 
 async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
@@ -96,7 +125,14 @@ impl RedisBroker {
             client,
             conn,
             channel: channel.into(),
+            window: DedupeWindow::default(),
         })
+    }
+
+    /// The same broker remembering webhook ids for `window`. Every replica on one
+    /// Redis must use the same window: it decides where an id is kept.
+    pub fn with_window(self, window: DedupeWindow) -> RedisBroker {
+        RedisBroker { window, ..self }
     }
 
     fn key(&self, name: &str) -> String {
@@ -112,18 +148,19 @@ impl RedisBroker {
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
         let task_json = serde_json::to_string(task).unwrap();
-        let seen = self.key(&format!("seen:{}", webhook_id.unwrap_or("")));
-        let mut invocation = ACCEPT.key(seen);
+        let hash = webhook_id.map(|id| self.window.hash(id));
+        let mut invocation = ACCEPT.key(self.key("totals"));
         invocation
-            .key(self.key("totals"))
             .key(self.key("recent"))
             .key(self.key("seq"))
             .arg(&*self.channel)
             .arg(task_json)
             .arg(task.priority.as_str())
-            .arg(DEDUPE_TTL.as_secs())
             .arg(RECENT_CAP)
-            .arg(if webhook_id.is_some() { "1" } else { "0" });
+            .arg(hash.as_ref().map_or(&[][..], |h| &h.field[..]))
+            .arg(hash.map_or(0, |h| h.shard))
+            .arg(self.window.bucket_ms())
+            .arg(super::dedupe::BUCKETS);
         let mut conn = self.conn.clone();
         let seq: u64 = timed(invocation.invoke_async(&mut conn)).await?;
         Ok(match seq {
@@ -166,6 +203,31 @@ impl RedisBroker {
         let (seq, flat_totals): (u64, Vec<String>) =
             timed(invocation.invoke_async(&mut conn)).await?;
         Ok((seq, parse_totals(&flat_totals)))
+    }
+
+    /// Reads `maxmemory` and `maxmemory-policy`; a refused or failed `CONFIG GET`
+    /// (managed Redis often disables it) gives [`EvictionRisk::Unknown`], never an error.
+    pub async fn eviction_risk(&self) -> EvictionRisk {
+        let mut conn = self.conn.clone();
+        let mut config = redis::cmd("CONFIG");
+        config.arg("GET").arg("maxmemory*");
+        let read: Result<HashMap<String, String>, _> = timed(config.query_async(&mut conn)).await;
+        let settings = match read {
+            Ok(settings) => settings,
+            Err(err) => {
+                return EvictionRisk::Unknown {
+                    reason: err.to_string(),
+                };
+            }
+        };
+        let policy = settings.get("maxmemory-policy");
+        let maxmemory = settings.get("maxmemory").and_then(|m| m.parse().ok());
+        match (policy, maxmemory) {
+            (Some(policy), Some(maxmemory)) => EvictionRisk::decide(policy, maxmemory),
+            _ => EvictionRisk::Unknown {
+                reason: "CONFIG GET did not return maxmemory and maxmemory-policy".to_owned(),
+            },
+        }
     }
 
     /// See [`super::Broker::ping`].

@@ -32,7 +32,8 @@ impl Drop for TestApp {
     }
 }
 
-fn http_client() -> reqwest::Client {
+/// An HTTP client that gives up after [`WAIT`].
+pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(WAIT)

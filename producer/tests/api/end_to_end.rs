@@ -16,9 +16,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 /// A consumer on port 0 using `redis`, stopped when dropped.
-struct Consumer {
-    port: u16,
-    secret: String,
+pub(crate) struct Consumer {
+    pub(crate) port: u16,
+    pub(crate) secret: String,
     shutdown: CancellationToken,
 }
 
@@ -29,7 +29,7 @@ impl Drop for Consumer {
 }
 
 impl Consumer {
-    async fn start(redis: &RedisServer) -> Consumer {
+    pub(crate) async fn start(redis: &RedisServer) -> Consumer {
         Consumer::start_with(redis, Secret::generate().to_whsec()).await
     }
 

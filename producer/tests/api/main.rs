@@ -7,6 +7,7 @@ mod credentials;
 mod cross_site;
 mod delivery;
 mod end_to_end;
+mod faults;
 mod headless;
 mod helpers;
 mod limits;
