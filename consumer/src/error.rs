@@ -5,6 +5,7 @@ use crate::broker::BrokerError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::SigningError;
+use taskhooks_shared::web::{BodyError, error_body};
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,15 @@ impl ResponseError for ApiError {
             // next request, and free the connection now.
             response.force_close();
         }
-        response.json(serde_json::json!({ "error": self.to_string() }))
+        error_body(response, self)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+            BodyError::Unreadable(cause) => ApiError::UnreadableBody(cause),
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::routes;
 use crate::snapshots::SharedSnapshots;
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::web;
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
-use taskhooks_shared::web::{headers, request_log};
+use taskhooks_shared::web::{ServerSettings, serve};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -115,22 +115,12 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(origins.clone())
-                .wrap(middleware::from_fn(headers::secure))
-                .wrap(middleware::from_fn(request_log::log))
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
-        })
-        .workers(workers)
-        .max_connections(config.max_connections.div_ceil(workers).max(1))
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .listen(listener)?
-        .run();
+        let settings = ServerSettings {
+            shutdown_grace: SHUTDOWN_GRACE,
+            max_connections: Some(config.max_connections),
+            on_connect: None,
+        };
+        let server = serve(listener, state, origins, routes::configure, settings)?;
         tracing::info!(
             "consumer listening on http://{}:{port}",
             listen_host(&config.bind)

@@ -4,6 +4,7 @@
 use crate::batches::{KEEP_FINISHED, RegistryFull};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use taskhooks_shared::web::{BodyError, error_body};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,17 @@ impl ResponseError for ApiError {
             let seconds = full.retry_after.as_secs().to_string();
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
-        response.json(serde_json::json!({ "error": self.to_string() }))
+        error_body(response, self)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+            BodyError::Unreadable(cause) => {
+                ApiError::BadRequest(format!("unreadable body: {cause}"))
+            }
+        }
     }
 }

@@ -7,15 +7,14 @@ use crate::routes;
 use crate::sse;
 use crate::state::{AppState, PageSettings};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, middleware, web};
+use actix_web::web;
 use anyhow::Context as _;
 use std::net::TcpListener;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
-use taskhooks_shared::web::origin::OriginPolicy;
-use taskhooks_shared::web::{headers, request_log};
+use taskhooks_shared::web::{ServerSettings, serve};
 use tokio_util::sync::CancellationToken;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and
@@ -62,7 +61,18 @@ impl Application {
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
-        let server = serve(listener, state.clone(), origins)?;
+        let settings = ServerSettings {
+            shutdown_grace: SHUTDOWN_GRACE,
+            max_connections: None,
+            on_connect: Some(sse::remember_connection),
+        };
+        let server = serve(
+            listener,
+            state.clone(),
+            origins,
+            routes::configure,
+            settings,
+        )?;
         let host = config.bind.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
         tracing::info!("producer listening on http://{host}:{port}, sending webhooks to {target}");
         Ok(Application {
@@ -85,28 +95,6 @@ impl Application {
         tokio::spawn(wind_down(shutdown, self.state.clone(), handle));
         self.server.await.context("the HTTP server failed")
     }
-}
-
-fn serve(
-    listener: TcpListener,
-    state: web::Data<AppState>,
-    origins: web::Data<OriginPolicy>,
-) -> anyhow::Result<Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(origins.clone())
-            .wrap(middleware::from_fn(headers::secure))
-            .wrap(middleware::from_fn(request_log::log))
-            .configure(routes::configure)
-            .default_service(web::to(routes::not_found))
-    })
-    .on_connect(sse::remember_connection)
-    .disable_signals()
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .listen(listener)?
-    .run();
-    Ok(server)
 }
 
 async fn wind_down(shutdown: CancellationToken, state: web::Data<AppState>, server: ServerHandle) {

@@ -15,12 +15,11 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bytes::BytesMut;
-use futures_util::StreamExt as _;
 use std::time::Duration;
 use taskhooks_shared::Task;
 use taskhooks_shared::json::{from_object, is_json_content_type};
 use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing};
+use taskhooks_shared::web::read_body;
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves
 /// room for richer payloads while bounding what one request can make us buffer.
@@ -69,30 +68,6 @@ async fn receive(
     task.check_sizes().map_err(ApiError::FieldTooLong)?;
     tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
     Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
-}
-
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<BytesMut, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    // Grown as bytes arrive: a declared length is a claim, not a reason to allocate.
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::UnreadableBody(err.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

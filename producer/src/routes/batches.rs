@@ -7,9 +7,9 @@ use crate::sse;
 use crate::state::{AppState, PageSettings};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt as _;
 use std::time::Duration;
 use taskhooks_shared::json::{from_object, is_json_content_type};
+use taskhooks_shared::web::read_body;
 
 /// Longest pace the page may ask for: one task a minute is already glacial.
 pub const MAX_PACE_MS: u64 = 60_000;
@@ -75,7 +75,7 @@ pub async fn produce(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let body = read_body(payload).await?;
+    let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
     let spec = BatchRequest::parse(&content_type(&req), &body)?.check(&state.page)?;
     let batch = state.start_batch(spec.min, spec.max, spec.pace)?;
     let id = &batch.id;
@@ -146,21 +146,6 @@ fn require_json(content_type: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::NotJson(content_type.to_owned()))
     }
-}
-
-/// The request body, refused past [`MAX_BODY_BYTES`].
-async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| ApiError::BadRequest(format!("unreadable body: {err}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::TooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The `Last-Event-ID` header as a number (0 when absent: from the start).

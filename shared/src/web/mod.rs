@@ -7,16 +7,30 @@
 
 use crate::assets;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, Resource, Route, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Resource, Route, web};
 use tokio_util::sync::CancellationToken;
 
+mod body;
 pub mod headers;
 pub mod origin;
 pub mod request_log;
+mod server;
+
+pub use body::{BodyError, read_body};
+pub use server::{ServerSettings, serve};
 
 /// A JSON error answer: `status` and `{"error": message}`.
 pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
+    error_body(HttpResponse::build(status), message)
+}
+
+/// Finishes `response` (its status and headers already set) with the JSON body
+/// `{"error": message}` every refusal of both programs has.
+pub fn error_body(
+    mut response: HttpResponseBuilder,
+    message: impl std::fmt::Display,
+) -> HttpResponse {
+    response.json(serde_json::json!({ "error": message.to_string() }))
 }
 
 /// A resource answering `route` at `path`, and a JSON 405 with an `Allow` header
