@@ -18,8 +18,10 @@ pub mod metrics;
 pub mod routes;
 pub mod snapshots;
 pub mod startup;
+pub mod state;
 pub mod ws;
 
 pub use config::Config;
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;
 pub use taskhooks_shared::web::shutdown_signal;

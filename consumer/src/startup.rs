@@ -8,6 +8,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::snapshots::SharedSnapshots;
+use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::web;
 use anyhow::Context as _;
@@ -24,28 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long requests in flight may take to finish once shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What every handler shares.
-pub struct AppState {
-    /// Where webhooks are published and totals read.
-    pub broker: Broker,
-    /// Snapshot reads shared by sockets asking at the same time.
-    pub snapshots: SharedSnapshots,
-    /// One permit per open dashboard socket, `max_websockets` in all.
-    pub websockets: Arc<Semaphore>,
-    /// The cap on open dashboard sockets, for the refusal's message.
-    pub max_websockets: usize,
-    /// This process's fan-out to its WebSocket clients.
-    pub hub: Hub,
-    /// How webhooks are authenticated: by any of these secrets, or not at all.
-    pub signing: Signing,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Link shown on the empty dashboard.
-    pub producer_url: String,
-    /// Cancelled when the server shuts down; every socket task watches it.
-    pub shutdown: CancellationToken,
-}
 
 /// A bound, not yet running, consumer.
 pub struct Application {

@@ -16,7 +16,7 @@
 use crate::error::ApiError;
 use crate::hub::{Event, HubMessage};
 use crate::snapshots::SharedSnapshots;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use std::time::{Duration, Instant};

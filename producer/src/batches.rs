@@ -2,7 +2,7 @@
 //! batch's event log — every event it published, numbered from 1, kept so that a
 //! Server-Sent Events client can resume after any event id without loss or repeat.
 //!
-//! Memory is bounded: a batch has at most [`crate::config::MAX_BATCH_TASKS`] tasks
+//! Memory is bounded: a batch has at most [`crate::generator::MAX_BATCH_TASKS`] tasks
 //! and each task publishes at most `2 × max attempts` events; at most
 //! [`MAX_BATCHES`] batches are kept, and finished ones go after [`KEEP_FINISHED`].
 //! Slots cannot be held for long either: a batch is paced to last at most

@@ -9,11 +9,6 @@ use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 
-/// Largest batch the web page may ask for. A batch keeps its event log in memory
-/// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
-/// batch's memory to a few megabytes.
-pub const MAX_BATCH_TASKS: u32 = 10_000;
-
 /// The producer's settings.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "producer", version, about, args_override_self = true)]

@@ -2,7 +2,6 @@
 //! priorities, all drawn from one random number generator so that `--seed`
 //! reproduces every batch, batch id included.
 
-use crate::config::MAX_BATCH_TASKS;
 use fake::Fake as _;
 use fake::faker::name::en::Name;
 use rand::rngs::StdRng;
@@ -104,6 +103,11 @@ impl BatchTasks {
         name
     }
 }
+
+/// Largest batch the web page may ask for. A batch keeps its event log in memory
+/// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
+/// batch's memory to a few megabytes.
+pub const MAX_BATCH_TASKS: u32 = 10_000;
 
 /// Checks a batch size range: at least 1, `min <= max`, at most [`MAX_BATCH_TASKS`].
 pub fn check_range(min: u32, max: u32) -> Result<(), String> {

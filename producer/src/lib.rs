@@ -16,6 +16,7 @@ pub mod delivery;
 pub mod error;
 pub mod generator;
 pub mod metrics;
+pub mod outcome;
 pub mod report;
 pub mod retry;
 pub mod routes;

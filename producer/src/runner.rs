@@ -5,7 +5,8 @@
 //! The web page's batches and the headless `send` run through this same loop;
 //! only their sinks differ.
 
-use crate::delivery::{Deliverer, Message, Outcome};
+use crate::delivery::{Deliverer, Message};
+use crate::outcome::Outcome;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

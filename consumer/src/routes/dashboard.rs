@@ -1,7 +1,7 @@
 //! The dashboard page.
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use askama::Template as _;
 

@@ -1,6 +1,6 @@
 //! Liveness and readiness probes, and metrics.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use taskhooks_shared::web::metrics_response;
 

@@ -1,7 +1,7 @@
 //! `GET /api/stats`: the totals, as kept by the broker (the recent events are not read).
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 
 /// Totals per priority, the overall total and the last event's sequence number.

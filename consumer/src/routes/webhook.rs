@@ -12,7 +12,7 @@
 
 use crate::broker::Accepted;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::time::Duration;

@@ -1,0 +1,33 @@
+//! What every handler shares: the broker, the fan-out, the socket permits, the
+//! signing rule and the metrics.
+
+use crate::broker::Broker;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::snapshots::SharedSnapshots;
+use std::sync::Arc;
+use taskhooks_shared::signing::Signing;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// What every handler shares.
+pub struct AppState {
+    /// Where webhooks are published and totals read.
+    pub broker: Broker,
+    /// Snapshot reads shared by sockets asking at the same time.
+    pub snapshots: SharedSnapshots,
+    /// One permit per open dashboard socket, `max_websockets` in all.
+    pub websockets: Arc<Semaphore>,
+    /// The cap on open dashboard sockets, for the refusal's message.
+    pub max_websockets: usize,
+    /// This process's fan-out to its WebSocket clients.
+    pub hub: Hub,
+    /// How webhooks are authenticated: by any of these secrets, or not at all.
+    pub signing: Signing,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Link shown on the empty dashboard.
+    pub producer_url: String,
+    /// Cancelled when the server shuts down; every socket task watches it.
+    pub shutdown: CancellationToken,
+}
