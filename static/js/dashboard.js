@@ -11,6 +11,8 @@
 // For tests: `window.taskhooks = { chart, state }`, the live Chart.js instance and
 // `state.totals` / `state.connected`.
 
+import { byId, parseJson, renderScheduler } from './common.js';
+
 /** Priorities in display order: chart bars, totals, CSS classes. */
 const PRIORITIES = ['Low', 'Moderate', 'Major', 'Critical'];
 /** Most tasks shown in the list; older ones drop off its end. */
@@ -23,8 +25,6 @@ const RECONNECT_MAX_MS = 5000;
 const RATE_WINDOW_S = 5;
 /** Latency samples kept for the percentiles (the most recent ones). */
 const LATENCY_SAMPLES = 200;
-/** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
-const RENDER_FALLBACK_MS = 500;
 
 const el = {
   connection: byId('connection'),
@@ -50,7 +50,7 @@ const pending = {
 
 const rate = { count: 0, buckets: [] };
 const latency = { samples: new Float64Array(LATENCY_SAMPLES), size: 0, next: 0, last: 0 };
-const frame = { scheduled: false, raf: 0, timer: 0 };
+const scheduleRender = renderScheduler(render);
 
 const chart = createChart(byId('chart'));
 window.taskhooks = { chart, state };
@@ -102,13 +102,8 @@ function showConnection(kind, reason = '', retryMs = 0) {
 
 /** Applies one text frame; returns its type. */
 function onFrame(text) {
-  let message;
-  try {
-    message = JSON.parse(text);
-  } catch (err) {
-    console.error('the dashboard got a frame that is not JSON:', err.message);
-    return null;
-  }
+  const message = parseJson(text, 'the dashboard got a frame');
+  if (message === null) return null;
   if (message.type === 'snapshot') {
     applySnapshot(message);
     showConnection('open');
@@ -168,17 +163,7 @@ function tickRate() {
 
 // ---- Rendering, at most once per animation frame ----
 
-function scheduleRender() {
-  if (frame.scheduled) return;
-  frame.scheduled = true;
-  frame.raf = requestAnimationFrame(render);
-  frame.timer = setTimeout(render, RENDER_FALLBACK_MS);
-}
-
 function render() {
-  cancelAnimationFrame(frame.raf);
-  clearTimeout(frame.timer);
-  frame.scheduled = false;
   renderList();
   renderTotals();
   renderChart();
@@ -322,10 +307,4 @@ function chartOptions(titleColour) {
 
 function zeroTotals() {
   return Object.fromEntries(PRIORITIES.map((p) => [p, 0]));
-}
-
-function byId(id) {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`the dashboard page has no #${id}`);
-  return node;
 }

@@ -6,10 +6,10 @@
 // its task's line, it never appends a second one. Several batches may run at once.
 // Task fields are untrusted text and reach the page through text nodes only.
 
+import { byId, parseJson, renderScheduler } from './common.js';
+
 /** How often the elapsed time of running batches is redrawn, in ms. */
 const ELAPSED_TICK_MS = 250;
-/** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
-const RENDER_FALLBACK_MS = 500;
 /** How close to the bottom (px) a list must be scrolled to keep following new lines. */
 const FOLLOW_SLACK_PX = 16;
 /** States after which a task changes no more. */
@@ -37,7 +37,7 @@ const el = {
 const dirty = new Set();
 /** Batches still running, whose elapsed time ticks. */
 const running = new Set();
-const frame = { scheduled: false, raf: 0, timer: 0 };
+const scheduleRender = renderScheduler(render);
 
 el.form.addEventListener('submit', (event) => {
   event.preventDefault();
@@ -113,8 +113,8 @@ function startBatch({ batchid, total, events_url: eventsUrl, stop_url: stopUrl }
   source.addEventListener('open', () => {
     if (!batch.done) batch.status.textContent = 'Running…';
   });
-  source.addEventListener('task', (event) => onTask(batch, parse(event.data)));
-  source.addEventListener('done', (event) => onDone(batch, parse(event.data)));
+  source.addEventListener('task', (event) => onTask(batch, parseJson(event.data, 'the producer sent an event')));
+  source.addEventListener('done', (event) => onDone(batch, parseJson(event.data, 'the producer sent an event')));
   source.addEventListener('error', () => onStreamError(batch));
 }
 
@@ -253,16 +253,10 @@ function onStreamError(batch) {
 
 function markDirty(batch) {
   dirty.add(batch);
-  if (frame.scheduled) return;
-  frame.scheduled = true;
-  frame.raf = requestAnimationFrame(render);
-  frame.timer = setTimeout(render, RENDER_FALLBACK_MS);
+  scheduleRender();
 }
 
 function render() {
-  cancelAnimationFrame(frame.raf);
-  clearTimeout(frame.timer);
-  frame.scheduled = false;
   for (const batch of dirty) {
     renderCounts(batch);
     if (batch.follow) {
@@ -307,25 +301,10 @@ function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-function parse(text) {
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    console.error('the producer sent an event that is not JSON:', err.message);
-    return null;
-  }
-}
-
 /** A new element with a class and text content (never HTML). */
 function element(tag, className = '', text = '') {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text) node.textContent = text;
-  return node;
-}
-
-function byId(id) {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`the producer page has no #${id}`);
   return node;
 }
