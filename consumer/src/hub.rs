@@ -2,7 +2,9 @@
 //! WebSocket task of this process.
 
 use prometheus_client::metrics::counter::Counter;
+use serde_json::value::RawValue;
 use std::sync::Arc;
+use taskhooks_shared::Task;
 use tokio::sync::broadcast;
 
 /// How many messages the hub holds for a slow socket before that socket lags.
@@ -16,7 +18,7 @@ pub struct Event {
     /// Position in the global order of accepted events (1, 2, …).
     pub seq: u64,
     /// The event's JSON, sent to browsers as is.
-    pub json: Arc<str>,
+    pub json: Arc<RawValue>,
 }
 
 /// What the hub carries.
@@ -73,10 +75,17 @@ impl Hub {
     }
 }
 
-/// Builds the event JSON from a sequence number and the task's JSON. The Redis
-/// script builds the same text in Lua (see `broker/redis.rs`).
-pub fn event_json(seq: u64, task_json: &str) -> String {
-    format!(r#"{{"seq":{seq},"task":{task_json}}}"#)
+/// The event JSON `{"seq":N,"task":{…}}` of `task`. The Redis script builds the
+/// same text in Lua (see `broker/redis.rs`).
+pub fn event_json(seq: u64, task: &Task) -> Arc<RawValue> {
+    #[derive(serde::Serialize)]
+    struct EventJson<'a> {
+        seq: u64,
+        task: &'a Task,
+    }
+    // unwrap: a Task is plain strings and numbers, which always serialise.
+    #[allow(clippy::unwrap_used)]
+    Arc::from(serde_json::value::to_raw_value(&EventJson { seq, task }).unwrap())
 }
 
 #[derive(serde::Deserialize)]
@@ -90,7 +99,7 @@ impl Event {
         let SeqOnly { seq } = serde_json::from_str(json)?;
         Ok(Event {
             seq,
-            json: Arc::from(json),
+            json: Arc::from(RawValue::from_string(json.to_owned())?),
         })
     }
 }

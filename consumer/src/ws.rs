@@ -19,6 +19,7 @@ use crate::snapshots::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -158,14 +159,19 @@ impl Socket {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut text = String::from(r#"{"type":"events","events":["#);
-        for (i, event) in self.pending.drain(..).enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(&event.json);
+        #[derive(serde::Serialize)]
+        struct EventsFrame<'a> {
+            r#type: &'static str,
+            events: Vec<&'a RawValue>,
         }
-        text.push_str("]}");
+        let frame = EventsFrame {
+            r#type: "events",
+            events: self.pending.iter().map(|event| &*event.json).collect(),
+        };
+        // unwrap: JSON already checked always serialises.
+        #[allow(clippy::unwrap_used)]
+        let text = serde_json::to_string(&frame).unwrap();
+        self.pending.clear();
         self.send(text).await
     }
 

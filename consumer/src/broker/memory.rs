@@ -5,6 +5,7 @@
 use super::dedupe::DedupeWindow;
 use super::{Accepted, RECENT_CAP, Snapshot, Totals};
 use crate::hub::{Event, Hub, HubMessage, event_json};
+use serde_json::value::RawValue;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -46,7 +47,7 @@ impl Seen {
 struct State {
     seen: Seen,
     totals: Totals,
-    recent: VecDeque<Arc<str>>,
+    recent: VecDeque<Arc<RawValue>>,
     seq: u64,
 }
 
@@ -97,9 +98,7 @@ impl MemoryBroker {
         state.seq += 1;
         let seq = state.seq;
         state.totals.0[task.priority.index()] += 1;
-        // unwrap: a Task is plain strings and numbers, which always serialise.
-        #[allow(clippy::unwrap_used)]
-        let json: Arc<str> = event_json(seq, &serde_json::to_string(task).unwrap()).into();
+        let json = event_json(seq, task);
         state.recent.push_front(json.clone());
         state.recent.truncate(RECENT_CAP);
         // Sent under the lock so that the hub sees events in sequence order.

@@ -12,6 +12,7 @@ pub mod redis;
 
 use crate::hub::Hub;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::{Priority, Task};
@@ -80,20 +81,28 @@ pub struct Snapshot {
     /// Totals per priority.
     pub totals: Totals,
     /// The most recent events' JSON, newest first.
-    pub recent: Vec<Arc<str>>,
+    pub recent: Vec<Arc<RawValue>>,
 }
 
 impl Snapshot {
     /// The snapshot as the WebSocket message `{"type":"snapshot",…}`.
     pub fn to_message(&self) -> String {
-        // unwrap: serialising a map of four integers cannot fail.
+        #[derive(Serialize)]
+        struct SnapshotFrame<'a> {
+            r#type: &'static str,
+            seq: u64,
+            totals: &'a Totals,
+            recent: Vec<&'a RawValue>,
+        }
+        let frame = SnapshotFrame {
+            r#type: "snapshot",
+            seq: self.seq,
+            totals: &self.totals,
+            recent: self.recent.iter().map(|event| &**event).collect(),
+        };
+        // unwrap: integers and JSON already checked always serialise.
         #[allow(clippy::unwrap_used)]
-        let totals = serde_json::to_string(&self.totals).unwrap();
-        format!(
-            r#"{{"type":"snapshot","seq":{},"totals":{totals},"recent":[{}]}}"#,
-            self.seq,
-            self.recent.join(",")
-        )
+        serde_json::to_string(&frame).unwrap()
     }
 }
 

@@ -191,7 +191,7 @@ impl RedisBroker {
         Ok(Snapshot {
             seq,
             totals: parse_totals(&flat_totals),
-            recent: recent.into_iter().map(Arc::from).collect(),
+            recent: recent.into_iter().filter_map(recent_event).collect(),
         })
     }
 
@@ -319,4 +319,16 @@ fn parse_totals(flat: &[String]) -> Totals {
         }
     }
     totals
+}
+
+/// One event of the recent list as JSON, or `None` (logged) for text that is not
+/// JSON, which would spoil every snapshot it is sent in.
+fn recent_event(json: String) -> Option<Arc<serde_json::value::RawValue>> {
+    match serde_json::value::RawValue::from_string(json) {
+        Ok(raw) => Some(Arc::from(raw)),
+        Err(err) => {
+            tracing::warn!(%err, "a recent event in Redis is not JSON; left out of the snapshot");
+            None
+        }
+    }
 }
