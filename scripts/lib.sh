@@ -45,6 +45,33 @@ wait_until() {
   die "$what did not come up within ${seconds}s"
 }
 
+# wait_while_running WHAT PID SECONDS COMMAND...: wait_until, but fails at once when
+# process PID has exited (its own message says why).
+wait_while_running() {
+  local what=$1 pid=$2 seconds=$3; shift 3
+  for _ in $(seq $((seconds * 10))); do
+    kill -0 "$pid" 2>/dev/null || die "$what exited; see its messages above"
+    "$@" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "$what did not come up within ${seconds}s"
+}
+
+# start_redis DIR [FLAG...]: a private redis-server in the background, only on the Unix
+# socket DIR/redis.sock (mode 700), keeping nothing on disk, logging to DIR/redis.log;
+# extra FLAGs (e.g. --appendonly yes) override those. Sets redis_pid; returns once
+# the socket is there. shared/src/testing.rs and e2e/lib/services.js start theirs with
+# the same flags. Adds its pid to the caller's `pids` (the processes its cleanup stops).
+start_redis() {
+  local dir=$1; shift
+  rm -f "$dir/redis.sock"
+  redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
+    --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" "$@" &
+  redis_pid=$!
+  pids+=("$redis_pid")
+  wait_while_running "redis-server (log: $dir/redis.log)" "$redis_pid" 10 test -S "$dir/redis.sock"
+}
+
 # stats_total BASE_URL: the consumer's /api/stats total.
 stats_total() {
   local json

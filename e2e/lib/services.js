@@ -122,7 +122,8 @@ export class Services {
 
   /**
    * Starts a private redis-server on a Unix socket, and also on 127.0.0.1:`port` when one
-   * is given; returns its URL (`redis+unix://…`, or `redis://127.0.0.1:port`).
+   * is given; returns its URL (`redis+unix://…`, or `redis://127.0.0.1:port`). The flags
+   * are start_redis's in scripts/lib.sh (and shared/src/testing.rs's), plus the port.
    */
   async startRedis(name = 'redis', { port = 0 } = {}) {
     const dir = mkdtempSync(join(this.tempDir, `${name}-`));
