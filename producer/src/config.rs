@@ -1,5 +1,8 @@
 //! Command-line flags, each with an environment-variable fallback, and their
 //! validation into the settings the rest of the program uses.
+//!
+//! `producer [serve]` runs the web page ([`Config`]), `producer send` one headless
+//! batch ([`SendArgs`]); both take the delivery flags ([`DeliveryArgs`]).
 
 use crate::delivery::DeliverySettings;
 use crate::retry::RetryPolicy;
@@ -9,50 +12,107 @@ use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 
-/// The producer's settings.
+/// The command line: a subcommand, or the web page's flags (`producer --bind …`
+/// is `producer serve --bind …`).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "producer", version, about, args_override_self = true)]
-pub struct Config {
+#[command(
+    name = "producer",
+    version,
+    about,
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
     /// What to do; without a subcommand, `serve`.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// The web page's flags, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run the web page (the default).
+    #[command(args_override_self = true)]
+    Serve(Config),
+    /// Send one batch from the command line and print a report (a load generator).
+    #[command(args_override_self = true)]
+    Send(SendArgs),
+}
+
+/// How webhooks are made and delivered: the flags `serve` and `send` share.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Delivery")]
+pub struct DeliveryArgs {
+    /// Where webhooks are sent: the consumer's /consumetasks (http or https).
+    #[arg(
+        long,
+        env = "WEBHOOK_RECEIVER_URL",
+        default_value = "http://127.0.0.1:5001/consumetasks",
+        hide_env_values = true
+    )]
+    pub target: String,
+
+    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the consumer must hold
+    /// the same one. Several, space-separated, to rotate: each webhook is signed with all.
+    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Send webhooks without signature headers (for a receiver that does not check them).
+    #[arg(long, env = "SEND_UNSIGNED")]
+    pub unsigned: bool,
+
+    /// Seconds one delivery attempt may take, connection included (fractions allowed).
+    #[arg(long, env = "TIMEOUT_SECS", default_value_t = 5.0)]
+    pub timeout_secs: f64,
+
+    /// Seconds to establish a connection (fractions allowed).
+    #[arg(long, env = "CONNECT_TIMEOUT_SECS", default_value_t = 2.0)]
+    pub connect_timeout_secs: f64,
+
+    /// Attempts per task, the first included (1: never retry).
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+
+    /// Milliseconds before the first retry; doubled for each further one, with jitter.
+    #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 500)]
+    pub retry_backoff_ms: u64,
+
+    /// Most deliveries in flight at once, over all batches.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 32)]
+    pub max_in_flight: usize,
+
+    /// Seed for the task generator: the same seed gives the same batches.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// The web page's settings (`producer serve`, or `producer` alone).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "producer", args_override_self = true)]
+pub struct Config {
+    /// How webhooks are made and delivered.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 
     /// Address the web page listens on (port 0 picks a free one).
     #[arg(
         long,
         env = "BIND",
         default_value = "127.0.0.1:5000",
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub bind: String,
-
-    /// Where webhooks are sent: the consumer's /consumetasks (http or https).
-    #[arg(
-        long,
-        env = "WEBHOOK_RECEIVER_URL",
-        default_value = "http://127.0.0.1:5001/consumetasks",
-        hide_env_values = true,
-        global = true
-    )]
-    pub target: String,
-
-    /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the consumer must hold
-    /// the same one. Several, space-separated, to rotate: each webhook is signed with all.
-    #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true, global = true)]
-    pub webhook_secret: Option<String>,
-
-    /// Send webhooks without signature headers (for a receiver that does not check them).
-    #[arg(long, env = "SEND_UNSIGNED", global = true)]
-    pub unsigned: bool,
 
     /// Smallest batch the page produces by default.
     #[arg(
         long,
         env = "MIN_NBR_TASKS",
         default_value_t = 1,
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub min_tasks: u32,
 
@@ -61,46 +121,19 @@ pub struct Config {
         long,
         env = "MAX_NBR_TASKS",
         default_value_t = 100,
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub max_tasks: u32,
 
     /// Milliseconds between the starts of two deliveries of a page batch (0: as fast as
-    /// possible); `send` uses --rate instead.
+    /// possible).
     #[arg(
         long,
         env = "WAIT_TIME_MS",
         default_value_t = 50,
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub pace_ms: u64,
-
-    /// Seconds one delivery attempt may take, connection included (fractions allowed).
-    #[arg(long, env = "TIMEOUT_SECS", default_value_t = 5.0, global = true)]
-    pub timeout_secs: f64,
-
-    /// Seconds to establish a connection (fractions allowed).
-    #[arg(
-        long,
-        env = "CONNECT_TIMEOUT_SECS",
-        default_value_t = 2.0,
-        global = true
-    )]
-    pub connect_timeout_secs: f64,
-
-    /// Attempts per task, the first included (1: never retry).
-    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5, global = true)]
-    pub max_attempts: u32,
-
-    /// Milliseconds before the first retry; doubled for each further one, with jitter.
-    #[arg(long, env = "RETRY_BACKOFF_MS", default_value_t = 500, global = true)]
-    pub retry_backoff_ms: u64,
-
-    /// Most deliveries in flight at once, over all batches.
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 32, global = true)]
-    pub max_in_flight: usize,
 
     /// The consumer's dashboard, linked from the page.
     #[arg(
@@ -108,8 +141,7 @@ pub struct Config {
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
         hide_env_values = true,
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub dashboard_url: String,
 
@@ -120,8 +152,7 @@ pub struct Config {
         long,
         env = "ALLOWED_ORIGINS",
         value_delimiter = ',',
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub allowed_origins: Vec<String>,
 
@@ -131,33 +162,14 @@ pub struct Config {
         long,
         env = "ALLOWED_HOSTS",
         value_delimiter = ',',
-        global = true,
-        help_heading = "Web page (ignored by send)"
+        help_heading = "Web page"
     )]
     pub allowed_hosts: Vec<String>,
 
     /// The address the page's port is published on (docker-compose.yml passes
     /// TASKHOOKS_HOST). Beyond loopback, a missing or the public demo secret is refused.
-    #[arg(
-        long,
-        env = "PUBLISHED_ON",
-        global = true,
-        help_heading = "Web page (ignored by send)"
-    )]
+    #[arg(long, env = "PUBLISHED_ON", help_heading = "Web page")]
     pub published_on: Option<String>,
-
-    /// Seed for the task generator: the same seed gives the same batches.
-    #[arg(long, global = true)]
-    pub seed: Option<u64>,
-}
-
-/// The subcommands.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Run the web page (the default).
-    Serve,
-    /// Send one batch from the command line and print a report (a load generator).
-    Send(SendArgs),
 }
 
 /// Flags of `producer send`.
@@ -174,9 +186,13 @@ pub struct SendArgs {
     /// Most deliveries in flight (default: --max-in-flight).
     #[arg(long)]
     pub concurrency: Option<usize>,
+
+    /// How webhooks are made and delivered.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
-impl Config {
+impl DeliveryArgs {
     /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
     pub fn signing(&self) -> anyhow::Result<Signing> {
         Ok(Signing::choose(
@@ -187,7 +203,7 @@ impl Config {
     }
 
     /// The validated delivery settings.
-    pub fn delivery(&self) -> anyhow::Result<DeliverySettings> {
+    pub fn settings(&self) -> anyhow::Result<DeliverySettings> {
         let target = reqwest::Url::parse(&self.target).with_context(|| {
             format!(
                 "--target / WEBHOOK_RECEIVER_URL {:?}",
@@ -219,7 +235,9 @@ impl Config {
             },
         })
     }
+}
 
+impl Config {
     /// Who may start and stop batches from a browser.
     pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
         Ok(OriginPolicy::new(
@@ -260,17 +278,18 @@ mod tests {
 
     #[test]
     fn refuses_to_start_without_a_secret_unless_unsigned() {
-        let err = parse(&[]).signing().expect_err("no secret");
+        let err = parse(&[]).delivery.signing().expect_err("no secret");
         assert!(err.to_string().contains("WEBHOOK_SECRET"), "{err}");
         assert!(matches!(
-            parse(&["--unsigned"]).signing(),
+            parse(&["--unsigned"]).delivery.signing(),
             Ok(Signing::Unsigned)
         ));
     }
 
     #[test]
-    fn global_flags_may_follow_the_subcommand() {
-        let config = parse(&[
+    fn send_takes_the_delivery_flags_and_no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from([
+            "producer",
             "send",
             "--count",
             "3",
@@ -278,13 +297,22 @@ mod tests {
             "http://x/y",
             "--seed",
             "7",
-        ]);
-        assert_eq!(config.target, "http://x/y");
-        assert_eq!(config.seed, Some(7));
-        assert!(matches!(
-            config.command,
-            Some(Command::Send(SendArgs { count: 3, .. }))
-        ));
+        ])
+        .expect("arguments parse");
+        let Some(Command::Send(args)) = cli.command else {
+            panic!("not send: {cli:?}");
+        };
+        assert_eq!(args.count, 3);
+        assert_eq!(args.delivery.target, "http://x/y");
+        assert_eq!(args.delivery.seed, Some(7));
+
+        let cli = Cli::try_parse_from(["producer", "--bind", "127.0.0.1:7", "--seed", "7"])
+            .expect("arguments parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.bind, "127.0.0.1:7");
+        assert_eq!(cli.serve.delivery.seed, Some(7));
+        let page_flag_to_send = ["producer", "send", "--count", "1", "--bind", "x:1"];
+        assert!(Cli::try_parse_from(page_flag_to_send).is_err());
     }
 
     #[test]
@@ -295,11 +323,12 @@ mod tests {
             &["--unsigned", "--max-attempts", "0"],
         ];
         for args in bad {
-            assert!(parse(args).delivery().is_err(), "{args:?}");
+            assert!(parse(args).delivery.settings().is_err(), "{args:?}");
         }
         assert!(
             parse(&["--unsigned", "--timeout-secs", "0.25"])
-                .delivery()
+                .delivery
+                .settings()
                 .is_ok()
         );
     }

@@ -26,6 +26,6 @@ pub mod sse;
 pub mod startup;
 pub mod state;
 
-pub use config::{Command, Config};
+pub use config::{Cli, Command, Config};
 pub use startup::Application;
 pub use taskhooks_shared::web::shutdown_signal;

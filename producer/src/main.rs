@@ -3,7 +3,7 @@
 //! page's /healthz instead.
 
 use clap::Parser as _;
-use producer::{Application, Command, Config, shutdown_signal};
+use producer::{Application, Cli, Command, shutdown_signal};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -13,13 +13,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     taskhooks_shared::telemetry::init();
-    let config = Config::parse();
+    let cli = Cli::parse();
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
-    if let Some(Command::Send(args)) = &config.command {
-        let args = args.clone();
-        return producer::send::run(config, args, shutdown).await;
-    }
+    let config = match cli.command {
+        Some(Command::Send(args)) => return producer::send::run(args, shutdown).await,
+        Some(Command::Serve(config)) => config,
+        None => cli.serve,
+    };
     let app = Application::build(config).await?;
     app.run_until_stopped(shutdown).await?;
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 //! line, a progress bar on a terminal (a plain line a second otherwise), then the
 //! [`Report`]. The exit status is non-zero when any task was not delivered.
 
-use crate::config::{Config, SendArgs};
+use crate::config::SendArgs;
 use crate::delivery::Deliverer;
 use crate::generator::Generator;
 use crate::report::Report;
@@ -26,12 +26,8 @@ const BAR_TEMPLATE: &str = "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec}
 
 /// Runs `producer send`, prints the report on stdout and returns the exit status:
 /// 0 when every task was delivered, 1 otherwise.
-pub async fn run(
-    config: Config,
-    args: SendArgs,
-    shutdown: CancellationToken,
-) -> anyhow::Result<ExitCode> {
-    let report = execute(config, args, shutdown).await?;
+pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let report = execute(args, shutdown).await?;
     println!("{report}");
     Ok(if report.all_delivered() {
         ExitCode::SUCCESS
@@ -41,17 +37,13 @@ pub async fn run(
 }
 
 /// Sends the batch and returns the report; cancelling `shutdown` stops it early.
-pub async fn execute(
-    config: Config,
-    args: SendArgs,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Report> {
+pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<Report> {
     anyhow::ensure!(args.count >= 1, "--count must be at least 1");
-    let concurrency = args.concurrency.unwrap_or(config.max_in_flight);
+    let concurrency = args.concurrency.unwrap_or(args.delivery.max_in_flight);
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     let pace = pace_for(args.rate)?;
-    let deliverer = Deliverer::new(config.delivery()?, concurrency)?;
-    let tasks = Generator::new(config.seed).batch_of(args.count);
+    let deliverer = Deliverer::new(args.delivery.settings()?, concurrency)?;
+    let tasks = Generator::new(args.delivery.seed).batch_of(args.count);
     eprintln!(
         "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}",
         args.count,

@@ -35,14 +35,14 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.check_batch_range()?;
         let origins = web::Data::new(config.origin_policy()?);
-        let delivery = config.delivery()?;
+        let delivery = config.delivery.settings()?;
         check_exposure(config.published_on.as_deref(), &delivery.signing)
             .map_err(anyhow::Error::msg)?;
         if matches!(delivery.signing, Signing::Unsigned) {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }
         let target = redact_url(delivery.target.as_str());
-        let deliverer = Deliverer::new(delivery, config.max_in_flight)?;
+        let deliverer = Deliverer::new(delivery, config.delivery.max_in_flight)?;
         let page = PageSettings {
             target_url: target.clone(),
             dashboard_url: redact_url(&config.dashboard_url),
@@ -54,8 +54,8 @@ impl Application {
         let state = web::Data::new(AppState::new(
             page,
             deliverer,
-            config.max_in_flight,
-            config.seed,
+            config.delivery.max_in_flight,
+            config.delivery.seed,
             runtime,
         ));
         let listener = TcpListener::bind(&config.bind)

@@ -110,9 +110,10 @@ fn send(port: u16, secret: &Secret) -> JoinHandle<Report> {
         count: TASKS,
         rate: None,
         concurrency: Some(16),
+        delivery: config.delivery,
     };
     tokio::spawn(async move {
-        producer::send::execute(config, args, CancellationToken::new())
+        producer::send::execute(args, CancellationToken::new())
             .await
             .expect("the run completes")
     })

@@ -179,15 +179,12 @@ async fn a_headless_send_reaches_the_dashboard_exactly_once_per_task() {
         count: 200,
         rate: None,
         concurrency: Some(16),
+        delivery: consumer.producer_config(&["--seed", "7"]).delivery,
     };
 
-    let report = producer::send::execute(
-        consumer.producer_config(&["--seed", "7"]),
-        args,
-        CancellationToken::new(),
-    )
-    .await
-    .expect("the run completes");
+    let report = producer::send::execute(args, CancellationToken::new())
+        .await
+        .expect("the run completes");
     let received = dashboard.exactly(200).await;
 
     assert_eq!((report.delivered, report.failed), (200, 0));
@@ -214,8 +211,9 @@ async fn send_signed(consumer: &Consumer, secrets: &str, count: u64) -> (u64, u6
         count,
         rate: None,
         concurrency: Some(4),
+        delivery: config.delivery,
     };
-    let report = producer::send::execute(config, args, CancellationToken::new())
+    let report = producer::send::execute(args, CancellationToken::new())
         .await
         .expect("the run completes");
     (report.delivered, report.failed)

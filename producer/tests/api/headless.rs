@@ -1,7 +1,7 @@
 //! `producer send`: the headless run, its report and its exit status.
 
 use crate::helpers::{Receiver, Reply, WAIT, config};
-use producer::config::{Command, SendArgs};
+use producer::config::SendArgs;
 use std::process::Output;
 use tokio_util::sync::CancellationToken;
 
@@ -100,10 +100,10 @@ async fn the_report_counts_retries_and_a_latency_per_delivered_task() {
         count: 10,
         rate: Some(500.0),
         concurrency: Some(2),
+        delivery: config.delivery,
     };
-    assert!(matches!(config.command, None | Some(Command::Serve)));
 
-    let report = producer::send::execute(config, args, CancellationToken::new())
+    let report = producer::send::execute(args, CancellationToken::new())
         .await
         .expect("the run completes");
 
