@@ -2,11 +2,11 @@
 //! page (or an allowed one), the security headers on every page and asset, and
 //! no Redis password in the log or in `--help`.
 
-use crate::helpers::{WAIT, spawn_app, spawn_app_with};
-use std::process::Stdio;
+use crate::helpers::{spawn_app, spawn_app_with};
 use taskhooks_shared::Secret;
-use taskhooks_shared::testing::RedisServer;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use taskhooks_shared::testing::{
+    RedisServer, assert_help_hides, assert_security_headers, log_until_listening,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, http::HeaderValue};
 
@@ -81,49 +81,22 @@ async fn the_dashboard_and_its_assets_carry_the_browser_security_headers() {
         "/static/js/dashboard.js",
         "/static/vendor/chart.js/chart.umd.min.js",
     ] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .expect("sent");
+        let response = app.get(path).await;
         let header = |name: &str| response.headers()[name].to_str().expect("text").to_owned();
 
-        let csp = header("content-security-policy");
-        assert!(csp.contains("connect-src 'self' ws: wss:"), "{path}: {csp}");
-        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(header("x-frame-options"), "DENY", "{path}");
-        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_security_headers(path, header);
     }
 }
 
 #[tokio::test]
 async fn the_redis_password_never_shows_in_the_log() {
     let url = format!("redis://:{PASSWORD}@127.0.0.1:1");
-    let mut consumer = tokio::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .args(["--bind", "127.0.0.1:0", "--allow-unsigned"])
-        .env("REDIS_URL", &url)
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the consumer starts");
-    let mut lines = BufReader::new(consumer.stderr.take().expect("stderr")).lines();
-
-    let mut log = String::new();
-    tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("reads the log") {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("listening") {
-                return;
-            }
-        }
-        panic!("the consumer exited: {log}");
-    })
-    .await
-    .expect("the consumer says it listens");
+    let (_, log) = log_until_listening(
+        env!("CARGO_BIN_EXE_consumer"),
+        &["--bind", "127.0.0.1:0", "--allow-unsigned"],
+        &[("REDIS_URL", &url)],
+    )
+    .await;
 
     assert!(
         log.contains("redis://***@127.0.0.1:1"),
@@ -135,18 +108,14 @@ async fn the_redis_password_never_shows_in_the_log() {
 #[tokio::test]
 async fn help_shows_neither_the_redis_password_nor_the_secret() {
     let secret = Secret::generate().to_whsec();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_consumer"))
-        .arg("--help")
-        .env("REDIS_URL", format!("redis://:{PASSWORD}@cache:6379"))
-        .env("WEBHOOK_SECRET", &secret)
-        .output()
-        .await
-        .expect("--help runs");
+    let url = format!("redis://:{PASSWORD}@cache:6379");
+    let env = [("REDIS_URL", url.as_str()), ("WEBHOOK_SECRET", &secret)];
 
-    let help = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{help}");
-    assert!(help.contains("REDIS_URL"), "{help}");
-    for hidden in [PASSWORD, secret.as_str()] {
-        assert!(!help.contains(hidden), "{help}");
-    }
+    assert_help_hides(
+        env!("CARGO_BIN_EXE_consumer"),
+        &env,
+        "REDIS_URL",
+        &[PASSWORD, &secret],
+    )
+    .await;
 }

@@ -19,12 +19,7 @@ async fn dashboard_page_and_its_assets_are_served_locally() {
         ("/static/js/dashboard.js", "javascript"),
         ("/static/css/style.css", "text/css"),
     ] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .expect("sent");
+        let response = app.get(path).await;
         assert_eq!(response.status().as_u16(), 200, "{path}");
         let content_type = response.headers()["content-type"]
             .to_str()

@@ -152,8 +152,21 @@ async fn finish(producer: JoinHandle<Report>) -> Report {
         .expect("the producer task completes")
 }
 
-#[tokio::test]
-async fn a_consumer_killed_mid_batch_and_restarted_counts_every_task_once() {
+/// A consumer process sent `signal` mid-batch and started again on its port.
+struct Restarted {
+    /// How the first consumer exited.
+    status: ExitStatus,
+    report: Report,
+    client: reqwest::Client,
+    port: u16,
+    // Dropped in this order: the consumer, then its Redis.
+    _consumer: ConsumerProcess,
+    _redis: RedisServer,
+}
+
+/// Sends the batch to a consumer process, sends that process `signal` once
+/// [`FAULT_AT`] tasks are counted, starts it again and lets the batch finish.
+async fn signal_mid_batch(signal: &str) -> Restarted {
     let redis = RedisServer::start();
     let (secret, port, client) = (Secret::generate(), free_port(), http_client());
     let consumer = ConsumerProcess::start(&redis, &secret, port)
@@ -162,33 +175,39 @@ async fn a_consumer_killed_mid_batch_and_restarted_counts_every_task_once() {
     let producer = send(port, &secret);
 
     wait_for_count(&client, port, FAULT_AT).await;
-    consumer.signal("KILL");
-    consumer.exit().await;
-    let _restarted = ConsumerProcess::start(&redis, &secret, port);
+    consumer.signal(signal);
+    let status = consumer.exit().await;
+    let restarted = ConsumerProcess::start(&redis, &secret, port);
     let report = finish(producer).await;
+    Restarted {
+        status,
+        report,
+        client,
+        port,
+        _consumer: restarted,
+        _redis: redis,
+    }
+}
 
-    assert_counted_exactly_once(report, &client, port).await;
+#[tokio::test]
+async fn a_consumer_killed_mid_batch_and_restarted_counts_every_task_once() {
+    let run = signal_mid_batch("KILL").await;
+
+    assert_counted_exactly_once(run.report, &run.client, run.port).await;
 }
 
 #[tokio::test]
 async fn a_consumer_stopped_with_sigterm_mid_batch_answers_2xx_only_for_what_it_published() {
-    let redis = RedisServer::start();
-    let (secret, port, client) = (Secret::generate(), free_port(), http_client());
-    let consumer = ConsumerProcess::start(&redis, &secret, port)
-        .ready(&client)
-        .await;
-    let producer = send(port, &secret);
+    let run = signal_mid_batch("TERM").await;
 
-    wait_for_count(&client, port, FAULT_AT).await;
-    consumer.signal("TERM");
-    let status = consumer.exit().await;
-    let _restarted = ConsumerProcess::start(&redis, &secret, port);
-    let report = finish(producer).await;
-
-    assert!(status.success(), "a clean exit on SIGTERM, got {status}");
+    assert!(
+        run.status.success(),
+        "a clean exit on SIGTERM, got {}",
+        run.status
+    );
     // A 2xx for an unpublished task would leave the total short (it is never
     // retried); a published task whose answer was lost is retried and deduped.
-    assert_counted_exactly_once(report, &client, port).await;
+    assert_counted_exactly_once(run.report, &run.client, run.port).await;
 }
 
 #[tokio::test]

@@ -13,8 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-/// How long any awaited condition may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub use taskhooks_shared::testing::WAIT;
 
 /// A running consumer.
 pub struct TestApp {
@@ -90,10 +89,21 @@ pub fn task(batch: &str, id: u64, priority: Priority) -> Task {
 impl TestApp {
     /// POSTs `body` signed with this app's secret under `webhook_id`.
     pub async fn post_signed(&self, webhook_id: &str, body: Vec<u8>) -> reqwest::Response {
+        self.post_signed_as(webhook_id, "application/json", body)
+            .await
+    }
+
+    /// POSTs `body` as `content_type`, signed with this app's secret under `webhook_id`.
+    pub async fn post_signed_as(
+        &self,
+        webhook_id: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         let headers = self.secret.headers(webhook_id, unix_now(), &body);
         self.client
             .post(format!("{}/consumetasks", self.address))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header(signing::HEADER_ID, headers.id)
             .header(signing::HEADER_TIMESTAMP, headers.timestamp.to_string())
             .header(signing::HEADER_SIGNATURE, headers.signature)
@@ -123,14 +133,18 @@ impl TestApp {
         .await;
     }
 
-    /// GETs a path and returns status and JSON body.
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{path}", self.address))
             .send()
             .await
-            .expect("request is sent");
+            .expect("request is sent")
+    }
+
+    /// GETs a path and returns status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON body"))
     }
@@ -144,11 +158,8 @@ impl TestApp {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.address))
-            .send()
+        self.get("/metrics")
             .await
-            .expect("metrics answer")
             .text()
             .await
             .expect("metrics text")

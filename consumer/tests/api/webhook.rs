@@ -155,19 +155,8 @@ async fn non_json_content_type_is_rejected_with_415() {
     let redis = RedisServer::start();
     let app = spawn_app(Some(&redis)).await;
     let body = serde_json::to_vec(&task("b", 1, Priority::Low)).expect("serialises");
-    let headers = app.secret.headers("msg_1", unix_now(), &body);
 
-    let response = app
-        .client
-        .post(format!("{}/consumetasks", app.address))
-        .header("content-type", "text/plain")
-        .header(signing::HEADER_ID, headers.id)
-        .header(signing::HEADER_TIMESTAMP, headers.timestamp.to_string())
-        .header(signing::HEADER_SIGNATURE, headers.signature)
-        .body(body)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.post_signed_as("msg_1", "text/plain", body).await;
 
     let error = error_of(response, 415).await;
     assert!(error.contains("application/json"), "{error}");

@@ -1,10 +1,9 @@
 //! A target URL's password never shows: not in the start-up log, not in `--help`,
 //! not on the page. Nor does the webhook secret.
 
-use crate::helpers::{Receiver, WAIT, spawn_app};
-use std::process::Stdio;
+use crate::helpers::{Receiver, spawn_app};
 use taskhooks_shared::Secret;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use taskhooks_shared::testing::{assert_help_hides, log_until_listening};
 
 const PASSWORD: &str = "hunter2-Sup3rSecret";
 
@@ -37,28 +36,12 @@ async fn the_page_shows_the_target_without_its_password() {
 #[tokio::test]
 async fn the_start_up_log_names_the_target_without_its_password() {
     let target = with_password("http://127.0.0.1:9/consumetasks");
-    let mut producer = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["--bind", "127.0.0.1:0", "--unsigned", "--target", &target])
-        .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the producer starts");
-    let mut lines = BufReader::new(producer.stderr.take().expect("stderr")).lines();
-
-    let mut log = String::new();
-    let listening = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("reads the log") {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("listening") {
-                return line;
-            }
-        }
-        panic!("the producer exited: {log}");
-    })
-    .await
-    .expect("the producer says it listens");
+    let (listening, log) = log_until_listening(
+        env!("CARGO_BIN_EXE_producer"),
+        &["--bind", "127.0.0.1:0", "--unsigned", "--target", &target],
+        &[],
+    )
+    .await;
 
     assert!(
         listening.contains("http://***@127.0.0.1:9/consumetasks"),
@@ -70,22 +53,19 @@ async fn the_start_up_log_names_the_target_without_its_password() {
 #[tokio::test]
 async fn help_shows_neither_the_target_password_nor_the_secret() {
     let secret = Secret::generate().to_whsec();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
-        .arg("--help")
-        .env(
-            "WEBHOOK_RECEIVER_URL",
-            with_password("http://consumer:5001/consumetasks"),
-        )
-        .env("DASHBOARD_URL", with_password("http://dash.example"))
-        .env("WEBHOOK_SECRET", &secret)
-        .output()
-        .await
-        .expect("--help runs");
+    let target = with_password("http://consumer:5001/consumetasks");
+    let dashboard = with_password("http://dash.example");
+    let env = [
+        ("WEBHOOK_RECEIVER_URL", target.as_str()),
+        ("DASHBOARD_URL", &dashboard),
+        ("WEBHOOK_SECRET", &secret),
+    ];
 
-    let help = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{help}");
-    assert!(help.contains("WEBHOOK_RECEIVER_URL"), "{help}");
-    for hidden in [PASSWORD, secret.as_str()] {
-        assert!(!help.contains(hidden), "{help}");
-    }
+    assert_help_hides(
+        env!("CARGO_BIN_EXE_producer"),
+        &env,
+        "WEBHOOK_RECEIVER_URL",
+        &[PASSWORD, &secret],
+    )
+    .await;
 }

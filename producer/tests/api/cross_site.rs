@@ -4,6 +4,7 @@
 
 use crate::helpers::{Receiver, TestApp, spawn_app};
 use serde_json::Value;
+use taskhooks_shared::testing::assert_security_headers;
 
 fn error_of(body: &Value) -> &str {
     body["error"].as_str().expect("a JSON error")
@@ -164,25 +165,9 @@ async fn every_page_and_asset_carries_the_browser_security_headers() {
         "/static/css/style.css",
         "/nowhere",
     ] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .expect("sent");
+        let response = app.get(path).await;
         let header = |name: &str| response.headers()[name].to_str().expect("text").to_owned();
 
-        let csp = header("content-security-policy");
-        for directive in [
-            "default-src 'self'",
-            "connect-src 'self' ws: wss:",
-            "frame-ancestors 'none'",
-        ] {
-            assert!(csp.contains(directive), "{path}: {csp}");
-        }
-        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
-        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(header("x-frame-options"), "DENY", "{path}");
-        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+        assert_security_headers(path, header);
     }
 }

@@ -5,11 +5,9 @@ pub use crate::receiver::{Receiver, Reply};
 use clap::Parser as _;
 use producer::{Application, Config};
 use serde_json::Value;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long any awaited condition may take before the test fails.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub use taskhooks_shared::testing::WAIT;
 
 /// A running producer.
 pub struct TestApp {
@@ -80,6 +78,15 @@ pub struct Started {
 }
 
 impl TestApp {
+    /// GETs a path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
     /// Sends `method path` with an optional raw body, as `application/json` when it
     /// is a POST (as the page does); returns status and JSON body.
     pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
