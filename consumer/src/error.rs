@@ -9,7 +9,7 @@ use taskhooks_shared::web::{BodyError, error_body};
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes; a task webhook is a small JSON object")]
     TooLarge {

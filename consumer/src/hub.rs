@@ -10,20 +10,20 @@ use tokio::sync::broadcast;
 /// How many messages the hub holds for a slow socket before that socket lags.
 /// A lagging socket is resynchronised with a fresh snapshot, so this bounds memory,
 /// not correctness; 4096 covers over a second of a heavy load test.
-pub const HUB_CAPACITY: usize = 4096;
+pub(crate) const HUB_CAPACITY: usize = 4096;
 
 /// One published task event, as its JSON text `{"seq":N,"task":{…}}`.
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     /// Position in the global order of accepted events (1, 2, …).
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// The event's JSON, sent to browsers as is.
-    pub json: Arc<RawValue>,
+    pub(crate) json: Arc<RawValue>,
 }
 
 /// What the hub carries.
 #[derive(Debug, Clone)]
-pub enum HubMessage {
+pub(crate) enum HubMessage {
     /// A newly published event.
     Event(Event),
     /// Events may have been missed (the subscriber reconnected): every socket
@@ -36,7 +36,7 @@ pub enum HubMessage {
 
 /// The sending side; clone it freely.
 #[derive(Debug, Clone)]
-pub struct Hub {
+pub(crate) struct Hub {
     sender: broadcast::Sender<HubMessage>,
     forwarded: Counter,
 }
@@ -52,7 +52,7 @@ impl Default for Hub {
 
 impl Hub {
     /// Hands a message to every current subscriber (none is fine).
-    pub fn send(&self, message: HubMessage) {
+    pub(crate) fn send(&self, message: HubMessage) {
         if matches!(message, HubMessage::Event(_)) {
             self.forwarded.inc();
         }
@@ -60,24 +60,19 @@ impl Hub {
     }
 
     /// The count of events handed to the hub, for the metrics.
-    pub fn forwarded(&self) -> Counter {
+    pub(crate) fn forwarded(&self) -> Counter {
         self.forwarded.clone()
     }
 
     /// A new receiver, seeing messages sent from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
         self.sender.subscribe()
-    }
-
-    /// How many sockets are listening.
-    pub fn receivers(&self) -> usize {
-        self.sender.receiver_count()
     }
 }
 
 /// The event JSON `{"seq":N,"task":{…}}` of `task`. The Redis script builds the
 /// same text in Lua (see `broker/redis.rs`).
-pub fn event_json(seq: u64, task: &Task) -> Arc<RawValue> {
+pub(crate) fn event_json(seq: u64, task: &Task) -> Arc<RawValue> {
     #[derive(serde::Serialize)]
     struct EventJson<'a> {
         seq: u64,
@@ -95,7 +90,7 @@ struct SeqOnly {
 
 impl Event {
     /// Reads an event published by any consumer process.
-    pub fn from_json(json: &str) -> Result<Event, serde_json::Error> {
+    pub(crate) fn from_json(json: &str) -> Result<Event, serde_json::Error> {
         let SeqOnly { seq } = serde_json::from_str(json)?;
         Ok(Event {
             seq,

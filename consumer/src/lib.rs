@@ -6,22 +6,21 @@
 //!    JSON, then asks the [`broker`] to accept it;
 //! 2. [`broker`] deduplicates, counts and publishes it in one Redis round trip (or in
 //!    process when no Redis is configured) and answers only once it is published;
-//! 3. the broker's subscriber hands every published event to the process's [`hub`];
+//! 3. the broker's subscriber hands every published event to the process's hub (`hub.rs`);
 //! 4. [`ws`] runs one task per dashboard socket, forwarding hub events in small
 //!    batches after an initial snapshot.
 
 pub mod broker;
-pub mod config;
-pub mod error;
-pub mod hub;
-pub mod metrics;
+mod config;
+mod error;
+mod hub;
+mod metrics;
 pub mod routes;
 pub mod snapshots;
-pub mod startup;
-pub mod state;
+mod startup;
+mod state;
 pub mod ws;
 
 pub use config::Config;
 pub use startup::Application;
-pub use state::AppState;
 pub use taskhooks_shared::web::shutdown_signal;

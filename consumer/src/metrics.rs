@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 /// What became of one received webhook.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // label values are snake_case in Prometheus
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Counted and published.
     published,
     /// A retry of one already accepted.
@@ -37,7 +37,7 @@ struct OutcomeLabel {
 }
 
 /// The consumer's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     webhooks: Family<OutcomeLabel, Counter>,
     websocket_clients: Gauge,
@@ -46,7 +46,7 @@ pub struct Metrics {
 
 /// One open dashboard socket, counted in `websocket_clients` while it lives: a
 /// guard, so a panic or an early return cannot skip the decrement.
-pub struct OpenSocket(Gauge);
+pub(crate) struct OpenSocket(Gauge);
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
@@ -56,7 +56,7 @@ impl Drop for OpenSocket {
 
 impl Metrics {
     /// Registers every metric, including the hub's count of forwarded events.
-    pub fn new(hub: &Hub) -> Metrics {
+    pub(crate) fn new(hub: &Hub) -> Metrics {
         let mut registry = Registry::with_prefix("taskhooks_consumer");
         let webhooks = Family::<OutcomeLabel, Counter>::default();
         let websocket_clients = Gauge::default();
@@ -90,18 +90,18 @@ impl Metrics {
     }
 
     /// Counts one more open dashboard socket until the guard is dropped.
-    pub fn socket_opened(&self) -> OpenSocket {
+    pub(crate) fn socket_opened(&self) -> OpenSocket {
         self.websocket_clients.inc();
         OpenSocket(self.websocket_clients.clone())
     }
 
     /// Counts one dashboard socket refused for the cap.
-    pub fn socket_refused(&self) {
+    pub(crate) fn socket_refused(&self) {
         self.websockets_refused.inc();
     }
 
     /// Counts one webhook by what became of it (500s are not a client outcome).
-    pub fn record(&self, result: &Result<Accepted, ApiError>) {
+    pub(crate) fn record(&self, result: &Result<Accepted, ApiError>) {
         let outcome = match result {
             Ok(Accepted::Published { .. }) => Outcome::published,
             Ok(Accepted::Duplicate) => Outcome::duplicate,
@@ -119,7 +119,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // unwrap: writing into a String cannot fail.
         #[allow(clippy::unwrap_used)]

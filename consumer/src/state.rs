@@ -11,23 +11,23 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     /// Where webhooks are published and totals read.
-    pub broker: Broker,
+    pub(crate) broker: Broker,
     /// Snapshot reads shared by sockets asking at the same time.
-    pub snapshots: SharedSnapshots,
+    pub(crate) snapshots: SharedSnapshots,
     /// One permit per open dashboard socket, `max_websockets` in all.
-    pub websockets: Arc<Semaphore>,
+    pub(crate) websockets: Arc<Semaphore>,
     /// The cap on open dashboard sockets, for the refusal's message.
-    pub max_websockets: usize,
+    pub(crate) max_websockets: usize,
     /// This process's fan-out to its WebSocket clients.
-    pub hub: Hub,
+    pub(crate) hub: Hub,
     /// How webhooks are authenticated: by any of these secrets, or not at all.
-    pub signing: Signing,
+    pub(crate) signing: Signing,
     /// Prometheus metrics.
-    pub metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Link shown on the empty dashboard.
-    pub producer_url: String,
+    pub(crate) producer_url: String,
     /// Cancelled when the server shuts down; every socket task watches it.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }

@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest wait before pending events are sent: 50 ms keeps the page live while
 /// turning thousands of events a second into 20 frames.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// Most events in one frame; a burst beyond it is sent at once in several frames.
-pub const MAX_BATCH: usize = 500;
+pub(crate) const MAX_BATCH: usize = 500;
 /// How often the server pings.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A client silent for this long is considered gone.
@@ -39,7 +39,7 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
 /// Upgrades the request and spawns the socket's task.
-pub async fn connect(
+pub(crate) async fn connect(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,

@@ -21,16 +21,16 @@ use tokio_util::sync::CancellationToken;
 /// oldest finished ones; when all are running, the new one is refused.
 pub const MAX_BATCHES: usize = 64;
 /// How long a finished batch can still be replayed (a tab reconnecting late).
-pub const KEEP_FINISHED: Duration = Duration::from_secs(10 * 60);
+pub(crate) const KEEP_FINISHED: Duration = Duration::from_secs(10 * 60);
 /// Longest a page batch may be paced to last (its largest size × its pace), so
 /// that [`MAX_BATCHES`] slow batches cannot lock the page out for days.
-pub const MAX_BATCH_DURATION: Duration = Duration::from_secs(60 * 60);
+pub(crate) const MAX_BATCH_DURATION: Duration = Duration::from_secs(60 * 60);
 /// Most events written to a client in one chunk.
 const MAX_CHUNK_EVENTS: usize = 256;
 
 /// Every batch this process knows, by id.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     batches: Mutex<HashMap<String, Arc<Batch>>>,
 }
 
@@ -41,9 +41,9 @@ pub struct Registry {
      first is due to finish",
     retry_after.as_secs()
 )]
-pub struct RegistryFull {
+pub(crate) struct RegistryFull {
     /// When the first running batch is due to finish (at least a second).
-    pub retry_after: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 /// Refuses a batch of up to `max` tasks paced `pace` apart that would last
@@ -64,7 +64,7 @@ pub(crate) fn check_duration(max: u32, pace: Duration) -> Result<(), String> {
 
 impl Registry {
     /// Adds `batch`, first dropping finished batches that are old or in the way.
-    pub fn insert(&self, batch: Arc<Batch>) -> Result<(), RegistryFull> {
+    pub(crate) fn insert(&self, batch: Arc<Batch>) -> Result<(), RegistryFull> {
         let mut batches = lock(&self.batches);
         let now = Instant::now();
         batches.retain(|_, b| b.finished_at().is_none_or(|at| now - at < KEEP_FINISHED));
@@ -87,7 +87,7 @@ impl Registry {
     }
 
     /// The batch with this id, if still kept.
-    pub fn get(&self, id: &str) -> Option<Arc<Batch>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Batch>> {
         lock(&self.batches).get(id).cloned()
     }
 }
@@ -106,13 +106,13 @@ fn first_due<'a>(running: impl Iterator<Item = &'a Arc<Batch>>, now: Instant) ->
 
 /// One batch: its stop switch and its event log.
 #[derive(Debug)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// The batch id (the tasks' `batchid`).
-    pub id: String,
+    pub(crate) id: String,
     /// How many tasks it has.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Cancelled by the Stop button, or by shutdown.
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     /// When its pacing says it will finish (retries may make it later).
     due: Instant,
     log: Mutex<Log>,
@@ -128,18 +128,23 @@ struct Log {
 
 /// Events read from a batch's log.
 #[derive(Debug)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     /// The SSE frames, ready to write (empty when there was nothing new).
-    pub bytes: Bytes,
+    pub(crate) bytes: Bytes,
     /// The id of the last event in it (or the one asked after, when empty).
-    pub last_id: usize,
+    pub(crate) last_id: usize,
     /// Whether the log is complete and `last_id` is its end.
-    pub at_end: bool,
+    pub(crate) at_end: bool,
 }
 
 impl Batch {
     /// A new, empty batch, due to finish in `expected`.
-    pub fn new(id: String, total: u64, expected: Duration, stop: CancellationToken) -> Arc<Batch> {
+    pub(crate) fn new(
+        id: String,
+        total: u64,
+        expected: Duration,
+        stop: CancellationToken,
+    ) -> Arc<Batch> {
         Arc::new(Batch {
             id,
             total,
@@ -151,17 +156,17 @@ impl Batch {
     }
 
     /// Wakes up whenever an event is logged.
-    pub fn watch(&self) -> watch::Receiver<usize> {
+    pub(crate) fn watch(&self) -> watch::Receiver<usize> {
         self.published.subscribe()
     }
 
     /// When the batch finished, if it has.
-    pub fn finished_at(&self) -> Option<Instant> {
+    pub(crate) fn finished_at(&self) -> Option<Instant> {
         lock(&self.log).finished_at
     }
 
     /// The events after event id `after` (ids start at 1), a bounded number at a time.
-    pub fn read_after(&self, after: usize) -> Chunk {
+    pub(crate) fn read_after(&self, after: usize) -> Chunk {
         let log = lock(&self.log);
         let start = after.min(log.frames.len());
         let end = (start + MAX_CHUNK_EVENTS).min(log.frames.len());

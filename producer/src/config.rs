@@ -194,7 +194,7 @@ pub struct SendArgs {
 
 impl DeliveryArgs {
     /// How requests are signed; fails when there is no secret and `--unsigned` is not set.
-    pub fn signing(&self) -> anyhow::Result<Signing> {
+    pub(crate) fn signing(&self) -> anyhow::Result<Signing> {
         Ok(Signing::choose(
             self.webhook_secret.as_deref(),
             self.unsigned,
@@ -203,7 +203,7 @@ impl DeliveryArgs {
     }
 
     /// The validated delivery settings.
-    pub fn settings(&self) -> anyhow::Result<DeliverySettings> {
+    pub(crate) fn settings(&self) -> anyhow::Result<DeliverySettings> {
         let target = reqwest::Url::parse(&self.target).with_context(|| {
             format!(
                 "--target / WEBHOOK_RECEIVER_URL {:?}",
@@ -239,7 +239,7 @@ impl DeliveryArgs {
 
 impl Config {
     /// Who may start and stop batches from a browser.
-    pub fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
+    pub(crate) fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
         Ok(OriginPolicy::new(
             &self.allowed_origins,
             &self.allowed_hosts,
@@ -248,7 +248,7 @@ impl Config {
 
     /// Checks the default batch the page offers: its size range, and that it is
     /// paced to last no longer than [`crate::batches::MAX_BATCH_DURATION`].
-    pub fn check_batch_range(&self) -> anyhow::Result<()> {
+    pub(crate) fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
             .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;
         let pace = Duration::from_millis(self.pace_ms);

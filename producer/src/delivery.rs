@@ -20,33 +20,33 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Everything delivery needs, validated.
 #[derive(Debug, Clone)]
-pub struct DeliverySettings {
+pub(crate) struct DeliverySettings {
     /// The receiver's URL.
-    pub target: reqwest::Url,
+    pub(crate) target: reqwest::Url,
     /// How requests are signed: with every secret of the list (one `v1,` signature
     /// each, so a receiver holding any one of them accepts), or not at all
     /// (`--unsigned`; the `webhook-id` is still sent).
-    pub signing: Signing,
+    pub(crate) signing: Signing,
     /// Time allowed for one attempt, connection included.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Time allowed to connect.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// When to retry.
-    pub policy: RetryPolicy,
+    pub(crate) policy: RetryPolicy,
 }
 
 /// One webhook: the same id and body on every attempt.
 #[derive(Debug, Clone)]
-pub struct Message {
+pub(crate) struct Message {
     /// The `webhook-id`, which lets the receiver drop a retry it already accepted.
-    pub webhook_id: String,
+    pub(crate) webhook_id: String,
     /// The JSON body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
 }
 
 /// Sends webhooks through one pooled client.
 #[derive(Debug)]
-pub struct Deliverer {
+pub(crate) struct Deliverer {
     client: reqwest::Client,
     settings: DeliverySettings,
     metrics: Metrics,
@@ -55,7 +55,7 @@ pub struct Deliverer {
 impl Deliverer {
     /// Builds the shared client: keep-alive pooling for `pool_size` connections per
     /// host, the timeouts, and no redirects (a webhook answered with 3xx is refused).
-    pub fn new(settings: DeliverySettings, pool_size: usize) -> anyhow::Result<Deliverer> {
+    pub(crate) fn new(settings: DeliverySettings, pool_size: usize) -> anyhow::Result<Deliverer> {
         // The provider may already be installed (tests start several apps); that is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
@@ -84,19 +84,19 @@ impl Deliverer {
     }
 
     /// What every delivery so far came to (served at `GET /metrics`).
-    pub fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
     /// Where webhooks go.
-    pub fn target(&self) -> &reqwest::Url {
+    pub(crate) fn target(&self) -> &reqwest::Url {
         &self.settings.target
     }
 
     /// Delivers `message`, retrying as the policy says. `on_retry` hears of each
     /// failed attempt that will be retried, and the wait before the next. Once
     /// `stop` is cancelled no further attempt starts; one in flight is let finish.
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         message: &Message,
         stop: &CancellationToken,

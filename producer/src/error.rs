@@ -8,7 +8,7 @@ use taskhooks_shared::web::{BodyError, error_body};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The request's body or headers are not acceptable; the text says why.
     #[error("{0}")]
     BadRequest(String),

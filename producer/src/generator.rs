@@ -15,25 +15,25 @@ const NAME_TRIES: usize = 20;
 
 /// Makes batches of tasks.
 #[derive(Debug)]
-pub struct Generator {
+pub(crate) struct Generator {
     rng: StdRng,
 }
 
 impl Generator {
     /// A generator seeded with `seed`, or from the operating system's entropy.
-    pub fn new(seed: Option<u64>) -> Generator {
+    pub(crate) fn new(seed: Option<u64>) -> Generator {
         let rng = seed.map_or_else(rand::make_rng, StdRng::seed_from_u64);
         Generator { rng }
     }
 
     /// A batch of a random size in `min..=max` (checked by [`check_range`]).
-    pub fn batch(&mut self, min: u32, max: u32) -> BatchTasks {
+    pub(crate) fn batch(&mut self, min: u32, max: u32) -> BatchTasks {
         let size = self.rng.random_range(min.min(max)..=max);
         self.batch_of(u64::from(size))
     }
 
     /// A batch of exactly `size` tasks.
-    pub fn batch_of(&mut self, size: u64) -> BatchTasks {
+    pub(crate) fn batch_of(&mut self, size: u64) -> BatchTasks {
         let batchid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
         BatchTasks {
             batchid: batchid.to_string(),
@@ -48,11 +48,11 @@ impl Generator {
 /// The tasks of one batch, made one at a time so a huge headless batch is not
 /// held in memory. Only owners are remembered, to keep them unique.
 #[derive(Debug)]
-pub struct BatchTasks {
+pub(crate) struct BatchTasks {
     /// The batch id, a UUIDv4.
-    pub batchid: String,
+    pub(crate) batchid: String,
     /// How many tasks the batch has.
-    pub total: u64,
+    pub(crate) total: u64,
     next: u64,
     rng: StdRng,
     owners: HashSet<String>,
@@ -107,10 +107,10 @@ impl BatchTasks {
 /// Largest batch the web page may ask for. A batch keeps its event log in memory
 /// (about 2 events of ~300 bytes per task) until it is dropped, so this bounds one
 /// batch's memory to a few megabytes.
-pub const MAX_BATCH_TASKS: u32 = 10_000;
+pub(crate) const MAX_BATCH_TASKS: u32 = 10_000;
 
 /// Checks a batch size range: at least 1, `min <= max`, at most [`MAX_BATCH_TASKS`].
-pub fn check_range(min: u32, max: u32) -> Result<(), String> {
+pub(crate) fn check_range(min: u32, max: u32) -> Result<(), String> {
     if min == 0 {
         return Err("min must be at least 1 task".into());
     }

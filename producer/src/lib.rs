@@ -2,29 +2,29 @@
 //! as a signed webhook, with a live page and a headless load mode.
 //!
 //! The path of one task, file by file:
-//! 1. [`generator`] makes it (seeded, so batches can be reproduced);
-//! 2. [`runner`] starts its delivery at the pace, within the in-flight bound;
-//! 3. [`delivery`] signs and POSTs it, retrying as [`retry`] decides, recording
-//!    every attempt;
+//! 1. `generator.rs` makes it (seeded, so batches can be reproduced);
+//! 2. `runner.rs` starts its delivery at the pace, within the in-flight bound;
+//! 3. `delivery.rs` signs and POSTs it, retrying as `retry.rs` decides, recording
+//!    every attempt (`outcome.rs`);
 //! 4. each step is told to a sink: for the page, the batch's event log in
 //!    [`batches`], streamed by [`sse`]; for `producer send`, the progress display
 //!    and the [`report`].
 
 pub mod batches;
 pub mod config;
-pub mod delivery;
-pub mod error;
-pub mod generator;
-pub mod metrics;
-pub mod outcome;
+mod delivery;
+mod error;
+mod generator;
+mod metrics;
+mod outcome;
 pub mod report;
-pub mod retry;
-pub mod routes;
-pub mod runner;
+mod retry;
+mod routes;
+mod runner;
 pub mod send;
 pub mod sse;
-pub mod startup;
-pub mod state;
+mod startup;
+mod state;
 
 pub use config::{Cli, Command, Config};
 pub use startup::Application;

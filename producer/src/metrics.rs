@@ -46,7 +46,7 @@ struct AttemptLabel {
 
 /// The producer's delivery metrics.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     deliveries: Family<DeliveryLabel, Counter>,
     attempts: Family<AttemptLabel, Counter>,
@@ -64,7 +64,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers every metric.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("taskhooks_producer");
         let deliveries = Family::<DeliveryLabel, Counter>::default();
         let attempts = Family::<AttemptLabel, Counter>::default();
@@ -115,19 +115,19 @@ impl Metrics {
     }
 
     /// An event stream starts; the guard counts it as open until dropped.
-    pub fn follow(&self) -> InFlight {
+    pub(crate) fn follow(&self) -> InFlight {
         self.event_streams.inc();
         InFlight(self.event_streams.clone())
     }
 
     /// A delivery starts; the returned guard counts it as in flight until dropped.
-    pub fn start(&self) -> InFlight {
+    pub(crate) fn start(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
     }
 
     /// Counts one attempt; `timed_out` tells a timeout from other transport errors.
-    pub fn attempt(&self, attempt: &Attempt, timed_out: bool) {
+    pub(crate) fn attempt(&self, attempt: &Attempt, timed_out: bool) {
         let (outcome, status) = match attempt.status {
             Some(code) => {
                 let class = status_class(code);
@@ -147,7 +147,7 @@ impl Metrics {
     }
 
     /// Counts one finished delivery; a delivered one's duration goes in the histogram.
-    pub fn delivery(&self, delivery: &Delivery) {
+    pub(crate) fn delivery(&self, delivery: &Delivery) {
         let outcome = match delivery.outcome {
             Outcome::Delivered => {
                 self.delivery_seconds
@@ -164,7 +164,7 @@ impl Metrics {
 
     /// Counts a task stopped before its first attempt (it never reached
     /// [`Deliverer::deliver`](crate::delivery::Deliverer::deliver)).
-    pub fn cancelled_before_sending(&self) {
+    pub(crate) fn cancelled_before_sending(&self) {
         self.deliveries
             .get_or_create(&DeliveryLabel {
                 outcome: DeliveryOutcome::cancelled,
@@ -173,7 +173,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // unwrap: writing into a String cannot fail.
         #[allow(clippy::unwrap_used)]
@@ -184,7 +184,7 @@ impl Metrics {
 
 /// Counts a delivery (or an event stream) as in flight while it lives.
 #[derive(Debug)]
-pub struct InFlight(Gauge);
+pub(crate) struct InFlight(Gauge);
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -5,20 +5,20 @@ use std::time::Duration;
 
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// 1 for the first attempt.
-    pub number: u32,
+    pub(crate) number: u32,
     /// The status, when the receiver answered.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// What went wrong, when it did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// How long the attempt took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// How a task's delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The receiver answered 2xx.
     Delivered,
     /// The receiver refused, or every attempt failed; the reason says which.
@@ -29,11 +29,11 @@ pub enum Outcome {
 
 /// The full story of one task's delivery.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// How it ended.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// Every attempt made, in order.
-    pub attempts: Vec<Attempt>,
+    pub(crate) attempts: Vec<Attempt>,
     /// From the first attempt's start to the end.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }

@@ -40,18 +40,11 @@ impl Report {
     pub fn all_delivered(&self) -> bool {
         self.delivered == self.total
     }
-
-    /// The latency percentile `p` (0–100), nearest-rank; `None` with no deliveries.
-    pub fn latency(&self, p: f64) -> Option<Duration> {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        percentile(&sorted, p)
-    }
 }
 
 /// Nearest-rank percentile of sorted values: the smallest value with at least
 /// `p` percent of the values at or below it.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
     }
@@ -123,7 +116,9 @@ mod tests {
         };
         assert!((report.throughput() - 1.5).abs() < 1e-9);
         assert!(!report.all_delivered());
-        assert_eq!(report.latency(50.0), Some(Duration::from_millis(20)));
+        let mut sorted = report.latencies.clone();
+        sorted.sort_unstable();
+        assert_eq!(percentile(&sorted, 50.0), Some(Duration::from_millis(20)));
         let text = report.to_string();
         for expected in [
             "sent        4 of 4",

@@ -9,22 +9,22 @@ use std::time::{Duration, SystemTime};
 
 /// Longest wait a `Retry-After` header may impose; a receiver asking for more is
 /// retried after this instead, so a batch never stalls for minutes.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Longest computed backoff between two attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// When to retry and how long to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per task, the first included.
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Wait before the first retry; doubled for each further one.
-    pub base_backoff: Duration,
+    pub(crate) base_backoff: Duration,
     /// Cap on the doubled wait.
-    pub max_backoff: Duration,
+    pub(crate) max_backoff: Duration,
     /// Cap on a `Retry-After` wait.
-    pub max_retry_after: Duration,
+    pub(crate) max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -40,7 +40,7 @@ impl Default for RetryPolicy {
 
 /// What one attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The receiver answered with this status (and maybe a `Retry-After`).
     Status {
         /// The HTTP status code.
@@ -54,7 +54,7 @@ pub enum Verdict {
 
 /// What to do after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// A 2xx: the task is delivered.
     Delivered,
     /// Try again after this wait.
@@ -65,7 +65,7 @@ pub enum Decision {
 
 /// Why a task is given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GiveUp {
+pub(crate) enum GiveUp {
     /// A status no retry can change (a 4xx other than 408 and 429, a 3xx).
     Refused,
     /// Every attempt failed with a retryable error.
@@ -73,14 +73,14 @@ pub enum GiveUp {
 }
 
 /// Whether a status is worth another attempt.
-pub fn retryable_status(code: u16) -> bool {
+pub(crate) fn retryable_status(code: u16) -> bool {
     matches!(code, 408 | 429 | 500..=599)
 }
 
 impl RetryPolicy {
     /// Decides after attempt number `attempt` (from 1). `jitter` in `[0, 1]` is
     /// drawn by the caller, so this stays deterministic.
-    pub fn decide(&self, attempt: u32, verdict: Verdict, jitter: f64) -> Decision {
+    pub(crate) fn decide(&self, attempt: u32, verdict: Verdict, jitter: f64) -> Decision {
         let retry_after = match verdict {
             Verdict::Status { code, .. } if (200..300).contains(&code) => {
                 return Decision::Delivered;
@@ -119,7 +119,7 @@ impl RetryPolicy {
     /// The wait after failed attempt `attempt`: `base × 2^(attempt-1)`, capped, with
     /// "equal jitter" — half fixed, half random — so that many tasks failing
     /// together do not all come back at the same instant, yet none retries at once.
-    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
         let full = self
             .base_backoff
@@ -131,7 +131,7 @@ impl RetryPolicy {
 }
 
 /// Reads a `Retry-After` value: whole seconds, or an HTTP date (relative to `now`).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -23,7 +23,7 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 /// Where a task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// Its first attempt is under way.
     Sending,
     /// An attempt failed and another will follow.
@@ -38,42 +38,42 @@ pub enum State {
 
 /// One step of one task.
 #[derive(Debug, Clone)]
-pub struct TaskEvent {
+pub(crate) struct TaskEvent {
     /// The task's position in the batch, from 1.
-    pub index: u64,
+    pub(crate) index: u64,
     /// How many tasks the batch has.
-    pub total: u64,
+    pub(crate) total: u64,
     /// Where the task stands.
-    pub state: State,
+    pub(crate) state: State,
     /// The attempt this event is about (0 when none was made).
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// That attempt's status, when the receiver answered.
-    pub status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// What went wrong, when something did.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// For `retrying`: the wait before the next attempt.
-    pub retry_in: Option<Duration>,
+    pub(crate) retry_in: Option<Duration>,
     /// For a final state: from the first attempt's start to the end.
-    pub elapsed: Option<Duration>,
+    pub(crate) elapsed: Option<Duration>,
     /// The task itself.
-    pub task: Arc<Task>,
+    pub(crate) task: Arc<Task>,
 }
 
 /// How a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Tasks the receiver took.
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     /// Tasks given up.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Tasks stopped before delivery.
-    pub cancelled: u64,
+    pub(crate) cancelled: u64,
     /// From the batch's start to its last task's end.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// Hears about a batch as it runs.
-pub trait Sink: Send + Sync + 'static {
+pub(crate) trait Sink: Send + Sync + 'static {
     /// One step of one task; a task's own events arrive in order.
     fn publish(&self, event: TaskEvent);
     /// The batch is over: every task has had its final event.
@@ -82,20 +82,20 @@ pub trait Sink: Send + Sync + 'static {
 
 /// What a batch runs with.
 #[derive(Debug, Clone)]
-pub struct Runner {
+pub(crate) struct Runner {
     /// The shared client.
-    pub deliverer: Arc<Deliverer>,
+    pub(crate) deliverer: Arc<Deliverer>,
     /// Bounds deliveries in flight (shared by all batches of a process).
-    pub in_flight: Arc<Semaphore>,
+    pub(crate) in_flight: Arc<Semaphore>,
     /// Time between the starts of two deliveries (zero: no pacing).
-    pub pace: Duration,
+    pub(crate) pace: Duration,
     /// Cancelled to stop the batch.
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
 }
 
 impl Runner {
     /// Delivers `tasks` (`total` of them), telling `sink` everything; returns the summary.
-    pub async fn run<S: Sink>(
+    pub(crate) async fn run<S: Sink>(
         self,
         tasks: impl Iterator<Item = Task>,
         total: u64,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How often an idle stream sends a comment, so that proxies and browsers keep
 /// the connection open and a dead client is noticed.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a client may leave a chunk untaken (its connection's buffers full)
 /// before it is dropped. Far longer than any live browser takes; short enough
 /// that a stuck client does not keep a batch evicted from the registry in memory.

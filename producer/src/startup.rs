@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// How long deliveries in flight may take to finish once shutdown starts, and
 /// then how long HTTP connections may take to close. The default per-attempt
 /// timeout (5 s) fits inside it.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A bound, not yet running, producer.
 pub struct Application {

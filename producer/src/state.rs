@@ -13,37 +13,37 @@ use tokio_util::task::TaskTracker;
 
 /// The defaults the page shows and `POST /producetasks` falls back on.
 #[derive(Debug, Clone)]
-pub struct PageSettings {
+pub(crate) struct PageSettings {
     /// Where webhooks go.
-    pub target_url: String,
+    pub(crate) target_url: String,
     /// The consumer's dashboard.
-    pub dashboard_url: String,
+    pub(crate) dashboard_url: String,
     /// Default smallest batch.
-    pub min_tasks: u32,
+    pub(crate) min_tasks: u32,
     /// Default largest batch.
-    pub max_tasks: u32,
+    pub(crate) max_tasks: u32,
     /// Default pace, in milliseconds between delivery starts.
-    pub pace_ms: u64,
+    pub(crate) pace_ms: u64,
 }
 
 /// What every handler shares.
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The page's defaults.
-    pub page: PageSettings,
+    pub(crate) page: PageSettings,
     /// Every batch kept, by id.
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     /// The shared client.
-    pub deliverer: Arc<Deliverer>,
+    pub(crate) deliverer: Arc<Deliverer>,
     /// Bounds deliveries in flight over all batches.
-    pub in_flight: Arc<Semaphore>,
+    pub(crate) in_flight: Arc<Semaphore>,
     /// Cancelled when shutdown starts: no new batches, running ones stop
     /// (each batch's stop token is a child of this one).
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Cancelled once the batches have wound down: every SSE stream ends.
-    pub closing: CancellationToken,
+    pub(crate) closing: CancellationToken,
     /// Every running batch, so shutdown can wait for them.
-    pub tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
     generator: Mutex<Generator>,
     runtime: tokio::runtime::Handle,
 }
@@ -51,7 +51,7 @@ pub struct AppState {
 impl AppState {
     /// Shared state whose batches run on `runtime` (one runtime for every delivery,
     /// so the client's pooled connections outlive the HTTP worker that started them).
-    pub fn new(
+    pub(crate) fn new(
         page: PageSettings,
         deliverer: Deliverer,
         max_in_flight: usize,
@@ -73,7 +73,7 @@ impl AppState {
 
     /// Generates a batch of `min..=max` tasks (checked by the caller) and starts
     /// delivering it in the background.
-    pub fn start_batch(
+    pub(crate) fn start_batch(
         &self,
         min: u32,
         max: u32,

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// The window when `--dedupe-window` is not given: 10 minutes, about a hundred times
 /// the producer's default retry horizon (5–8 s) and ten times its longest useful one
 /// (about a minute with more attempts).
-pub const DEFAULT_WINDOW: &str = "10m";
+pub(crate) const DEFAULT_WINDOW: &str = "10m";
 
 /// Shortest accepted window: below a second, a retry after a quick backoff would
 /// already be counted twice.
@@ -22,7 +22,7 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Time buckets per window. An id is forgotten between one window and one window
 /// plus a bucket (10%) after it was accepted; a lookup reads `BUCKETS + 1` hashes.
-pub const BUCKETS: u64 = 10;
+pub(crate) const BUCKETS: u64 = 10;
 
 /// The webhook rate, per second, for which the Redis shards are sized. Above it a
 /// shard may outgrow [`LISTPACK_FILL`]'s margin and Redis converts it to a real hash
@@ -52,7 +52,7 @@ impl Default for DedupeWindow {
 
 /// Parses `--dedupe-window`: a duration with units (`90s`, `10m`, `1h 30m`) from one
 /// second to one day.
-pub fn parse_window(text: &str) -> Result<DedupeWindow, String> {
+pub(crate) fn parse_window(text: &str) -> Result<DedupeWindow, String> {
     let window = humantime::parse_duration(text)
         .map_err(|err| format!("{err}: give a duration with units, for example 10m, 90s or 1h"))?;
     if !(MIN_WINDOW..=MAX_WINDOW).contains(&window) {
@@ -66,23 +66,23 @@ pub fn parse_window(text: &str) -> Result<DedupeWindow, String> {
 
 impl DedupeWindow {
     /// The window itself: ids are remembered at least this long.
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         self.window
     }
 
     /// Length of one time bucket, in milliseconds.
-    pub fn bucket_ms(&self) -> u64 {
+    pub(crate) fn bucket_ms(&self) -> u64 {
         (self.window.as_millis() as u64 / BUCKETS).max(1)
     }
 
     /// Shards per bucket, so that a bucket at [`DESIGN_RATE`] fills each to about
     /// [`LISTPACK_FILL`] ids.
-    pub fn shards(&self) -> u64 {
+    pub(crate) fn shards(&self) -> u64 {
         (self.bucket_ms() * DESIGN_RATE / 1000).div_ceil(LISTPACK_FILL)
     }
 
     /// The hash of `webhook_id` and its shard.
-    pub fn hash(&self, webhook_id: &str) -> IdHash {
+    pub(crate) fn hash(&self, webhook_id: &str) -> IdHash {
         let digest = Sha256::digest(webhook_id.as_bytes());
         let mut field = [0; 8];
         field.copy_from_slice(&digest[..8]);
@@ -101,16 +101,16 @@ impl DedupeWindow {
 /// window holds 33 million ids and the chance that any of them is dropped as a
 /// false duplicate is about 10⁻⁹ per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IdHash {
+pub(crate) struct IdHash {
     /// The 8 bytes stored.
-    pub field: [u8; 8],
+    pub(crate) field: [u8; 8],
     /// The shard it is stored in, below [`DedupeWindow::shards`].
-    pub shard: u64,
+    pub(crate) shard: u64,
 }
 
 impl IdHash {
     /// The 64 bits as one number, for the in-process broker's set.
-    pub fn as_u64(&self) -> u64 {
+    pub(crate) fn as_u64(&self) -> u64 {
         u64::from_le_bytes(self.field)
     }
 }

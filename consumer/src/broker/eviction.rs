@@ -34,7 +34,7 @@ pub enum EvictionRisk {
 
 impl EvictionRisk {
     /// What `maxmemory` (bytes, 0 = none) and `policy` mean for the consumer's keys.
-    pub fn decide(policy: &str, maxmemory: u64) -> EvictionRisk {
+    pub(crate) fn decide(policy: &str, maxmemory: u64) -> EvictionRisk {
         let policy = policy.to_ascii_lowercase();
         if maxmemory == 0 {
             EvictionRisk::Unlimited
@@ -53,7 +53,7 @@ impl EvictionRisk {
 
     /// Logs what this means for an operator: a warning saying what to change, or a
     /// line saying all is well.
-    pub fn log(&self) {
+    pub(crate) fn log(&self) {
         const FIX: &str = "set `maxmemory-policy volatile-ttl` in Redis, so that only dedupe \
             state can be evicted";
         match self {

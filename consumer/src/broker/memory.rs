@@ -60,13 +60,8 @@ pub struct MemoryBroker {
 }
 
 impl MemoryBroker {
-    /// A broker publishing to `hub`, with the default dedupe window.
-    pub fn new(hub: Hub) -> MemoryBroker {
-        MemoryBroker::with_window(hub, DedupeWindow::default())
-    }
-
     /// A broker publishing to `hub` that remembers webhook ids for `window`.
-    pub fn with_window(hub: Hub, window: DedupeWindow) -> MemoryBroker {
+    pub(crate) fn with_window(hub: Hub, window: DedupeWindow) -> MemoryBroker {
         MemoryBroker {
             state: Mutex::default(),
             hub,
@@ -83,7 +78,7 @@ impl MemoryBroker {
     }
 
     /// Deduplicates, counts and publishes one task.
-    pub fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Accepted {
+    pub(crate) fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Accepted {
         let now = Instant::now();
         let hash = webhook_id.map(|id| self.window.hash(id).as_u64());
         let mut state = self.lock();
@@ -107,7 +102,7 @@ impl MemoryBroker {
     }
 
     /// The current totals and recent events.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let state = self.lock();
         Snapshot {
             seq: state.seq,
@@ -117,7 +112,7 @@ impl MemoryBroker {
     }
 
     /// The sequence number and the totals, without the recent events.
-    pub fn totals(&self) -> (u64, Totals) {
+    pub(crate) fn totals(&self) -> (u64, Totals) {
         let state = self.lock();
         (state.seq, state.totals)
     }

@@ -5,9 +5,9 @@
 //! replica, totals kept in Redis) and [`memory`] (one process only, used when no
 //! `REDIS_URL` is given).
 
-pub mod dedupe;
+pub(crate) mod dedupe;
 pub mod eviction;
-pub mod memory;
+pub(crate) mod memory;
 pub mod redis;
 
 use crate::hub::Hub;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use taskhooks_shared::{Priority, Task};
 
 /// How many recent events are kept for a dashboard that opens late.
-pub const RECENT_CAP: usize = 200;
+pub(crate) const RECENT_CAP: usize = 200;
 
 /// Why the broker could not do what was asked; the sender should retry later.
 #[derive(Debug, thiserror::Error)]
@@ -48,11 +48,11 @@ pub enum Accepted {
 
 /// Tasks counted per priority.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals(pub [u64; 4]);
+pub struct Totals(pub(crate) [u64; 4]);
 
 impl Totals {
     /// The count for one priority.
-    pub fn get(&self, priority: Priority) -> u64 {
+    pub(crate) fn get(&self, priority: Priority) -> u64 {
         self.0[priority.index()]
     }
 
@@ -81,12 +81,12 @@ pub struct Snapshot {
     /// Totals per priority.
     pub totals: Totals,
     /// The most recent events' JSON, newest first.
-    pub recent: Vec<Arc<RawValue>>,
+    pub(crate) recent: Vec<Arc<RawValue>>,
 }
 
 impl Snapshot {
     /// The snapshot as the WebSocket message `{"type":"snapshot",…}`.
-    pub fn to_message(&self) -> String {
+    pub(crate) fn to_message(&self) -> String {
         #[derive(Serialize)]
         struct SnapshotFrame<'a> {
             r#type: &'static str,
@@ -129,7 +129,7 @@ impl Broker {
     }
 
     /// Totals, recent events and the sequence number they are current to.
-    pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+    pub(crate) async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
         match self {
             Broker::Redis(redis) => redis.snapshot().await,
             Broker::Memory(memory) => Ok(memory.snapshot()),
@@ -138,7 +138,7 @@ impl Broker {
 
     /// The sequence number and the totals, without the recent events: what
     /// `/api/stats` returns, at a fraction of a snapshot's cost.
-    pub async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+    pub(crate) async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
         match self {
             Broker::Redis(redis) => redis.totals().await,
             Broker::Memory(memory) => Ok(memory.totals()),
@@ -146,7 +146,7 @@ impl Broker {
     }
 
     /// Whether the broker can take webhooks now.
-    pub async fn ping(&self) -> Result<(), BrokerError> {
+    pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
         match self {
             Broker::Redis(redis) => redis.ping().await,
             Broker::Memory(_) => Ok(()),
@@ -154,7 +154,7 @@ impl Broker {
     }
 
     /// A short description for logs and `/readyz`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Broker::Redis(_) => "redis",
             Broker::Memory(_) => "in-process",
@@ -162,12 +162,7 @@ impl Broker {
     }
 }
 
-/// Where the broker's events go in this process.
-pub fn memory(hub: Hub) -> Broker {
-    Broker::Memory(Arc::new(memory::MemoryBroker::new(hub)))
-}
-
 /// The in-process broker, remembering webhook ids for `window`.
-pub fn memory_with_window(hub: Hub, window: dedupe::DedupeWindow) -> Broker {
+pub(crate) fn memory_with_window(hub: Hub, window: dedupe::DedupeWindow) -> Broker {
     Broker::Memory(Arc::new(memory::MemoryBroker::with_window(hub, window)))
 }

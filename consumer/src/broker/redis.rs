@@ -23,11 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 /// How long one Redis call may take before the webhook is answered 503. Short: a
 /// sender retries, and a stuck request holds a connection.
-pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the subscriber checks that its connection still answers.
-pub const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// First and longest wait between subscriber reconnection attempts.
-pub const RECONNECT_DELAY: (Duration, Duration) =
+pub(crate) const RECONNECT_DELAY: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
 
 /// Dedupe, count, remember and publish, atomically. Returns the new sequence
@@ -131,7 +131,7 @@ impl RedisBroker {
 
     /// The same broker remembering webhook ids for `window`. Every replica on one
     /// Redis must use the same window: it decides where an id is kept.
-    pub fn with_window(self, window: DedupeWindow) -> RedisBroker {
+    pub(crate) fn with_window(self, window: DedupeWindow) -> RedisBroker {
         RedisBroker { window, ..self }
     }
 
@@ -140,7 +140,7 @@ impl RedisBroker {
     }
 
     /// See [`super::Broker::accept`].
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         webhook_id: Option<&str>,
         task: &Task,
@@ -175,7 +175,7 @@ impl RedisBroker {
     /// manager answers the first command with the error of its last failed
     /// reconnection (and only then reconnects), and a dashboard resynchronising at
     /// that moment would otherwise be disconnected for nothing.
-    pub async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
+    pub(crate) async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
         match self.read_snapshot().await {
             Err(BrokerError::Redis(err)) if err.is_io_error() => self.read_snapshot().await,
             result => result,
@@ -196,7 +196,7 @@ impl RedisBroker {
     }
 
     /// See [`super::Broker::totals`].
-    pub async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+    pub(crate) async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
         let mut invocation = TOTALS.key(self.key("seq"));
         invocation.key(self.key("totals"));
         let mut conn = self.conn.clone();
@@ -231,7 +231,7 @@ impl RedisBroker {
     }
 
     /// See [`super::Broker::ping`].
-    pub async fn ping(&self) -> Result<(), BrokerError> {
+    pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
         timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
         Ok(())
@@ -241,7 +241,7 @@ impl RedisBroker {
     /// subscription is lost and asking every socket to resync after each
     /// (re)subscription, since events published meanwhile were not forwarded.
     /// `subscribed` is notified each time the subscription is in place.
-    pub async fn run_subscriber(
+    pub(crate) async fn run_subscriber(
         self,
         hub: Hub,
         shutdown: CancellationToken,

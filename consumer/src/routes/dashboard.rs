@@ -12,7 +12,7 @@ struct DashboardPage<'a> {
 }
 
 /// `GET /`: the live dashboard.
-pub async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let html = DashboardPage {
         producer_url: &state.producer_url,
     }

@@ -1,16 +1,15 @@
 //! HTTP routes, one file per concern.
 
-pub mod dashboard;
-pub mod health;
-pub mod stats;
+pub(crate) mod dashboard;
+pub(crate) mod health;
+pub(crate) mod stats;
 pub mod webhook;
 
 use actix_web::{middleware, web};
-pub use taskhooks_shared::web::not_found;
 use taskhooks_shared::web::{only, origin, static_file};
 
 /// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only(
         "/consumetasks",
         "POST",

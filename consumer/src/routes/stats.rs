@@ -5,7 +5,7 @@ use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 
 /// Totals per priority, the overall total and the last event's sequence number.
-pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (seq, totals) = state.broker.totals().await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "totals": totals,

@@ -23,7 +23,7 @@ use taskhooks_shared::web::read_body;
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves
 /// room for richer payloads while bounding what one request can make us buffer.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Time allowed to receive the whole body, from when the handler starts reading it.
 /// A task arrives in one packet; 5 s is generous for a slow link, and stops a
 /// client that declares a size and stalls from holding a connection for ever
@@ -39,7 +39,7 @@ enum Sender<'a> {
 }
 
 /// Receives one task webhook.
-pub async fn consume_tasks(
+pub(crate) async fn consume_tasks(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,

@@ -12,7 +12,7 @@ use taskhooks_shared::json::{from_object, is_json_content_type};
 use taskhooks_shared::web::read_body;
 
 /// Longest pace the page may ask for: one task a minute is already glacial.
-pub const MAX_PACE_MS: u64 = 60_000;
+pub(crate) const MAX_PACE_MS: u64 = 60_000;
 /// Largest body of `POST /producetasks`; the real one is about 40 bytes.
 const MAX_BODY_BYTES: usize = 4 * 1024;
 
@@ -67,7 +67,7 @@ impl BatchRequest {
 }
 
 /// `POST /producetasks`: starts a batch; 202 with where to follow and stop it.
-pub async fn produce(
+pub(crate) async fn produce(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -89,7 +89,7 @@ pub async fn produce(
 
 /// `GET /batches/{id}/events`: the batch's progress as Server-Sent Events, from
 /// after the `Last-Event-ID` the client sends when it reconnects.
-pub async fn events(
+pub(crate) async fn events(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,
@@ -118,7 +118,7 @@ pub async fn events(
 /// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not
 /// read): nothing more of the batch is sent; tasks not yet sent end as
 /// `cancelled`. Stopping a finished batch is harmless.
-pub async fn stop(
+pub(crate) async fn stop(
     req: HttpRequest,
     id: web::Path<String>,
     state: web::Data<AppState>,

@@ -5,11 +5,11 @@ use actix_web::{HttpResponse, web};
 use taskhooks_shared::web::metrics_response;
 
 /// `GET /healthz`: the process is up.
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// `GET /metrics`: Prometheus metrics of the deliveries.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metrics_response(state.deliverer.metrics().encode())
 }

@@ -1,16 +1,15 @@
 //! HTTP routes, one file per concern.
 
-pub mod batches;
-pub mod health;
-pub mod page;
+pub(crate) mod batches;
+pub(crate) mod health;
+pub(crate) mod page;
 
 use actix_web::{middleware, web};
-pub use taskhooks_shared::web::not_found;
 use taskhooks_shared::web::{only, origin, static_file};
 
 /// Registers every route. What changes state (starting and stopping a batch) is
 /// behind the cross-site guard, [`origin::guard`].
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only("/", "GET", web::get().to(page::page)))
         .service(only("/static/{path:.*}", "GET", web::get().to(static_file)))
         .service(

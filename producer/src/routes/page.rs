@@ -17,7 +17,7 @@ struct ProducerPage {
 }
 
 /// `GET /`: the page with the Produce Tasks button.
-pub async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let settings = &state.page;
     let html = ProducerPage {
         target_url: settings.target_url.clone(),
