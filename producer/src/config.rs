@@ -92,47 +92,27 @@ pub struct DeliveryArgs {
 
 /// The web page's settings (`producer serve`, or `producer` alone).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "producer", args_override_self = true)]
+#[command(
+    name = "producer",
+    args_override_self = true,
+    next_help_heading = "Web page"
+)]
 pub struct Config {
-    /// How webhooks are made and delivered.
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-
     /// Address the web page listens on (port 0 picks a free one).
-    #[arg(
-        long,
-        env = "BIND",
-        default_value = "127.0.0.1:5000",
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:5000")]
     pub bind: String,
 
     /// Smallest batch the page produces by default.
-    #[arg(
-        long,
-        env = "MIN_NBR_TASKS",
-        default_value_t = 1,
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "MIN_NBR_TASKS", default_value_t = 1)]
     pub min_tasks: u32,
 
     /// Largest batch the page produces by default.
-    #[arg(
-        long,
-        env = "MAX_NBR_TASKS",
-        default_value_t = 100,
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "MAX_NBR_TASKS", default_value_t = 100)]
     pub max_tasks: u32,
 
     /// Milliseconds between the starts of two deliveries of a page batch (0: as fast as
     /// possible).
-    #[arg(
-        long,
-        env = "WAIT_TIME_MS",
-        default_value_t = 50,
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "WAIT_TIME_MS", default_value_t = 50)]
     pub pace_ms: u64,
 
     /// The consumer's dashboard, linked from the page.
@@ -140,36 +120,29 @@ pub struct Config {
         long,
         env = "DASHBOARD_URL",
         default_value = "http://127.0.0.1:5001",
-        hide_env_values = true,
-        help_heading = "Web page"
+        hide_env_values = true
     )]
     pub dashboard_url: String,
 
     /// Pages of other origins allowed to start and stop batches, comma-separated
     /// (`https://tasks.example`); the page's own origin on localhost or an IP
     /// address needs no entry.
-    #[arg(
-        long,
-        env = "ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
     /// Host names the page may be opened by, comma-separated (`tasks.example`);
     /// localhost and IP addresses need no entry (a guard against DNS rebinding).
-    #[arg(
-        long,
-        env = "ALLOWED_HOSTS",
-        value_delimiter = ',',
-        help_heading = "Web page"
-    )]
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
     /// The address the page's port is published on (docker-compose.yml passes
     /// TASKHOOKS_HOST). Beyond loopback, a missing or the public demo secret is refused.
-    #[arg(long, env = "PUBLISHED_ON", help_heading = "Web page")]
+    #[arg(long, env = "PUBLISHED_ON")]
     pub published_on: Option<String>,
+
+    /// How webhooks are made and delivered.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 }
 
 /// Flags of `producer send`.
