@@ -1,11 +1,13 @@
 // Redis lost mid-batch, as a person watching the demo sees it (issue 4: status in words
 // and colour): the dashboard says Redis is unavailable, the producer page shows tasks
 // retrying with the consumer's reason; once Redis is back, the dashboard is live again
-// and the batch completes with every task delivered.
+// and the batch completes with every task delivered. Both pages, in that state, pass the
+// accessibility audit of a11y.test.js.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { auditPage, describeViolations } from './lib/a11y.js';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
 import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
@@ -52,6 +54,11 @@ test('Redis lost mid-batch: both pages say so in words, and the batch still comp
     'a retrying line names the consumer\'s answer');
   await dashboard.screenshot({ path: join(SCREENSHOTS, 'dashboard-redis-down.png') });
   await producer.screenshot({ path: join(SCREENSHOTS, 'producer-retrying.png') });
+  // These states exist only here: both pages must read as well in them as in any other.
+  for (const [page, state] of [[dashboard, 'the dashboard with Redis down'], [producer, 'the producer page, retrying']]) {
+    const violations = await auditPage(page);
+    assert.equal(violations.length, 0, `${state}: accessibility violations\n${describeViolations(violations)}`);
+  }
 
   await services.restartRedis('redis');
   await dashboard.waitForFunction(() => document.getElementById('connection').dataset.state === 'open',

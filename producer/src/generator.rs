@@ -1,17 +1,26 @@
 //! Fake tasks: batch sizes, batch ids, owners unique within a batch and uniform
 //! priorities, all drawn from one random number generator so that `--seed`
 //! reproduces every batch, batch id included.
+//!
+//! Owners are unique among the last [`OWNER_WINDOW`] tasks: that is every task of
+//! a page's batch, and any run of that many in a headless `producer send` of any
+//! size, whose memory stays constant however long it runs.
 
 use fake::Fake as _;
 use fake::faker::name::en::Name;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
 use taskhooks_shared::{Priority, Task};
 
 /// Fake names drawn before falling back to a numbered one. There are about 1.4
 /// million English first/last name pairs, so this only matters for huge batches.
 const NAME_TRIES: usize = 20;
+
+/// How many of the latest owners a batch keeps unique: far above the page's
+/// [`MAX_BATCH_TASKS`], and about 1.5 MB of remembered hashes at the most.
+pub(crate) const OWNER_WINDOW: usize = 65_536;
 
 /// Makes batches of tasks.
 #[derive(Debug)]
@@ -40,13 +49,13 @@ impl Generator {
             total: size,
             next: 0,
             rng: StdRng::seed_from_u64(self.rng.random()),
-            owners: HashSet::new(),
+            owners: RecentOwners::new(OWNER_WINDOW),
         }
     }
 }
 
 /// The tasks of one batch, made one at a time so a huge headless batch is not
-/// held in memory. Only owners are remembered, to keep them unique.
+/// held in memory. Only the latest owners are remembered, to keep them unique.
 #[derive(Debug)]
 pub(crate) struct BatchTasks {
     /// The batch id, a UUIDv4.
@@ -55,7 +64,7 @@ pub(crate) struct BatchTasks {
     pub(crate) total: u64,
     next: u64,
     rng: StdRng,
-    owners: HashSet<String>,
+    owners: RecentOwners,
 }
 
 impl Iterator for BatchTasks {
@@ -99,8 +108,50 @@ impl BatchTasks {
             name = format!("{base} {n}");
             n += 1;
         }
-        self.owners.insert(name.clone());
+        self.owners.insert(&name);
         name
+    }
+}
+
+/// The hashes of the latest `capacity` owners, oldest forgotten first. A hash,
+/// not the name, keeps it small; two names with one hash only cost a redraw.
+#[derive(Debug)]
+struct RecentOwners {
+    capacity: usize,
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+}
+
+impl RecentOwners {
+    fn new(capacity: usize) -> RecentOwners {
+        RecentOwners {
+            capacity,
+            order: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The same for the same name in every run (SipHash with fixed keys), so a
+    /// seed reproduces its batches.
+    fn hash(name: &str) -> u64 {
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(name)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.seen.contains(&RecentOwners::hash(name))
+    }
+
+    fn insert(&mut self, name: &str) {
+        let hash = RecentOwners::hash(name);
+        if !self.seen.insert(hash) {
+            return;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
     }
 }
 
@@ -169,6 +220,19 @@ mod tests {
             longest.is_some_and(|n| n <= taskhooks_shared::task::MAX_OWNER_CHARS / 2),
             "{longest:?}"
         );
+    }
+
+    #[test]
+    fn only_the_latest_owners_are_remembered() {
+        let mut recent = RecentOwners::new(3);
+        for name in ["a", "b", "c", "d"] {
+            recent.insert(name);
+        }
+        assert!(!recent.contains("a"), "the oldest is forgotten");
+        assert!(["b", "c", "d"].iter().all(|n| recent.contains(n)));
+        assert_eq!((recent.order.len(), recent.seen.len()), (3, 3));
+        let page_batch = usize::try_from(MAX_BATCH_TASKS).expect("fits");
+        assert!(OWNER_WINDOW > page_batch);
     }
 
     #[test]

@@ -162,14 +162,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a task stopped before its first attempt (it never reached
-    /// [`Deliverer::deliver`](crate::delivery::Deliverer::deliver)).
-    pub(crate) fn cancelled_before_sending(&self) {
+    /// Counts `count` tasks stopped before their first attempt (they never
+    /// reached [`Deliverer::deliver`](crate::delivery::Deliverer::deliver)).
+    pub(crate) fn cancelled_before_sending(&self, count: u64) {
         self.deliveries
             .get_or_create(&DeliveryLabel {
                 outcome: DeliveryOutcome::cancelled,
             })
-            .inc();
+            .inc_by(count);
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -234,7 +234,7 @@ mod tests {
             attempts: vec![],
             elapsed: Duration::from_millis(1),
         });
-        metrics.cancelled_before_sending();
+        metrics.cancelled_before_sending(1);
         let text = metrics.encode();
         for line in [
             r#"taskhooks_producer_deliveries_total{outcome="cancelled"} 1"#,

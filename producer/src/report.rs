@@ -1,8 +1,18 @@
 //! The headless report: what was sent and what came of it, throughput, and
 //! latency percentiles.
+//!
+//! Latencies go into a fixed-size histogram, not a list, so a run of any length
+//! (`producer send --count 100000000`) keeps the report in constant memory.
 
+use hdrhistogram::Histogram;
 use std::fmt;
 use std::time::Duration;
+
+/// The longest latency the histogram tells apart, in microseconds (one hour);
+/// longer ones are counted as one hour.
+const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
+/// Significant decimal digits kept: 3 means within 0.1 % (about 190 KB in all).
+const LATENCY_DIGITS: u8 = 3;
 
 /// The outcome of a `producer send` run.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,7 +32,57 @@ pub struct Report {
     /// The whole run's duration.
     pub elapsed: Duration,
     /// For each delivered task: its first attempt's start to its 2xx.
-    pub latencies: Vec<Duration>,
+    pub latencies: Latencies,
+}
+
+/// Latencies in a histogram of fixed size, to 0.1 %, from 1 µs to an hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Latencies {
+        // unwrap: the bounds are constants that new_with_bounds accepts (low >= 1,
+        // high >= 2 * low, digits <= 5); the test below builds one.
+        #[allow(clippy::unwrap_used)]
+        let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, LATENCY_DIGITS).unwrap();
+        Latencies(histogram)
+    }
+}
+
+impl Latencies {
+    /// Counts one latency.
+    pub fn record(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(micros.max(1));
+    }
+
+    /// How many latencies were counted.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Whether none was counted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The latency percentile `p` (0–100): the smallest latency with at least
+    /// `p` percent of them at or below it, to 0.1 %; `None` with no latencies.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let micros = self.0.value_at_percentile(p.clamp(0.0, 100.0));
+        Some(Duration::from_micros(micros))
+    }
+}
+
+impl Extend<Duration> for Latencies {
+    fn extend<I: IntoIterator<Item = Duration>>(&mut self, latencies: I) {
+        latencies
+            .into_iter()
+            .for_each(|latency| self.record(latency));
+    }
 }
 
 impl Report {
@@ -42,16 +102,6 @@ impl Report {
     }
 }
 
-/// Nearest-rank percentile of sorted values: the smallest value with at least
-/// `p` percent of the values at or below it.
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p.clamp(0.0, 100.0) / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "sent        {} of {} tasks", self.sent, self.total)?;
@@ -63,9 +113,7 @@ impl fmt::Display for Report {
         writeln!(f, "retries     {}", self.retries)?;
         writeln!(f, "elapsed     {:.2} s", self.elapsed.as_secs_f64())?;
         writeln!(f, "throughput  {:.1} tasks/s", self.throughput())?;
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let show = |p| percentile(&sorted, p).map_or("-".to_owned(), millis);
+        let show = |p| self.latencies.percentile(p).map_or("-".to_owned(), millis);
         write!(
             f,
             "latency     p50 {}  p90 {}  p99 {}  max {}  (delivered tasks, first attempt to 2xx)",
@@ -85,21 +133,43 @@ fn millis(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn ms(values: &[u64]) -> Vec<Duration> {
-        values.iter().map(|&v| Duration::from_millis(v)).collect()
+    fn ms(values: &[u64]) -> Latencies {
+        let mut latencies = Latencies::default();
+        latencies.extend(values.iter().map(|&v| Duration::from_millis(v)));
+        latencies
+    }
+
+    /// Within the histogram's 0.1 %.
+    fn about(latency: Option<Duration>, millis: u64) -> bool {
+        latency.is_some_and(|l| {
+            l.as_micros().abs_diff(u128::from(millis) * 1000) <= u128::from(millis)
+        })
     }
 
     #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let sorted = ms(&(1..=100).collect::<Vec<_>>());
-        assert_eq!(percentile(&sorted, 50.0), Some(Duration::from_millis(50)));
-        assert_eq!(percentile(&sorted, 99.0), Some(Duration::from_millis(99)));
-        assert_eq!(percentile(&sorted, 100.0), Some(Duration::from_millis(100)));
-        assert_eq!(percentile(&sorted, 0.0), Some(Duration::from_millis(1)));
+    fn percentiles_use_the_nearest_rank_to_a_tenth_of_a_percent() {
+        let hundred = ms(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(hundred.len(), 100);
+        for (p, expected) in [(50.0, 50), (99.0, 99), (100.0, 100), (0.0, 1)] {
+            assert!(
+                about(hundred.percentile(p), expected),
+                "p{p}: {:?}",
+                hundred.percentile(p)
+            );
+        }
         let few = ms(&[10, 20, 30]);
-        assert_eq!(percentile(&few, 50.0), Some(Duration::from_millis(20)));
-        assert_eq!(percentile(&few, 90.0), Some(Duration::from_millis(30)));
-        assert_eq!(percentile(&[], 50.0), None);
+        assert!(about(few.percentile(50.0), 20) && about(few.percentile(90.0), 30));
+        assert_eq!(Latencies::default().percentile(50.0), None);
+    }
+
+    #[test]
+    fn latencies_take_constant_memory_and_clamp_the_extremes() {
+        let mut latencies = Latencies::default();
+        latencies.extend([Duration::ZERO, Duration::from_secs(86_400)]);
+        assert_eq!(latencies.len(), 2);
+        assert_eq!(latencies.percentile(0.0), Some(Duration::from_micros(1)));
+        let hour = latencies.percentile(100.0).expect("two latencies");
+        assert!(hour.as_secs().abs_diff(3600) <= 4, "{hour:?}");
     }
 
     #[test]
@@ -116,9 +186,7 @@ mod tests {
         };
         assert!((report.throughput() - 1.5).abs() < 1e-9);
         assert!(!report.all_delivered());
-        let mut sorted = report.latencies.clone();
-        sorted.sort_unstable();
-        assert_eq!(percentile(&sorted, 50.0), Some(Duration::from_millis(20)));
+        assert!(about(report.latencies.percentile(50.0), 20));
         let text = report.to_string();
         for expected in [
             "sent        4 of 4",

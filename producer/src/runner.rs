@@ -78,6 +78,17 @@ pub(crate) trait Sink: Send + Sync + 'static {
     fn publish(&self, event: TaskEvent);
     /// The batch is over: every task has had its final event.
     fn finish(&self, summary: &Summary);
+    /// Whether each task never sent (the batch was stopped) gets its own
+    /// `cancelled` event, as the page shows every line. A sink that only counts
+    /// says no and hears of them in one [`Sink::unsent`] call instead, so that
+    /// stopping a run of millions does not first make every task left.
+    fn each_unsent(&self) -> bool {
+        true
+    }
+    /// `count` tasks were never sent; called only when `each_unsent` is false.
+    fn unsent(&self, count: u64) {
+        let _ = count;
+    }
 }
 
 /// What a batch runs with.
@@ -123,10 +134,18 @@ impl Runner {
             };
             deliveries.spawn(job.deliver(self.deliverer.clone(), self.stop.clone(), permit));
         }
-        for (index, task) in stopped_at.into_iter().chain(pending) {
-            sink.publish(cancelled_before_sending(index, total, task));
-            self.deliverer.metrics().cancelled_before_sending();
-            summary.cancelled += 1;
+        if let Some((index, task)) = stopped_at {
+            let unsent = if sink.each_unsent() {
+                let rest = std::iter::once((index, task)).chain(pending);
+                rest.map(|(index, task)| sink.publish(cancelled_before_sending(index, total, task)))
+                    .fold(0, |n, ()| n + 1)
+            } else {
+                let unsent = total.saturating_sub(index) + 1;
+                sink.unsent(unsent);
+                unsent
+            };
+            self.deliverer.metrics().cancelled_before_sending(unsent);
+            summary.cancelled += unsent;
         }
         while let Some(done) = deliveries.join_next().await {
             summary.count(done);

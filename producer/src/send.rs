@@ -210,6 +210,18 @@ impl Sink for Progress {
         }
     }
 
+    /// Tasks never sent are only counted: stopping a huge run is instant.
+    fn each_unsent(&self) -> bool {
+        false
+    }
+
+    fn unsent(&self, count: u64) {
+        self.with_report(|r| r.cancelled += count);
+        if let Some(bar) = &self.bar {
+            bar.inc(count);
+        }
+    }
+
     fn finish(&self, _summary: &Summary) {
         match &self.bar {
             Some(bar) => bar.finish_and_clear(),

@@ -146,8 +146,12 @@ function createPanel(batchid, total) {
   status.setAttribute('role', 'status');
   const alert = element('p', 'alert');
   alert.setAttribute('role', 'alert');
-  const list = element('ol', 'lines');
-  list.setAttribute('aria-label', `Tasks of batch ${batchid}`);
+  // The log is a scroll region the keyboard can reach (style.css, "Focus"), and not a
+  // live region: a batch may have 10,000 lines, far more than anyone can listen to.
+  // The status line above it (role="status") announces the batch starting and ending.
+  const list = element('ol', 'lines scroll-region');
+  list.tabIndex = 0;
+  list.setAttribute('aria-label', `Delivery log of batch ${batchid}`);
 
   panel.append(head, progress, counts, status, alert, list);
   const batch = {

@@ -7,8 +7,10 @@ use crate::helpers::WAIT;
 use std::process::Stdio;
 use taskhooks_shared::testing::RedisServer;
 
-/// Tasks asked for: far more than are sent before the SIGTERM, at this pace.
-const TASKS: &str = "20000";
+/// Tasks asked for: far more than are sent before the SIGTERM, at this pace, and
+/// so many that making each one left just to mark it cancelled would take
+/// minutes: the stop must be prompt all the same.
+const TASKS: u64 = 100_000_000;
 const RATE: &str = "2000";
 /// Counted by the consumer before the producer is stopped.
 const STOP_AT: u64 = 200;
@@ -46,7 +48,7 @@ async fn a_producer_stopped_with_sigterm_mid_batch_stops_cleanly_and_reports_onl
         .expect("a client");
     let target = format!("http://127.0.0.1:{}/consumetasks", consumer.port);
     let send = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
-        .args(["send", "--count", TASKS, "--rate", RATE])
+        .args(["send", "--count", &TASKS.to_string(), "--rate", RATE])
         .args(["--concurrency", &CONCURRENCY.to_string()])
         .args(["--target", &target, "--webhook-secret", &consumer.secret])
         .stdout(Stdio::piped())
@@ -77,6 +79,11 @@ async fn a_producer_stopped_with_sigterm_mid_batch_stops_cleanly_and_reports_onl
     let (delivered, cancelled) = (field(&report, "delivered"), field(&report, "cancelled"));
     assert_eq!(field(&report, "failed"), 0, "{report}");
     assert!(cancelled > 0, "the batch was stopped part way:\n{report}");
+    assert_eq!(
+        delivered + cancelled,
+        TASKS,
+        "every task is delivered or cancelled:\n{report}"
+    );
     assert!(
         delivered <= total,
         "reported {delivered} delivered, but the consumer counted {total}"
