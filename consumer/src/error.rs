@@ -10,27 +10,18 @@ use taskhooks_shared::web::{BodyError, error_body};
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes; a task webhook is a small JSON object")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// The body did not arrive in time.
+    TooLarge { limit: usize },
     #[error(
         "the body did not arrive within {0:?}; send the whole request at once (a task is a few hundred bytes)"
     )]
     BodyTimeout(std::time::Duration),
-    /// The body could not be read off the connection.
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
-    /// The content type is not JSON.
     #[error("the content type must be application/json, got {0:?}")]
     NotJson(String),
-    /// The signature headers are missing or wrong.
     #[error("{0}")]
     Signature(#[from] SigningError),
-    /// The JSON is malformed, or is not a task.
     #[error(
         "the body is not a task ({0}); expected {{\"batchid\": string, \"id\": integer, \"owner\": string, \"priority\": \"Low\"|\"Moderate\"|\"Major\"|\"Critical\"}}"
     )]
@@ -48,10 +39,7 @@ pub(crate) enum ApiError {
     #[error(
         "this consumer already serves {limit} dashboards (its --max-websockets); retry later or open another replica's dashboard"
     )]
-    TooManyWebSockets {
-        /// The cap.
-        limit: usize,
-    },
+    TooManyWebSockets { limit: usize },
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the consumer's log")]
     Internal(#[source] anyhow::Error),

@@ -12,25 +12,19 @@ pub(crate) enum ApiError {
     /// The request's body or headers are not acceptable; the text says why.
     #[error("{0}")]
     BadRequest(String),
-    /// The body is larger than the limit.
     #[error("the body is over {limit} bytes; send {{\"min\", \"max\", \"pace_ms\"}} only")]
-    TooLarge {
-        /// The limit in bytes.
-        limit: usize,
-    },
+    TooLarge { limit: usize },
     /// A state-changing request was not sent as JSON.
     #[error(
         "send this request as application/json (even with an empty body), got content type {0:?}; \
          with curl: -H 'content-type: application/json'"
     )]
     NotJson(String),
-    /// No batch with this id is kept.
     #[error(
         "no batch {0:?}: it never existed here, or it finished more than {minutes} minutes ago; start a new one with POST /producetasks",
         minutes = KEEP_FINISHED.as_secs() / 60
     )]
     UnknownBatch(String),
-    /// Too many batches are running.
     #[error("{0}")]
     TooManyBatches(#[from] RegistryFull),
     /// The server is shutting down and starts nothing new.
