@@ -160,9 +160,39 @@ pub struct SendArgs {
     #[arg(long)]
     pub concurrency: Option<usize>,
 
+    /// Worker threads that sign and send (default: one per available core).
+    #[arg(long, env = "PRODUCER_THREADS")]
+    pub threads: Option<usize>,
+
     /// How webhooks are made and delivered.
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+}
+
+/// The most `--threads`: far beyond any core count here, so that a typo such as
+/// `100000` is refused instead of starting that many threads.
+const MAX_THREADS: usize = 1024;
+
+impl Cli {
+    /// The subcommand to run: `serve` with the page's flags when none was given.
+    pub fn command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+impl SendArgs {
+    /// The runtime's worker threads: `--threads`, or one per core the process
+    /// may use (its CPU affinity and cgroup quota counted).
+    pub(crate) fn worker_threads(&self) -> anyhow::Result<usize> {
+        let Some(threads) = self.threads else {
+            return Ok(std::thread::available_parallelism().map_or(1, usize::from));
+        };
+        anyhow::ensure!(
+            (1..=MAX_THREADS).contains(&threads),
+            "--threads / PRODUCER_THREADS must be from 1 to {MAX_THREADS}, got {threads}"
+        );
+        Ok(threads)
+    }
 }
 
 impl DeliveryArgs {
@@ -286,6 +316,29 @@ mod tests {
         assert_eq!(cli.serve.delivery.seed, Some(7));
         let page_flag_to_send = ["producer", "send", "--count", "1", "--bind", "x:1"];
         assert!(Cli::try_parse_from(page_flag_to_send).is_err());
+    }
+
+    #[test]
+    fn send_runs_on_one_thread_per_core_unless_told_and_refuses_zero() {
+        let threads = |extra: &[&str]| {
+            let mut all = vec!["producer", "send", "--count", "1"];
+            all.extend_from_slice(extra);
+            let Ok(Cli {
+                command: Some(Command::Send(args)),
+                ..
+            }) = Cli::try_parse_from(all)
+            else {
+                panic!("not send: {extra:?}");
+            };
+            args.worker_threads()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(threads(&[]).ok(), Some(cores));
+        assert_eq!(threads(&["--threads", "3"]).ok(), Some(3));
+        for bad in ["0", "1025"] {
+            let err = threads(&["--threads", bad]).expect_err("out of range");
+            assert!(err.to_string().contains("PRODUCER_THREADS"), "{err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::delivery::Deliverer;
 use crate::generator::Generator;
 use crate::report::Report;
 use crate::runner::{Runner, Sink, State, Summary, TaskEvent};
+use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use taskhooks_shared::redact_url;
+use taskhooks_shared::web::shutdown_signal;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +25,24 @@ const PLAIN_EVERY: Duration = Duration::from_secs(1);
 /// not flood the terminal.
 const MAX_FAILURES_LISTED: u64 = 20;
 const BAR_TEMPLATE: &str = "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} {msg}";
+
+/// `producer send` from the binary's `main`: builds a multi-threaded runtime of
+/// `--threads` workers (one per core by default), so that generating, signing and
+/// sending use every core, and runs [`run`] on it until the batch is over or
+/// Ctrl-C or SIGTERM stops it.
+pub fn run_on_all_cores(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.worker_threads()?)
+        .thread_name("producer-send")
+        .enable_all()
+        .build()
+        .context("could not start the runtime's worker threads")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(shutdown_signal(shutdown.clone()));
+        run(args, shutdown).await
+    })
+}
 
 /// Runs `producer send`, prints the report on stdout and returns the exit status:
 /// 0 when every task was delivered, 1 otherwise.
@@ -36,7 +56,8 @@ pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<
     })
 }
 
-/// Sends the batch and returns the report; cancelling `shutdown` stops it early.
+/// Sends the batch on the caller's runtime (`args.threads` is for
+/// [`run_on_all_cores`]) and returns the report; cancelling `shutdown` stops it early.
 pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<Report> {
     anyhow::ensure!(args.count >= 1, "--count must be at least 1");
     let concurrency = args.concurrency.unwrap_or(args.delivery.max_in_flight);
@@ -44,8 +65,9 @@ pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Res
     let pace = pace_for(args.rate)?;
     let deliverer = Deliverer::new(args.delivery.settings()?, concurrency)?;
     let tasks = Generator::new(args.delivery.seed).batch_of(args.count);
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
     eprintln!(
-        "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}",
+        "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}, on {threads} thread{}",
         args.count,
         if args.count == 1 { "" } else { "s" },
         tasks.batchid,
@@ -54,6 +76,7 @@ pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Res
             .map_or("as fast as possible".to_owned(), |r| format!(
                 "{r} per second"
             )),
+        if threads == 1 { "" } else { "s" },
     );
     let progress = Arc::new(Progress::new(args.count));
     let ticker = progress.start_plain_lines();

@@ -110,6 +110,7 @@ fn send(port: u16, secret: &Secret) -> JoinHandle<Report> {
         count: TASKS,
         rate: None,
         concurrency: Some(16),
+        threads: None,
         delivery: config.delivery,
     };
     tokio::spawn(async move {

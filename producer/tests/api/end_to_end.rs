@@ -179,6 +179,7 @@ async fn a_headless_send_reaches_the_dashboard_exactly_once_per_task() {
         count: 200,
         rate: None,
         concurrency: Some(16),
+        threads: None,
         delivery: consumer.producer_config(&["--seed", "7"]).delivery,
     };
 
@@ -211,6 +212,7 @@ async fn send_signed(consumer: &Consumer, secrets: &str, count: u64) -> (u64, u6
         count,
         rate: None,
         concurrency: Some(4),
+        threads: None,
         delivery: config.delivery,
     };
     let report = producer::send::execute(args, CancellationToken::new())

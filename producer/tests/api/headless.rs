@@ -54,6 +54,45 @@ async fn send_delivers_every_task_reports_it_and_exits_zero() {
 }
 
 #[tokio::test]
+async fn send_runs_on_one_thread_per_core_or_on_the_threads_asked_for() {
+    let mut receiver = Receiver::start([]).await;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let runs = [
+        (vec!["--count", "20", "--concurrency", "8"], cores),
+        (
+            vec!["--count", "20", "--concurrency", "8", "--threads", "3"],
+            3,
+        ),
+    ];
+
+    for (args, threads) in runs {
+        let output = run_send(&receiver, &args).await;
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        let plural = if threads == 1 { "" } else { "s" };
+        let start =
+            format!("at most 8 in flight, as fast as possible, on {threads} thread{plural}");
+        assert!(stderr.contains(&start), "{start:?} in\n{stderr}");
+        assert_eq!(receiver.take(20).await.len(), 20);
+    }
+}
+
+#[tokio::test]
+async fn send_refuses_zero_threads_and_says_what_to_give() {
+    let receiver = Receiver::start([]).await;
+
+    let output = run_send(&receiver, &["--count", "1", "--threads", "0"]).await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--threads / PRODUCER_THREADS must be from 1 to 1024, got 0"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn send_exits_non_zero_and_names_the_failure_when_a_task_fails() {
     let receiver = Receiver::start([Reply::status(400)]).await;
 
@@ -100,6 +139,7 @@ async fn the_report_counts_retries_and_a_latency_per_delivered_task() {
         count: 10,
         rate: Some(500.0),
         concurrency: Some(2),
+        threads: None,
         delivery: config.delivery,
     };
 
