@@ -35,6 +35,8 @@ pub struct AppState {
     pub websockets: Arc<Semaphore>,
     /// The cap on open dashboard sockets, for the refusal's message.
     pub max_websockets: usize,
+    /// Least time between two events frames of one socket (`--ws-flush-interval`).
+    pub flush_interval: Duration,
     /// This process's fan-out to its WebSocket clients.
     pub hub: Hub,
     /// How webhooks are authenticated: by any of these secrets, or not at all.
@@ -105,6 +107,7 @@ impl Application {
             snapshots: SharedSnapshots::new(broker.clone()),
             websockets: Arc::new(Semaphore::new(config.max_websockets)),
             max_websockets: config.max_websockets,
+            flush_interval: config.ws_flush_interval,
             broker,
             metrics: Metrics::new(&hub),
             hub,

@@ -10,6 +10,7 @@ mod fanout;
 mod faults;
 mod helpers;
 mod hostile;
+mod pacing;
 mod raw;
 mod resilience;
 mod webhook;
