@@ -11,6 +11,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod pacing;
+mod prometheus;
 mod raw;
 mod resilience;
 mod webhook;
