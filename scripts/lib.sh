@@ -4,10 +4,12 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 apt_updated=""
-# install_package COMMAND PACKAGE: when COMMAND is missing, installs PACKAGE with apt-get
-# (as root). Returns non-zero, having said why, when COMMAND is still missing.
+# install_package COMMAND PACKAGE [APT-GET OPTION...]: when COMMAND is missing, installs
+# PACKAGE with apt-get (as root), passing the options (e.g. --no-install-recommends).
+# Returns non-zero, having said why, when COMMAND is still missing.
 install_package() {
   local command=$1 package=$2
+  shift 2
   command -v "$command" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     say "$command not found, and only root with apt-get can install it here"
@@ -18,14 +20,15 @@ install_package() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || { say "apt-get update failed"; return 1; }
     apt_updated=yes
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >&2 \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$package" >&2 \
     || { say "apt-get install $package failed"; return 1; }
   command -v "$command" >/dev/null 2>&1 || { say "$package installed but $command is still not on PATH"; return 1; }
 }
 
-# ensure_package COMMAND PACKAGE: install_package, or stop saying exactly what to do.
+# ensure_package COMMAND PACKAGE [APT-GET OPTION...]: install_package, or stop saying
+# exactly what to do.
 ensure_package() {
-  install_package "$1" "$2" \
+  install_package "$@" \
     || die "$1 is missing. Install it first: 'sudo apt-get install $2' on Debian/Ubuntu \
 (or your system's package for it, e.g. 'brew install ${2%-server}' on macOS), then run again."
 }

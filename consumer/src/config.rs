@@ -1,6 +1,7 @@
 //! Command-line flags, each with an environment-variable fallback.
 
 use crate::broker::dedupe::{self, DedupeWindow};
+use std::time::Duration;
 
 /// The consumer's settings.
 #[derive(Debug, Clone, clap::Parser)]
@@ -67,4 +68,10 @@ pub struct Config {
     /// Most dashboard WebSockets open at once; one more is refused with 503 before the upgrade.
     #[arg(long, env = "MAX_WEBSOCKETS", default_value_t = 1_000)]
     pub max_websockets: usize,
+
+    /// Least time between two events frames of one dashboard socket (e.g. 50ms; 0s to
+    /// 1h): an event on an idle socket is sent at once, a burst in one frame per interval.
+    #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "50ms",
+          value_parser = crate::ws::parse_flush_interval)]
+    pub ws_flush_interval: Duration,
 }

@@ -52,6 +52,7 @@ impl Application {
             &config.allowed_hosts,
         )?);
         let hub = Hub::default();
+        let mut metrics = Metrics::new(&hub);
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
             Some(url) => {
@@ -59,7 +60,8 @@ impl Application {
                     .with_context(|| {
                         format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
                     })?
-                    .with_window(config.dedupe_window);
+                    .with_window(config.dedupe_window)
+                    .with_accept_histogram(metrics.redis_accept_histogram());
                 let subscribed = Arc::new(Notify::new());
                 let task = tokio::spawn(redis.clone().run_subscriber(
                     hub.clone(),
@@ -84,8 +86,9 @@ impl Application {
             snapshots: SharedSnapshots::new(broker.clone()),
             websockets: Arc::new(Semaphore::new(config.max_websockets)),
             max_websockets: config.max_websockets,
+            flush_interval: config.ws_flush_interval,
             broker,
-            metrics: Metrics::new(&hub),
+            metrics,
             hub,
             signing,
             producer_url: redact_url(&config.producer_url),

@@ -1,7 +1,11 @@
 //! `GET /ws`: one task per dashboard socket.
 //!
 //! The socket first gets a snapshot (totals, recent events, sequence number), then
-//! the events after it, in batches at most every [`FLUSH_INTERVAL`]. Events already
+//! the events after it. An event that finds the socket idle (no events frame in the
+//! last flush interval, `--ws-flush-interval`, [`FLUSH_INTERVAL`] by default) is sent
+//! at once; under load events are held and sent together once the interval since the
+//! last frame has passed ([`due`]), so a burst costs the browser at most about one
+//! frame per interval. Events already
 //! in the snapshot are skipped by sequence number, so none is counted twice. A
 //! socket whose client falls behind lags on the hub and is given a fresh snapshot
 //! instead of an unbounded queue; one that stops answering pings is dropped. When
@@ -20,15 +24,20 @@ use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use serde_json::value::RawValue;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-/// Longest wait before pending events are sent: 50 ms keeps the page live while
-/// turning thousands of events a second into 20 frames.
-pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// The default least time between two events frames of one socket
+/// (`--ws-flush-interval`): 50 ms turns thousands of events a second into at most
+/// about 20 frames, the browser's budget, while an idle socket's event goes at once.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
 /// Most events in one frame; a burst beyond it is sent at once in several frames.
-pub(crate) const MAX_BATCH: usize = 500;
+pub const MAX_BATCH: usize = 500;
 /// How often the server pings.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A client silent for this long is considered gone.
@@ -65,6 +74,9 @@ pub(crate) async fn connect(
             pending: Vec::new(),
             last_seq: 0,
             last_heard: Instant::now(),
+            flush_interval: state.flush_interval,
+            last_frame: None,
+            flush_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
         };
         if let Err(reason) = socket
             .run(&state.snapshots, &state.hub, &state.shutdown)
@@ -82,6 +94,13 @@ struct Socket {
     pending: Vec<Event>,
     last_seq: u64,
     last_heard: Instant,
+    /// The least time between two events frames.
+    flush_interval: Duration,
+    /// When the last events frame was sent; snapshots do not count.
+    last_frame: Option<Instant>,
+    /// Fires when pending events are [`due`]; reset at each events frame. One timer
+    /// per socket, not one per event: a burst must not cost a timer entry per event.
+    flush_timer: Pin<Box<Sleep>>,
 }
 
 /// Why a socket's task ended, for the debug log.
@@ -97,7 +116,6 @@ impl Socket {
         // Subscribe before reading the snapshot, so no event falls between the two.
         let mut events = hub.subscribe();
         self.send_snapshot(snapshots).await?;
-        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         loop {
             tokio::select! {
@@ -108,7 +126,7 @@ impl Socket {
                     Ok(HubMessage::Unavailable(reason)) => self.send_unavailable(&reason).await?,
                     Err(RecvError::Closed) => return self.close(CloseCode::Away, "server shutting down").await,
                 },
-                _ = flush.tick(), if !self.pending.is_empty() => self.flush().await?,
+                () = &mut self.flush_timer, if !self.pending.is_empty() => self.flush().await?,
                 _ = heartbeat.tick() => self.heartbeat().await?,
                 message = self.stream.recv() => self.handle_client(message).await?,
             }
@@ -148,16 +166,23 @@ impl Socket {
         }
         self.last_seq = event.seq;
         self.pending.push(event);
-        if self.pending.len() >= MAX_BATCH {
+        let idle = due(self.last_frame, Instant::now(), self.flush_interval).is_none();
+        if idle || self.pending.len() >= MAX_BATCH {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Sends the pending events as one frame; nothing when none are pending.
+    /// Sends the pending events as one frame; nothing when none are pending. The
+    /// next frame is then due one flush interval from now.
     async fn flush(&mut self) -> Result<(), Ended> {
         if self.pending.is_empty() {
             return Ok(());
+        }
+        let now = Instant::now();
+        self.last_frame = Some(now);
+        if let Some(next) = due(self.last_frame, now, self.flush_interval) {
+            self.flush_timer.as_mut().reset(next);
         }
         #[derive(serde::Serialize)]
         struct EventsFrame<'a> {
@@ -210,6 +235,28 @@ impl Socket {
     }
 }
 
+/// When pending events may be sent, given when the last events frame went out:
+/// `None` for at once (none yet, or the interval has passed since), else the
+/// instant the interval since it ends. The rule that keeps an idle socket live and
+/// a busy one within the browser's budget of frames.
+fn due(last_frame: Option<Instant>, now: Instant, interval: Duration) -> Option<Instant> {
+    let next = last_frame? + interval;
+    (next > now).then_some(next)
+}
+
+/// Parses `--ws-flush-interval`: a duration with units (`50ms`, `1s`), from 0 (every
+/// event in its own frame, no coalescing) to one hour.
+pub(crate) fn parse_flush_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}: give a duration with units, for example 50ms"))?;
+    if interval > MAX_FLUSH_INTERVAL {
+        return Err(format!(
+            "{text} is over 1h: a dashboard would not be live; the default is 50ms"
+        ));
+    }
+    Ok(interval)
+}
+
 /// Waits for one frame to be taken by the connection, at most [`SEND_TIMEOUT`].
 async fn within_send_timeout(
     send: impl Future<Output = Result<(), actix_ws::Closed>>,
@@ -218,5 +265,69 @@ async fn within_send_timeout(
         Ok(Ok(())) => Ok(()),
         Ok(Err(_closed)) => Err("client went away".into()),
         Err(_) => Err("client too slow to take a frame".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn the_first_events_of_a_socket_are_due_at_once() {
+        assert_eq!(due(None, Instant::now(), INTERVAL), None);
+    }
+
+    #[test]
+    fn events_after_a_quiet_interval_are_due_at_once() {
+        let sent = Instant::now();
+        assert_eq!(due(Some(sent), sent + INTERVAL, INTERVAL), None);
+        assert_eq!(due(Some(sent), sent + 3 * INTERVAL, INTERVAL), None);
+    }
+
+    #[test]
+    fn events_soon_after_a_frame_wait_for_the_interval_to_end() {
+        let sent = Instant::now();
+        let soon = sent + Duration::from_millis(1);
+        assert_eq!(due(Some(sent), sent, INTERVAL), Some(sent + INTERVAL));
+        assert_eq!(due(Some(sent), soon, INTERVAL), Some(sent + INTERVAL));
+    }
+
+    #[test]
+    fn a_zero_interval_sends_every_event_at_once() {
+        let sent = Instant::now();
+        assert_eq!(due(Some(sent), sent, Duration::ZERO), None);
+    }
+
+    /// The rule as the socket's loop applies it: an event goes out at once when due,
+    /// else pending events go out when the timer set at the last frame fires.
+    #[test]
+    fn a_steady_burst_gets_about_one_frame_per_interval() {
+        let start = Instant::now();
+        let (mut last_frame, mut pending, mut frames) = (None, 0, 0);
+        for ms in 0..1000 {
+            let now = start + Duration::from_millis(ms);
+            if pending > 0 && due(last_frame, now, INTERVAL).is_none() {
+                (last_frame, pending, frames) = (Some(now), 0, frames + 1);
+            }
+            pending += 1; // one event a millisecond
+            if due(last_frame, now, INTERVAL).is_none() {
+                (last_frame, pending, frames) = (Some(now), 0, frames + 1);
+            }
+        }
+        assert_eq!(frames, 20, "1000 events over 1 s in 50 ms frames");
+        assert!(pending > 0);
+    }
+
+    #[test]
+    fn the_flush_interval_takes_units_and_is_bounded() {
+        assert_eq!(parse_flush_interval("50ms"), Ok(FLUSH_INTERVAL));
+        assert_eq!(parse_flush_interval("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_flush_interval("10m"), Ok(Duration::from_secs(600)));
+        let no_unit = parse_flush_interval("50").expect_err("a bare number is refused");
+        assert!(no_unit.contains("with units"), "{no_unit}");
+        let long = parse_flush_interval("2h").expect_err("over an hour is refused");
+        assert!(long.contains("over 1h"), "{long}");
     }
 }

@@ -12,11 +12,12 @@ use super::eviction::EvictionRisk;
 use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
 use crate::hub::{Event, Hub, HubMessage};
 use futures_util::StreamExt as _;
+use prometheus_client::metrics::histogram::Histogram;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use taskhooks_shared::{Priority, Task};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,8 @@ pub struct RedisBroker {
     conn: ConnectionManager,
     channel: Arc<str>,
     window: DedupeWindow,
+    /// Where the accept script's time is recorded, when metrics are kept.
+    accept_seconds: Option<Histogram>,
 }
 
 async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
@@ -126,6 +129,7 @@ impl RedisBroker {
             conn,
             channel: channel.into(),
             window: DedupeWindow::default(),
+            accept_seconds: None,
         })
     }
 
@@ -133,6 +137,14 @@ impl RedisBroker {
     /// Redis must use the same window: it decides where an id is kept.
     pub(crate) fn with_window(self, window: DedupeWindow) -> RedisBroker {
         RedisBroker { window, ..self }
+    }
+
+    /// The same broker recording each accept script call's time in `histogram`.
+    pub(crate) fn with_accept_histogram(self, histogram: Histogram) -> RedisBroker {
+        RedisBroker {
+            accept_seconds: Some(histogram),
+            ..self
+        }
     }
 
     fn key(&self, name: &str) -> String {
@@ -162,8 +174,12 @@ impl RedisBroker {
             .arg(self.window.bucket_ms())
             .arg(super::dedupe::BUCKETS);
         let mut conn = self.conn.clone();
-        let seq: u64 = timed(invocation.invoke_async(&mut conn)).await?;
-        Ok(match seq {
+        let started = Instant::now();
+        let seq = timed(invocation.invoke_async::<u64>(&mut conn)).await;
+        if let Some(histogram) = &self.accept_seconds {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
+        Ok(match seq? {
             0 => Accepted::Duplicate,
             seq => Accepted::Published { seq },
         })

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use taskhooks_shared::Task;
 use taskhooks_shared::json::{from_object, is_json_content_type};
 use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing};
@@ -44,8 +44,9 @@ pub(crate) async fn consume_tasks(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
     let result = receive(&req, payload, &state).await;
-    state.metrics.record(&result);
+    state.metrics.record(&result, started.elapsed());
     let answer = match result? {
         Accepted::Published { seq } => serde_json::json!({ "status": "published", "seq": seq }),
         Accepted::Duplicate => serde_json::json!({ "status": "duplicate" }),

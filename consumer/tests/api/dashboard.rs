@@ -82,6 +82,10 @@ async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
             "missing {line:?} in\n{metrics}"
         );
     }
+    assert!(
+        !metrics.contains("redis_accept"),
+        "no Redis histogram without Redis:\n{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -108,4 +112,42 @@ async fn every_response_carries_a_request_id_and_echoes_a_sane_one() {
     assert_eq!(id_of(&fresh).len(), 36, "a UUID");
     assert_eq!(id_of(&echoed), "trace-42");
     assert_ne!(id_of(&replaced), "bad id with spaces");
+}
+
+#[tokio::test]
+async fn metrics_time_webhooks_by_outcome_and_each_redis_script_call() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    for id in 0..3 {
+        app.deliver(&task("timed", id, Priority::Major)).await;
+    }
+    app.post_signed("msg_bad", b"not json".to_vec()).await;
+
+    let metrics = app.metrics().await;
+
+    // The count of a histogram, 0 when none was observed under this label.
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map_or(0, |v| v.parse().expect("a count"))
+    };
+    let webhooks = |outcome: &str| {
+        count(&format!(
+            r#"taskhooks_consumer_webhook_duration_seconds_count{{outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(webhooks("published"), 3, "{metrics}");
+    assert_eq!(webhooks("invalid"), 1, "{metrics}");
+    // One script call per webhook that reached Redis: the 3 published, and any the
+    // consumer answered 503 (a call past its timeout) that `deliver` then sent again.
+    assert_eq!(
+        count("taskhooks_consumer_redis_accept_duration_seconds_count"),
+        3 + webhooks("unavailable") + webhooks("duplicate"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"taskhooks_consumer_redis_accept_duration_seconds_bucket{le="+Inf"}"#),
+        "{metrics}"
+    );
 }

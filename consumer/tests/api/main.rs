@@ -10,6 +10,8 @@ mod fanout;
 mod faults;
 mod helpers;
 mod hostile;
+mod pacing;
+mod prometheus;
 mod raw;
 mod resilience;
 mod webhook;
