@@ -125,6 +125,9 @@ fanout_run() {
   local consumer_cpu client_open_ticks producer_us client_us peak_kib
   say "fan-out stage, $kind run: $sockets sockets while producer send --rate $rate --count $count"
   after=$(fanout_seq)
+  # Removed here, not only truncated by the redirection below: that happens in the
+  # background child, and the wait for `ready` must not read the last run's file.
+  rm -f "$workdir/wsclient.json" "$workdir/wsclient.err"
   # The client runs until every socket has every event, or twice the run plus 30 s.
   target/release/examples/wsclient --url "ws://127.0.0.1:$fanout_port/ws" --sockets "$sockets" \
     --events "$count" --after-seq "$after" --timeout-secs $((2 * seconds + 30)) \
@@ -184,6 +187,7 @@ fanout_row() {
     "$(fanout_field latency_p90_ms)" "$(fanout_field latency_p99_ms)" "$(fanout_field latency_max_ms)")"
   if [ "$ok" = true ]; then
     once="yes: $(fanout_field received_total) received, $(fanout_field in_snapshots) in $(fanout_field resyncs) resync snapshots"
+    [ "$(fanout_field before_open)" = 0 ] || once="$once, $(fanout_field before_open) before the sockets opened"
   else
     once="**NO**: $(fanout_field duplicates) duplicates, $(fanout_field gaps) gaps, $(fanout_field missing) missing, $(fanout_field complete_sockets) of $sockets sockets complete"
     printf '\033[31merror:\033[0m %s\n' "fan-out stage, $kind run: not every socket got every event exactly once ($once)" >&2

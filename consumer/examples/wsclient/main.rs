@@ -329,6 +329,7 @@ fn summarise(
         "received_total": sum(|t| t.received),
         "received_min": received.clone().min().unwrap_or(0),
         "received_max": received.max().unwrap_or(0),
+        "before_open": sum(|t| t.before_open),
         "in_snapshots": sum(|t| t.in_snapshots),
         "resyncs": sum(|t| t.resyncs),
         "duplicates": duplicates,

@@ -6,7 +6,7 @@
 //! whose `seq` says that every event up to it is in its totals. An event at or
 //! below what the socket already has is a duplicate; a jump past the next number
 //! leaves a gap. The consumer numbers events 1, 2, … with no hole, so for every
-//! socket `received + in_snapshots + gaps + missing == events`.
+//! socket `received + before_open + in_snapshots + gaps + missing == events`.
 
 /// What one socket saw of the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,7 +19,10 @@ pub(crate) struct Tally {
     high: u64,
     /// Window events that arrived in events frames, each once.
     pub(crate) received: u64,
-    /// Window events covered by a snapshot instead.
+    /// Window events covered by the first snapshot: published before the socket
+    /// opened (none when the load starts after every socket is open).
+    pub(crate) before_open: u64,
+    /// Window events covered by a resync snapshot instead of arriving.
     pub(crate) in_snapshots: u64,
     /// Snapshots after the first: resyncs.
     pub(crate) resyncs: u64,
@@ -45,14 +48,15 @@ impl Tally {
 
     /// A snapshot of the state after event `seq`.
     pub(crate) fn snapshot(&mut self, seq: u64) {
-        if self.snapshots > 0 {
+        let covered = seq.min(self.target).saturating_sub(self.high);
+        if self.snapshots == 0 {
+            self.before_open += covered;
+        } else {
             self.resyncs += 1;
+            self.in_snapshots += covered;
         }
         self.snapshots += 1;
-        if seq > self.high {
-            self.in_snapshots += seq.min(self.target).saturating_sub(self.high);
-            self.high = seq;
-        }
+        self.high = self.high.max(seq);
     }
 
     /// An event; true when it is a window event's first and only arrival (the one
@@ -90,7 +94,7 @@ mod tests {
     use super::*;
 
     fn accounted(tally: &Tally) -> u64 {
-        tally.received + tally.in_snapshots + tally.gaps + tally.missing()
+        tally.received + tally.before_open + tally.in_snapshots + tally.gaps + tally.missing()
     }
 
     #[test]
@@ -168,9 +172,10 @@ mod tests {
         });
 
         assert_eq!(
-            (tally.received, tally.in_snapshots, tally.resyncs),
+            (tally.received, tally.before_open, tally.resyncs),
             (3, 2, 0)
         );
+        assert_eq!(tally.in_snapshots, 0);
         assert_eq!(accounted(&tally), 5);
     }
 }
