@@ -32,6 +32,9 @@ pub(crate) enum ApiError {
     /// The event could not be published; the sender should retry.
     #[error("the event could not be published right now ({0}); retry later")]
     Unavailable(#[from] BrokerError),
+    /// The totals could not be read; the client should retry.
+    #[error("the totals could not be read right now ({0}); retry later")]
+    ReadUnavailable(BrokerError),
     /// `/ws` was requested without a valid WebSocket upgrade.
     #[error("this endpoint takes a WebSocket connection (ws://…/ws): {0}")]
     NotWebSocket(String),
@@ -59,9 +62,9 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) | ApiError::TooManyWebSockets { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::ReadUnavailable(_)
+            | ApiError::TooManyWebSockets { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +74,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "webhook refused with 503"),
+            ApiError::ReadUnavailable(cause) => tracing::warn!(%cause, "read refused with 503"),
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);

@@ -114,6 +114,22 @@ async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T
         .map_err(|_| BrokerError::Timeout(OP_TIMEOUT))??)
 }
 
+/// Runs a read again once when it fails on a connection error. After Redis
+/// returns, the connection manager answers the first command with the error of
+/// its last failed reconnection (and only then reconnects), so that command fails
+/// for nothing. Only for reads: running a write twice is the sender's choice (it
+/// retries, and the dedupe makes that safe).
+async fn read_twice<T, F, Fut>(read: F) -> Result<T, BrokerError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, BrokerError>>,
+{
+    match read().await {
+        Err(BrokerError::Redis(err)) if err.is_io_error() => read().await,
+        result => result,
+    }
+}
+
 impl RedisBroker {
     /// Prepares a connection to `url`. It connects lazily and reconnects by itself,
     /// so a consumer can start before Redis and survive its restarts.
@@ -185,17 +201,11 @@ impl RedisBroker {
         })
     }
 
-    /// See [`super::Broker::snapshot`].
-    ///
-    /// Tried twice on a connection error: after Redis returns, the connection
-    /// manager answers the first command with the error of its last failed
-    /// reconnection (and only then reconnects), and a dashboard resynchronising at
-    /// that moment would otherwise be disconnected for nothing.
+    /// See [`super::Broker::snapshot`]; tried twice on a connection error
+    /// ([`read_twice`]), so a dashboard resynchronising just after Redis returns
+    /// is not disconnected for nothing.
     pub(crate) async fn snapshot(&self) -> Result<Snapshot, BrokerError> {
-        match self.read_snapshot().await {
-            Err(BrokerError::Redis(err)) if err.is_io_error() => self.read_snapshot().await,
-            result => result,
-        }
+        read_twice(|| self.read_snapshot()).await
     }
 
     async fn read_snapshot(&self) -> Result<Snapshot, BrokerError> {
@@ -211,8 +221,13 @@ impl RedisBroker {
         })
     }
 
-    /// See [`super::Broker::totals`].
+    /// See [`super::Broker::totals`]; tried twice on a connection error
+    /// ([`read_twice`]), so `/api/stats` just after Redis returns is not a 503.
     pub(crate) async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+        read_twice(|| self.read_totals()).await
+    }
+
+    async fn read_totals(&self) -> Result<(u64, Totals), BrokerError> {
         let mut invocation = TOTALS.key(self.key("seq"));
         invocation.key(self.key("totals"));
         let mut conn = self.conn.clone();

@@ -4,7 +4,7 @@
 //! is injected once the consumer has counted a tenth of the batch, and each test
 //! checks that the producer then had to retry (so the fault did hit mid-batch).
 
-use crate::helpers::{TestApp, WAIT, eventually, http_client, spawn_app};
+use crate::helpers::{TestApp, WAIT, eventually, http_client, spawn_app, task};
 use clap::Parser as _;
 use producer::config::SendArgs;
 use producer::report::Report;
@@ -12,8 +12,8 @@ use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use taskhooks_shared::Secret;
 use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::{Priority, Secret};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -222,4 +222,20 @@ async fn redis_killed_mid_batch_and_restarted_keeps_totals_and_counts_every_task
     let report = finish(producer).await;
 
     assert_counted_exactly_once(report, &app.client, app.port).await;
+}
+
+#[tokio::test]
+async fn the_first_stats_read_after_redis_returns_is_answered_not_refused() {
+    let mut redis = RedisServer::start_persistent();
+    let app: TestApp = spawn_app(Some(&redis)).await;
+    app.deliver(&task("restart", 1, Priority::Major)).await;
+    let before = app.stats().await;
+
+    redis.restart(); // the consumer's connection to the old server is now broken
+
+    // The first read after the restart: the connection manager answers it with the
+    // broken connection's error before reconnecting; one retry hides that.
+    let (status, after) = app.get_json("/api/stats").await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after, before, "the totals, kept by the append-only file");
 }
