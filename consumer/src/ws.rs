@@ -181,9 +181,7 @@ impl Socket {
         }
         let now = Instant::now();
         self.last_frame = Some(now);
-        if let Some(next) = due(self.last_frame, now, self.flush_interval) {
-            self.flush_timer.as_mut().reset(next);
-        }
+        self.flush_timer.as_mut().reset(now + self.flush_interval);
         #[derive(serde::Serialize)]
         struct EventsFrame<'a> {
             r#type: &'static str,

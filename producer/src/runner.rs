@@ -135,15 +135,14 @@ impl Runner {
             deliveries.spawn(job.deliver(self.deliverer.clone(), self.stop.clone(), permit));
         }
         if let Some((index, task)) = stopped_at {
-            let unsent = if sink.each_unsent() {
-                let rest = std::iter::once((index, task)).chain(pending);
-                rest.map(|(index, task)| sink.publish(cancelled_before_sending(index, total, task)))
-                    .fold(0, |n, ()| n + 1)
+            let unsent = total.saturating_sub(index) + 1;
+            if sink.each_unsent() {
+                for (index, task) in std::iter::once((index, task)).chain(pending) {
+                    sink.publish(cancelled_before_sending(index, total, task));
+                }
             } else {
-                let unsent = total.saturating_sub(index) + 1;
                 sink.unsent(unsent);
-                unsent
-            };
+            }
             self.deliverer.metrics().cancelled_before_sending(unsent);
             summary.cancelled += unsent;
         }
