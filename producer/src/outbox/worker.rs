@@ -308,7 +308,10 @@ impl Workers {
             record,
             stop.clone(),
         );
-        if meta.stopped || stop.is_cancelled() {
+        if meta.stopped {
+            stop.cancel(); // stopped while no task of it was here to hear of it
+        }
+        if stop.is_cancelled() {
             sink.publish(cancelled_before_sending(meta.total, queued));
             return Ok(sink.close(written).await);
         }
