@@ -343,3 +343,50 @@ async fn a_durable_batch_stopped_on_one_producer_is_stopped_on_every_one() {
     assert_eq!(delivered + cancelled, 50, "{summary}");
     assert!(cancelled > 30, "stopped early: {summary}");
 }
+
+#[tokio::test]
+async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign_event_id() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+    let batch = app.start(json!({"min": 2, "max": 2})).await;
+    let events = app.all_events(&batch).await;
+    let last = events.last().expect("done").raw_id.clone();
+
+    let nope = Started {
+        events_url: "/batches/nope/events".to_owned(),
+        ..batch.clone()
+    };
+    let after_done = open_events(&app, &batch, &last).await;
+    let numbered = open_events(&app, &batch, "7").await;
+    let foreign = open_events(&app, &batch, "abc").await;
+    let unknown = open_events(&app, &nope, "0").await;
+
+    assert_eq!(after_done.status().as_u16(), 204);
+    assert_eq!(
+        numbered.status().as_u16(),
+        200,
+        "a number is an entry id: from then on"
+    );
+    assert_eq!(foreign.status().as_u16(), 400);
+    let error: Value = foreign.json().await.expect("JSON");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Last-Event-ID"),
+        "{error}"
+    );
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+/// `GET` a batch's events with this `Last-Event-ID`, whatever the answer.
+async fn open_events(app: &TestApp, batch: &Started, last: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{}", app.address, batch.events_url))
+        .header("last-event-id", last)
+        .send()
+        .await
+        .expect("answered")
+}
