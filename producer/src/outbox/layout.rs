@@ -17,6 +17,8 @@
 //! A batch's four keys expire `--keep-finished` after its `done`; a redelivery
 //! makes them persistent again until its own `done`.
 
+use std::sync::LazyLock;
+
 /// Where the producer's keys live, apart from the consumer's.
 pub(crate) const PREFIX: &str = "taskhooks:producer:";
 /// The consumer group every producer reads the queue with.
@@ -58,7 +60,7 @@ pub(super) fn index_key() -> String {
 /// Stores a task's new state and record, appends its event and, when it was
 /// the last task to end, the batch's `done` and the keys' expiry. Returns -1
 /// when the batch is gone (expired), 1 when the batch is done, else 0.
-pub(super) const APPLY: &str = r#"
+const APPLY_LUA: &str = r#"
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
 local function bucket(s)
@@ -86,7 +88,7 @@ return 1
 /// Puts the tasks ARGV[2..] of batch ARGV[1] back in the queue, unless one of
 /// them is not final (then returns those, and changes nothing); `{"gone"}` when
 /// the batch expired.
-pub(super) const REQUEUE: &str = r#"
+const REQUEUE_LUA: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
 local busy = {}
 for i = 2, #ARGV do
@@ -112,7 +114,7 @@ return {}
 /// Reserves the batch's next delivery start, shared by every producer: returns
 /// the milliseconds to wait for it (0 when the schedule is behind: it restarts
 /// from now rather than firing a burst). ARGV[1] is the pace in milliseconds.
-pub(super) const RESERVE: &str = r#"
+const RESERVE_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local next = tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0')
@@ -120,3 +122,13 @@ local start = math.max(now, next)
 redis.call('HSET', KEYS[1], 'next_start', start + tonumber(ARGV[1]))
 return start - now
 "#;
+
+/// [`APPLY_LUA`], hashed once: each call sends only the SHA1 (EVALSHA), and
+/// the script itself only when Redis does not know it yet.
+pub(super) static APPLY: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(APPLY_LUA));
+/// See [`REQUEUE_LUA`].
+pub(super) static REQUEUE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(REQUEUE_LUA));
+/// See [`RESERVE_LUA`].
+pub(super) static RESERVE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(RESERVE_LUA));

@@ -280,7 +280,7 @@ impl RedisStore {
             Err(refusal) => return Ok(Some(Err(refusal))),
         };
         let busy: Vec<String> = timed(
-            redis::Script::new(REQUEUE)
+            REQUEUE
                 .key(&keys.meta)
                 .key(&keys.states)
                 .key(&keys.tasks)
@@ -326,7 +326,7 @@ impl RedisStore {
             serde_json::to_string(record).map_err(|err| StoreError::Corrupt(err.to_string()))?;
         let state = state_name(record.state);
         let applied: i64 = timed(
-            redis::Script::new(APPLY)
+            APPLY
                 .key(&keys.meta)
                 .key(&keys.states)
                 .key(&keys.tasks)
@@ -352,7 +352,7 @@ impl RedisStore {
             return Ok(Duration::ZERO);
         }
         let wait: u64 = timed(
-            redis::Script::new(RESERVE)
+            RESERVE
                 .key(Keys::of(id).meta)
                 .arg(pace_ms)
                 .invoke_async(&mut self.conn()),
