@@ -12,12 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 impl Workers {
     /// Delivers one entry's task; `true` once it reached a final state and that
-    /// was stored (or there is nothing to do), `false` to leave it pending.
-    pub(super) async fn process(
-        &self,
-        entry: &Entry,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<bool, StoreError> {
+    /// was stored (or there is nothing to do), `false` to leave it pending. The
+    /// caller holds the entry's `held` permit throughout; a delivery slot is
+    /// taken only once the task's start is due.
+    pub(super) async fn process(&self, entry: &Entry) -> Result<bool, StoreError> {
         let Some(meta) = self.store.meta(&entry.batch).await? else {
             return Ok(true); // the batch expired
         };
@@ -46,14 +44,17 @@ impl Workers {
             return Ok(sink.close(written).await);
         }
         let wait = self.store.reserve_start(&entry.batch, meta.pace_ms).await?;
-        tokio::select! {
+        let permit = tokio::select! {
             () = self.shutdown.cancelled() => return Ok(false),
             () = stop.cancelled() => {
                 sink.publish(cancelled_before_sending(meta.total, queued));
                 return Ok(sink.close(written).await);
             }
-            () = tokio::time::sleep(wait) => {}
-        }
+            permit = self.slot_after(wait) => permit,
+        };
+        let Some(permit) = permit else {
+            return Ok(false); // the semaphore is closed: shutting down
+        };
         let job_stop = self.shutdown.child_token();
         let _ends_the_link = job_stop.clone().drop_guard();
         tokio::spawn(link(stop.clone(), job_stop.clone()));
@@ -68,6 +69,12 @@ impl Workers {
         )
         .await;
         Ok(sink.close(written).await)
+    }
+
+    /// A delivery slot, once `wait` is over.
+    async fn slot_after(&self, wait: std::time::Duration) -> Option<OwnedSemaphorePermit> {
+        tokio::time::sleep(wait).await;
+        self.in_flight.clone().acquire_owned().await.ok()
     }
 
     /// The stop token of `batch` in this process.

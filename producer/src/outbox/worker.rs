@@ -24,6 +24,11 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Most entries claimed from dead producers at a time.
 const CLAIM_COUNT: usize = 64;
+/// Entries a producer holds (read, not yet final) per delivery slot: a paced
+/// task waits for its start without a slot, so several batches read at once
+/// share the slots as in memory, while a producer never takes more of the queue
+/// than it can soon deliver.
+const HELD_PER_SLOT: usize = 4;
 
 /// One queue entry: task `index` of `batch`.
 #[derive(Debug, Clone)]
@@ -53,6 +58,8 @@ pub(crate) struct Workers {
     pub(crate) deliverer: Arc<Deliverer>,
     /// Bounds deliveries in flight in this process.
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Bounds the entries this process holds, waiting or in flight.
+    held: Arc<Semaphore>,
     /// Cancelled at shutdown: nothing more is read; tasks in flight are left
     /// pending in Redis for another producer (or this one, restarted).
     pub(crate) shutdown: CancellationToken,
@@ -73,7 +80,7 @@ impl Workers {
     pub(crate) fn new(
         store: RedisStore,
         deliverer: Arc<Deliverer>,
-        in_flight: Arc<Semaphore>,
+        (in_flight, max_in_flight): (Arc<Semaphore>, usize),
         shutdown: CancellationToken,
         tracker: TaskTracker,
         claim_after: Duration,
@@ -82,6 +89,7 @@ impl Workers {
             store,
             deliverer,
             in_flight,
+            held: Arc::new(Semaphore::new(max_in_flight * HELD_PER_SLOT)),
             shutdown,
             tracker,
             claim_after,
@@ -122,7 +130,7 @@ impl Workers {
         loop {
             let permit = tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(()),
-                permit = self.in_flight.clone().acquire_owned() => match permit {
+                permit = self.held.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return Ok(()),
                 },
@@ -185,7 +193,7 @@ impl Workers {
             tracing::info!(batch = %entry.batch, index = entry.index, "claimed an abandoned task");
             let permit = tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(()),
-                permit = self.in_flight.clone().acquire_owned() => match permit {
+                permit = self.held.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return Ok(()),
                 },
@@ -258,13 +266,14 @@ impl Workers {
         }
     }
 
-    /// Delivers `entry` in the background, holding `permit`.
+    /// Delivers `entry` in the background, holding `permit` (of `held`).
     fn start(self: &Arc<Self>, entry: Entry, permit: OwnedSemaphorePermit) {
         lock(&self.mine).insert(entry.id.clone());
         let workers = self.clone();
         self.tracker.spawn(async move {
-            let done = workers.process(&entry, permit).await;
+            let done = workers.process(&entry).await;
             lock(&workers.mine).remove(&entry.id);
+            drop(permit);
             match done {
                 Ok(true) => workers.acknowledge(&entry.id).await,
                 Ok(false) => {}
