@@ -424,3 +424,60 @@ async fn while_redis_is_down_the_outbox_answers_503_and_it_works_again_once_redi
     assert!(error.contains("Redis cannot be reached"), "{error}");
     assert_eq!(summary["delivered"], 3, "{summary}");
 }
+
+#[tokio::test]
+async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &["--keep-finished", "1s"])).await;
+    let batch = app.start(json!({"min": 3, "max": 3})).await;
+    app.all_events(&batch).await;
+    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let batch_keys = format!("taskhooks:producer:batch:{}*", batch.batchid);
+    let kept: Vec<String> = redis::cmd("KEYS")
+        .arg(&batch_keys)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(kept.len(), 4, "meta, states, tasks, events: {kept:?}");
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let gone = loop {
+        let (status, body) = app.call("GET", &summary_path(&batch), None).await;
+        if status == 404 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never expired: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (_, list) = app.call("GET", "/batches", None).await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(&batch_keys)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    let queue_length: u64 = redis::cmd("XLEN")
+        .arg("taskhooks:producer:queue")
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+
+    assert!(
+        gone["error"].as_str().unwrap_or("").contains("no batch"),
+        "{gone}"
+    );
+    assert_eq!(list["batches"], json!([]), "expired batches are not listed");
+    assert_eq!(left, Vec::<String>::new(), "every key of the batch expired");
+    assert_eq!(
+        queue_length, 0,
+        "acknowledged entries are deleted from the queue"
+    );
+}
