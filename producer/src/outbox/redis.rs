@@ -179,11 +179,19 @@ impl RedisStore {
     pub(crate) async fn list(&self) -> Result<Vec<BatchSummary>, StoreError> {
         let mut conn = self.conn();
         let ids: Vec<String> = timed(conn.zrevrange(index_key(), 0, MAX_LISTED - 1)).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(Keys::of(id).meta);
+        }
+        let metas: Vec<HashMap<String, u64>> = timed(pipe.query_async(&mut conn)).await?;
         let mut summaries = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.summary(&id).await? {
+        for (id, meta) in ids.iter().zip(metas) {
+            match summary_of(id, &meta) {
                 Some(summary) => summaries.push(summary),
-                None => timed(conn.zrem::<_, _, ()>(index_key(), &id)).await?,
+                None => timed(conn.zrem::<_, _, ()>(index_key(), id)).await?,
             }
         }
         Ok(summaries)
@@ -192,19 +200,7 @@ impl RedisStore {
     /// The batch's summary; `None` when unknown or expired.
     pub(crate) async fn summary(&self, id: &str) -> Result<Option<BatchSummary>, StoreError> {
         let meta: HashMap<String, u64> = timed(self.conn().hgetall(Keys::of(id).meta)).await?;
-        if meta.is_empty() {
-            return Ok(None);
-        }
-        let field = |name: &str| meta.get(name).copied().unwrap_or(0);
-        let counts = Counts {
-            queued: field("queued"),
-            in_flight: field("in_flight"),
-            delivered: field("delivered"),
-            failed: field("failed"),
-            cancelled: field("cancelled"),
-        };
-        let summary = BatchSummary::new(id, field("total"), field("created_at"), counts);
-        Ok(Some(summary))
+        Ok(summary_of(id, &meta))
     }
 
     /// The batch's total, pace and stop flag; `None` when unknown or expired.
@@ -360,6 +356,27 @@ impl RedisStore {
         .await?;
         Ok(Duration::from_millis(wait))
     }
+}
+
+/// The summary of batch `id` from its hash; `None` when the hash is gone.
+fn summary_of(id: &str, meta: &HashMap<String, u64>) -> Option<BatchSummary> {
+    if meta.is_empty() {
+        return None;
+    }
+    let field = |name: &str| meta.get(name).copied().unwrap_or(0);
+    let counts = Counts {
+        queued: field("queued"),
+        in_flight: field("in_flight"),
+        delivered: field("delivered"),
+        failed: field("failed"),
+        cancelled: field("cancelled"),
+    };
+    Some(BatchSummary::new(
+        id,
+        field("total"),
+        field("created_at"),
+        counts,
+    ))
 }
 
 /// A state as stored.

@@ -53,6 +53,8 @@ async fn a_durable_batch_is_delivered_listed_and_its_attempts_kept() {
     let url = redis.url();
     let mut receiver = Receiver::start([Reply::status(503)]).await;
     let app = spawn_app(&receiver, &durable(&url, &[])).await;
+    let (_, empty) = app.call("GET", "/batches", None).await;
+    assert_eq!(empty, json!({"durable": true, "batches": []}));
 
     let batch = app.start(json!({"min": 5, "max": 5})).await;
     let events = app.all_events(&batch).await;
