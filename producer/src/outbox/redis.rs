@@ -395,3 +395,42 @@ fn parse_state(name: &str) -> Result<State, StoreError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("unknown task state {name:?}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskhooks_shared::testing::RedisServer;
+
+    #[tokio::test]
+    async fn every_producer_reserves_the_next_start_one_pace_after_the_last() {
+        let redis = RedisServer::start();
+        let keep = Duration::from_secs(60);
+        let a = RedisStore::new(&redis.url(), keep).expect("a store");
+        let b = RedisStore::new(&redis.url(), keep).expect("a store");
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "batchid": "b", "id": 0, "owner": "Ann", "priority": "Low"
+        }))
+        .expect("a task");
+        a.create("b", [task], Duration::from_secs(10))
+            .await
+            .expect("created");
+
+        let first = a.reserve_start("b", 10_000).await.expect("reserved");
+        let second = b.reserve_start("b", 10_000).await.expect("reserved");
+        let third = a.reserve_start("b", 10_000).await.expect("reserved");
+
+        // Each wait is measured from its own call, a few ms after the previous one.
+        assert_eq!(first, Duration::ZERO);
+        let pace = Duration::from_secs(10);
+        assert!(
+            second <= pace && second > pace - Duration::from_secs(2),
+            "{second:?}"
+        );
+        assert!(
+            third <= 2 * pace && third > 2 * pace - Duration::from_secs(2),
+            "{third:?}"
+        );
+        let unpaced = b.reserve_start("b", 0).await.expect("no reservation");
+        assert_eq!(unpaced, Duration::ZERO);
+    }
+}
