@@ -17,11 +17,14 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Most events written to a client in one chunk.
 const MAX_CHUNK_EVENTS: usize = 256;
+/// How long a stream waits before reading again after Redis failed.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// Entries of one stream: id and fields.
 type Entries = Vec<(String, HashMap<String, String>)>;
@@ -134,6 +137,11 @@ impl Follower {
             Err(err) => {
                 tracing::warn!(%err, key = %self.key, "reading a batch's events failed");
                 conn.take();
+                // Not at once again: while Redis is down that would spin.
+                tokio::select! {
+                    () = self.closing.cancelled() => {}
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                }
                 Some(Bytes::from_static(KEEP_ALIVE_COMMENT))
             }
         }

@@ -145,3 +145,26 @@ async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() 
         "acknowledged entries are deleted from the queue"
     );
 }
+
+#[tokio::test]
+async fn a_batch_and_its_event_stream_carry_on_across_a_restart_of_a_persistent_redis() {
+    let mut redis = RedisServer::start_persistent();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &["--pace-ms", "100"])).await;
+    let batch = app.start(json!({"min": 20, "max": 20})).await;
+    let mut stream = app.events(&batch, None).await;
+    for _ in 0..3 {
+        stream.next_event().await.expect("an event");
+    }
+
+    redis.restart(); // SIGKILL, then the same data back from the append-only file
+    let events = stream.until_done().await;
+
+    let summary = wait_for(&app, &summary_path(&batch), |s| s["state"] == "done").await;
+    assert_eq!(summary["delivered"], 20, "{summary}");
+    assert_eq!(
+        events.last().map(|e| e.data["delivered"].clone()),
+        Some(json!(20))
+    );
+}
