@@ -28,9 +28,13 @@ pub(crate) const STOP_CHANNEL: &str = "taskhooks:producer:stop";
 
 /// The keys of one batch.
 pub(crate) struct Keys {
+    /// The batch's hash: settings, stop flag, counts.
     pub(crate) meta: String,
+    /// Each task's state by index.
     pub(crate) states: String,
+    /// Each task's record by index.
     pub(crate) tasks: String,
+    /// The batch's event stream.
     pub(crate) events: String,
 }
 

@@ -121,6 +121,7 @@ fn summary_of(id: &str, meta: &HashMap<String, u64>) -> Option<BatchSummary> {
     ))
 }
 
+/// A state as stored, read back.
 pub(super) fn parse_state(name: &str) -> Result<State, StoreError> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("unknown task state {name:?}")))
