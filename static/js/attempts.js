@@ -1,0 +1,108 @@
+// The attempts view: a task's state, webhook-id and every delivery attempt (when it
+// started, how long it took, the answer in words, the response's first bytes), read from
+// `GET /batches/{id}/tasks/{index}`.
+//
+// Why a native modal <dialog> (templates/producer.html, #attempts) rather than a row
+// that unfolds in the log: showModal() gives, with no code of ours, the dialog role and
+// its name, focus moved into it, the rest of the page inert (neither Tab nor a screen
+// reader wanders out), and Escape to close. A row unfolding inside a list of 10,000
+// lines would also move every line below it and fight the log's follow-the-bottom
+// scrolling. What we add: focus back on the task's line when it closes.
+
+import { getJson } from './api.js';
+import { byId } from './common.js';
+import { clockTime, element, httpStatus } from './format.js';
+
+const el = {
+  dialog: byId('attempts'),
+  title: byId('attempts-title'),
+  close: byId('attempts-close'),
+  status: byId('attempts-status'),
+  error: byId('attempts-error'),
+  facts: byId('attempts-facts'),
+  table: byId('attempts-table'),
+  rows: byId('attempts-rows'),
+};
+
+/** The line that opened the view, focused again when it closes. */
+let opener = null;
+/** Counts the views asked for, so a slow answer for an earlier task is dropped. */
+let asked = 0;
+
+el.close.addEventListener('click', () => el.dialog.close());
+el.dialog.addEventListener('close', () => {
+  asked += 1;
+  opener?.focus();
+  opener = null;
+});
+
+/** Opens the attempts of task `index` of `batchid`; `line` gets the focus back afterwards. */
+export async function showAttempts(batchid, index, line) {
+  opener = line;
+  asked += 1;
+  const ask = asked;
+  el.title.textContent = `Task ${index} of batch ${batchid}`;
+  el.status.textContent = 'Reading its attempts…';
+  el.error.textContent = '';
+  el.facts.replaceChildren();
+  el.rows.replaceChildren();
+  el.table.hidden = true;
+  if (!el.dialog.open) el.dialog.showModal();
+  try {
+    const task = await getJson(`/batches/${encodeURIComponent(batchid)}/tasks/${index}`);
+    if (ask === asked) fill(task);
+  } catch (err) {
+    if (ask !== asked) return;
+    el.status.textContent = '';
+    el.error.textContent = `Could not read the attempts: ${err.message}`;
+  }
+}
+
+function fill({ state, webhook_id: webhookId, task, attempts }) {
+  const { id = '?', owner = '?', priority = '?' } = task ?? {};
+  addFact('State', element('span', `state ${state}`, String(state)));
+  addFact('Webhook id', element('code', '', String(webhookId ?? '?')));
+  addFact('Task', `${id} · ${owner} · ${priority}`);
+  const list = Array.isArray(attempts) ? attempts : [];
+  el.rows.replaceChildren(...list.map(attemptRow));
+  el.table.hidden = list.length === 0;
+  el.status.textContent = list.length === 0
+    ? 'No attempt yet: the task waits for its turn.'
+    : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}, oldest first.`;
+}
+
+function addFact(term, value) {
+  const definition = element('dd');
+  definition.append(value);
+  el.facts.append(element('dt', '', term), definition);
+}
+
+/** One attempt: number, start, duration, result in words, response excerpt (as text). */
+function attemptRow(attempt) {
+  const row = element('tr');
+  const [kind, result] = attemptResult(attempt);
+  const response = typeof attempt.response === 'string' && attempt.response !== ''
+    ? element('pre', 'response', attempt.response)
+    : element('span', 'none', 'no body');
+  const cells = [
+    String(attempt.number ?? '?'),
+    clockTime(attempt.started_at),
+    typeof attempt.duration_ms === 'number' ? `${attempt.duration_ms} ms` : '…',
+    element('span', `result ${kind}`, result),
+    response,
+  ];
+  for (const content of cells) {
+    const cell = element('td');
+    cell.append(content);
+    row.append(cell);
+  }
+  return row;
+}
+
+/** `[kind, words]`: "succeeded: 200 OK", "failed: 503 Service Unavailable", "failed: <error>". */
+function attemptResult({ status, error, duration_ms: durationMs }) {
+  if (status == null && !error && durationMs == null) return ['sending', 'in progress'];
+  const answer = [status == null ? '' : httpStatus(status), error ?? ''].filter(Boolean).join(': ');
+  const ok = status >= 200 && status < 300;
+  return ok ? ['delivered', `succeeded: ${answer}`] : ['failed', `failed: ${answer || 'no answer'}`];
+}
