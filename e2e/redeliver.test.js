@@ -1,0 +1,123 @@
+// Redeliver failed, as a person uses it (issue 12, item 4): the consumer dies in the
+// middle of a batch, so the rest of the batch fails; the consumer comes back, Redeliver
+// failed is clicked, every failed task's line goes back to running and ends delivered,
+// and the dashboard's chart ends exactly equal to the batch, per priority: each task
+// counted once, including any the consumer had counted before it died without answering
+// (redelivered with the same webhook-id, it is answered "duplicate"). Then, with the
+// keyboard alone, a redelivered task's attempts: the failed ones, then the successful one.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { waitForChart, waitForConnected } from './lib/dashboard.js';
+import { clickProduceTasks, panelPriorities } from './lib/producer.js';
+import { startStack, useServices } from './lib/stack.js';
+import { getJson } from './lib/wait.js';
+
+/** Tasks in the batch. */
+const BATCH_SIZE = 40;
+/** Delay between tasks, in ms: the batch lasts about 2 s, so the consumer dies mid-way. */
+const PACE_MS = 50;
+/** Lines delivered before the consumer is killed. */
+const DELIVERED_BEFORE_KILL = 10;
+/** Attempts per task and backoff: a task fails about 0.2 s after the consumer is gone. */
+const MAX_ATTEMPTS = 2;
+const RETRY_BACKOFF_MS = 100;
+
+const ctx = useServices('redeliver', {
+  async start(services) {
+    const env = { MAX_ATTEMPTS: String(MAX_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) };
+    const stack = await startStack(services, { env });
+    const browser = await launchBrowser();
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    return { ...stack, browser, context };
+  },
+  async stop({ browser }) {
+    await browser?.close();
+  },
+});
+
+test('a batch failed by a dead consumer, redelivered once it is back, is counted exactly once', async () => {
+  const { context, services, consumerUrl, producerUrl } = ctx;
+  const dashboard = await openPage(context);
+  await dashboard.goto(consumerUrl);
+  await waitForConnected(dashboard);
+  const producer = await openPage(context);
+  await producer.goto(producerUrl);
+
+  const { batchid, panel } = await clickProduceTasks(producer, { size: BATCH_SIZE, paceMs: PACE_MS });
+  await panel.locator('ol.lines li.delivered').nth(DELIVERED_BEFORE_KILL - 1).waitFor({ timeout: 10_000 });
+  await services.kill('consumer');
+  const status = panel.locator('.batch-status');
+  await status.filter({ hasText: 'Complete' }).waitFor({ timeout: 30_000 });
+  const failed = await panel.locator('ol.lines li.failed').count();
+  assert.ok(failed > 0, 'tasks sent after the consumer died failed');
+  assert.match(await status.innerText(), new RegExp(`Complete — ${BATCH_SIZE - failed} delivered, ${failed} failed`));
+  const redeliverButton = panel.getByRole('button', { name: 'Redeliver failed' });
+  assert.ok(await redeliverButton.isVisible(), 'a batch with failed tasks offers Redeliver failed');
+
+  await services.restartBinary('consumer');
+  await waitForConnected(dashboard, { timeoutMs: 20_000 });
+  const answer = producer.waitForResponse((r) => r.url().endsWith(`/batches/${batchid}/redeliver`));
+  await redeliverButton.click();
+  const redelivery = await (await answer).json();
+  assert.equal(redelivery.redelivering.length, failed, 'every failed task is redelivered');
+  await status.filter({ hasText: `Complete — ${BATCH_SIZE} delivered, 0 failed` }).waitFor({ timeout: 30_000 });
+  assert.equal(await panel.locator('ol.lines li').count(), BATCH_SIZE, 'one line per task, updated in place');
+  assert.equal(await panel.locator('ol.lines li.delivered').count(), BATCH_SIZE, 'every line ends delivered');
+  assert.ok(!(await redeliverButton.isVisible()), 'nothing is left to redeliver');
+
+  const expected = await panelPriorities(panel);
+  const bars = await waitForChart(dashboard, expected);
+  assert.equal(bars.reduce((a, b) => a + b, 0), BATCH_SIZE, 'the chart counts each task once');
+  const stats = await getJson(`${consumerUrl}/api/stats`);
+  assert.equal(stats.total, BATCH_SIZE, 'the consumer counted each task once');
+  const summary = await getJson(`${producerUrl}/batches/${batchid}`);
+  assert.deepEqual([summary.state, summary.delivered, summary.failed], ['done', BATCH_SIZE, 0]);
+  await producer.screenshot({ path: join(SCREENSHOTS, 'producer-redelivered.png') });
+  assert.deepEqual(producer.problems, [], 'the producer page logged no errors');
+  assert.deepEqual(dashboard.problems, [], 'the dashboard logged no errors');
+});
+
+test('with the keyboard alone: a redelivered task\'s attempts, failed ones then the successful one', async () => {
+  const { context, producerUrl } = ctx;
+  const page = await openPage(context);
+  await page.goto(producerUrl);
+  // The batch of the first test, reopened from Recent batches: its last task was sent
+  // after the consumer died, so it failed MAX_ATTEMPTS times before its redelivery.
+  await page.locator('#recent > summary').focus();
+  await page.keyboard.press('Enter');
+  const open = page.locator('#recent-list button.open').first();
+  await open.waitFor({ timeout: 5_000 });
+  await open.focus();
+  await page.keyboard.press('Enter');
+  const panel = page.locator('.batch').first();
+  await panel.locator('.batch-status', { hasText: `Complete — ${BATCH_SIZE} delivered` }).waitFor({ timeout: 10_000 });
+
+  // The log's lines are one Tab stop: Tab from the log lands on the current line, End
+  // moves to the last one, Enter opens its attempts.
+  await page.keyboard.press('Tab');
+  assert.ok(await page.evaluate(() => document.activeElement.matches('ol.lines button.line')), 'Tab reaches a line');
+  await page.keyboard.press('End');
+  const last = panel.locator('ol.lines li').last().locator('button.line');
+  assert.ok(await last.evaluate((b) => b === document.activeElement && b.matches(':focus-visible')),
+    'End moves the focus, visibly, to the last line');
+  await page.keyboard.press('Enter');
+
+  const dialog = page.getByRole('dialog', { name: `Task ${BATCH_SIZE} of batch` });
+  await dialog.waitFor({ timeout: 5_000 });
+  const rows = dialog.locator('#attempts-rows tr');
+  await rows.nth(MAX_ATTEMPTS).waitFor({ timeout: 5_000 });
+  const results = await rows.locator('.result').allInnerTexts();
+  assert.equal(results.length, MAX_ATTEMPTS + 1, `${MAX_ATTEMPTS} failed attempts and the redelivery: ${results}`);
+  for (const result of results.slice(0, MAX_ATTEMPTS)) assert.match(result, /^failed: /);
+  assert.match(results[MAX_ATTEMPTS], /^succeeded: 200 OK/);
+  assert.match(await dialog.locator('#attempts-facts').innerText(), /delivered[\s\S]*msg_/);
+  await page.screenshot({ path: join(SCREENSHOTS, 'producer-attempts.png') });
+
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
+  assert.ok(await last.evaluate((b) => b === document.activeElement), 'Escape returns the focus to the line');
+  assert.deepEqual(page.problems, [], 'the producer page logged no errors');
+});
