@@ -68,7 +68,7 @@ function fill({ state, webhook_id: webhookId, task, attempts }) {
   el.table.hidden = list.length === 0;
   el.status.textContent = list.length === 0
     ? 'No attempt yet: the task waits for its turn.'
-    : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}, oldest first.`;
+    : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}.`;
 }
 
 function addFact(term, value) {

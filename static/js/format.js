@@ -21,12 +21,19 @@ export function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** A Unix time in ms as the reader's local date and time, to the millisecond. */
+/** Options of a clock time to the millisecond ("14:03:07.125"). */
+const CLOCK = { hour: '2-digit', minute: '2-digit', second: '2-digit', fractionalSecondDigits: 3, hour12: false };
+
+/**
+ * A Unix time in ms as the reader's local time to the millisecond, with the date before
+ * it unless it is today.
+ */
 export function clockTime(unixMs) {
   if (typeof unixMs !== 'number') return '?';
   const when = new Date(unixMs);
-  const time = when.toLocaleTimeString([], { hour12: false, fractionalSecondDigits: 3 });
-  return `${when.toLocaleDateString()} ${time}`;
+  const time = when.toLocaleTimeString([], CLOCK);
+  const today = when.toDateString() === new Date().toDateString();
+  return today ? time : `${when.toLocaleDateString()} ${time}`;
 }
 
 /** A new element with a class and text content (never HTML). */
