@@ -256,7 +256,7 @@ test('the Stop button stops a running batch (its request passes the cross-site g
   // (The bad request of the test above left its 400 in the console.)
   const earlier = producer.problems.length;
   const { panel } = await clickProduceTasks(producer, { size: 50, paceMs: 1_000 });
-  await panel.getByRole('button', { name: 'Stop' }).click();
+  await panel.getByRole('button', { name: 'Stop', exact: true }).click();
   const status = panel.locator('.batch-status');
   await status.filter({ hasText: 'Stopped' }).waitFor({ timeout: BATCH_TIMEOUT_MS });
   assert.match(await status.textContent(), /cancelled/);

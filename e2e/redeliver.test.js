@@ -54,7 +54,7 @@ test('a batch failed by a dead consumer, redelivered once it is back, is counted
   const failed = await panel.locator('ol.lines li.failed').count();
   assert.ok(failed > 0, 'tasks sent after the consumer died failed');
   assert.match(await status.innerText(), new RegExp(`Complete — ${BATCH_SIZE - failed} delivered, ${failed} failed`));
-  const redeliverButton = panel.getByRole('button', { name: 'Redeliver failed' });
+  const redeliverButton = panel.getByRole('button', { name: 'Redeliver failed', exact: true });
   assert.ok(await redeliverButton.isVisible(), 'a batch with failed tasks offers Redeliver failed');
 
   await services.restartBinary('consumer');
