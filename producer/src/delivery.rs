@@ -2,7 +2,7 @@
 //! attempt, retries by the [`crate::retry`] policy, and a record of every attempt.
 
 use crate::metrics::Metrics;
-use crate::outcome::{Attempt, Delivery, Outcome};
+use crate::outcome::{Attempt, Delivery, Outcome, excerpt, now_millis};
 use crate::retry::{self, Decision, GiveUp, RetryPolicy, Verdict};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -42,6 +42,10 @@ pub(crate) struct Message {
     pub(crate) webhook_id: String,
     /// The JSON body.
     pub(crate) body: Bytes,
+    /// Attempts made by earlier deliveries of this message (a redelivery's
+    /// attempts are numbered on from them; each delivery has its own
+    /// `--max-attempts`).
+    pub(crate) earlier_attempts: u32,
 }
 
 /// Sends webhooks through one pooled client.
@@ -110,7 +114,9 @@ impl Deliverer {
                 break Outcome::Cancelled(stopped_reason(&attempts));
             }
             let number = attempts.len() as u32 + 1;
-            let (attempt, verdict) = self.attempt(message, number).await;
+            let (attempt, verdict) = self
+                .attempt(message, message.earlier_attempts + number)
+                .await;
             let jitter = rand::rng().random::<f64>();
             match self.settings.policy.decide(number, verdict, jitter) {
                 Decision::Delivered => {
@@ -144,23 +150,27 @@ impl Deliverer {
 
     /// One signed POST.
     async fn attempt(&self, message: &Message, number: u32) -> (Attempt, Verdict) {
+        let started_at = now_millis();
         let started = Instant::now();
         let result = self.post(message).await;
         let duration = started.elapsed();
         let timed_out = matches!(&result, Err(err) if err.is_timeout());
-        let (status, error, verdict) = match result {
+        let (status, error, response, verdict) = match result {
             Ok((code, retry_after, detail)) => {
                 let ok = (200..300).contains(&code);
                 let error = (!ok).then(|| refusal(code, &detail));
-                (Some(code), error, Verdict::Status { code, retry_after })
+                let verdict = Verdict::Status { code, retry_after };
+                (Some(code), error, Some(excerpt(&detail)), verdict)
             }
-            Err(err) => (None, Some(self.describe(&err)), Verdict::Transport),
+            Err(err) => (None, Some(self.describe(&err)), None, Verdict::Transport),
         };
         let attempt = Attempt {
             number,
+            started_at,
             status,
             error,
             duration,
+            response,
         };
         self.metrics.attempt(&attempt, timed_out);
         (attempt, verdict)
@@ -291,9 +301,11 @@ mod tests {
         assert_eq!(stopped_reason(&[]), "stopped before it was sent");
         let attempt = Attempt {
             number: 2,
+            started_at: 0,
             status: Some(503),
             error: Some("HTTP 503 Service Unavailable".into()),
             duration: Duration::ZERO,
+            response: None,
         };
         assert_eq!(
             stopped_reason(&[attempt]),

@@ -2,6 +2,7 @@
 //! JSON body `{"error": "what went wrong and what to do"}`.
 
 use crate::batches::{KEEP_FINISHED, RegistryFull};
+use crate::deliveries::Refusal;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::web::{BodyError, error_body};
@@ -12,7 +13,8 @@ pub(crate) enum ApiError {
     /// The request's body or headers are not acceptable; the text says why.
     #[error("{0}")]
     BadRequest(String),
-    #[error("the body is over {limit} bytes; send {{\"min\", \"max\", \"pace_ms\"}} only")]
+    /// The body is over the route's limit.
+    #[error("the body is over {limit} bytes; send only the fields this route documents")]
     TooLarge { limit: usize },
     /// A state-changing request was not sent as JSON.
     #[error(
@@ -25,6 +27,16 @@ pub(crate) enum ApiError {
         minutes = KEEP_FINISHED.as_secs() / 60
     )]
     UnknownBatch(String),
+    /// A task index outside the batch.
+    #[error("no task {index} in this batch: its tasks are numbered 1 to {total}")]
+    UnknownTask { index: u64, total: u64 },
+    /// Some of the tasks asked to be redelivered have not finished.
+    #[error(
+        "task(s) {} still queued, sending or retrying; nothing was redelivered: wait until they \
+         end (the batch's events say when) and ask again",
+        list(.0)
+    )]
+    InFlight(Vec<u64>),
     #[error("{0}")]
     TooManyBatches(#[from] RegistryFull),
     /// The server is shutting down and starts nothing new.
@@ -39,7 +51,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownBatch(_) => StatusCode::NOT_FOUND,
+            ApiError::UnknownBatch(_) | ApiError::UnknownTask { .. } => StatusCode::NOT_FOUND,
+            ApiError::InFlight(_) => StatusCode::CONFLICT,
             ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -59,8 +72,30 @@ impl ResponseError for ApiError {
             let seconds = full.retry_after.as_secs().to_string();
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
+        if let ApiError::InFlight(tasks) = self {
+            return response.json(serde_json::json!({
+                "error": self.to_string(),
+                "in_flight": tasks,
+            }));
+        }
         error_body(response, self)
     }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::BadList(why) => ApiError::BadRequest(why),
+            Refusal::OutOfRange { index, total } => ApiError::UnknownTask { index, total },
+            Refusal::InFlight(tasks) => ApiError::InFlight(tasks),
+        }
+    }
+}
+
+/// `3, 7, 9` for the messages.
+fn list(indexes: &[u64]) -> String {
+    let words: Vec<String> = indexes.iter().map(u64::to_string).collect();
+    words.join(", ")
 }
 
 impl From<BodyError> for ApiError {

@@ -10,8 +10,10 @@
 //!    [`batches`], streamed by [`sse`]; for `producer send`, the progress display
 //!    and the [`report`].
 
+mod batch;
 pub mod batches;
 pub mod config;
+mod deliveries;
 mod delivery;
 mod error;
 mod generator;

@@ -211,9 +211,11 @@ mod tests {
     fn attempt(status: Option<u16>) -> Attempt {
         Attempt {
             number: 1,
+            started_at: 0,
             status,
             error: None,
             duration: Duration::from_millis(3),
+            response: None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! only their sinks differ.
 
 use crate::delivery::{Deliverer, Message};
-use crate::outcome::Outcome;
+use crate::outcome::{Attempt, Outcome, now_millis};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,9 +21,12 @@ use tokio_util::sync::CancellationToken;
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 
 /// Where a task stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum State {
+    /// Not started yet, or waiting for its redelivery to start. Never sent as
+    /// an event: a task's events start with `sending`.
+    Queued,
     /// Its first attempt is under way.
     Sending,
     /// An attempt failed and another will follow.
@@ -47,6 +50,11 @@ pub(crate) struct TaskEvent {
     pub(crate) state: State,
     /// The attempt this event is about (0 when none was made).
     pub(crate) attempt: u32,
+    /// The full record of that attempt, once it is over (retrying and final
+    /// events); a sink may see the same attempt twice and keeps it once.
+    pub(crate) record: Option<Attempt>,
+    /// The task's `webhook-id`, the same on every attempt and redelivery.
+    pub(crate) webhook_id: Arc<str>,
     /// That attempt's status, when the receiver answered.
     pub(crate) status: Option<u16>,
     /// What went wrong, when something did.
@@ -70,6 +78,39 @@ pub(crate) struct Summary {
     pub(crate) cancelled: u64,
     /// From the batch's start to its last task's end.
     pub(crate) elapsed: Duration,
+}
+
+/// A task to deliver: its place in the batch, its fixed `webhook-id`, and how
+/// many attempts earlier deliveries made (a redelivery numbers on from them).
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    /// The task's position in the batch, from 1.
+    pub(crate) index: u64,
+    /// The task.
+    pub(crate) task: Task,
+    /// Its `webhook-id`, which lets the receiver drop what it already took.
+    pub(crate) webhook_id: Arc<str>,
+    /// Attempts already made by earlier deliveries.
+    pub(crate) earlier_attempts: u32,
+}
+
+impl Queued {
+    /// A task never delivered before, with a new random `webhook-id`: not from
+    /// the seeded generator, so that re-running a seed does not look like a
+    /// duplicate of the earlier run to the receiver.
+    pub(crate) fn fresh(index: u64, task: Task) -> Queued {
+        Queued {
+            index,
+            task,
+            webhook_id: new_webhook_id().into(),
+            earlier_attempts: 0,
+        }
+    }
+}
+
+/// A new `webhook-id`: `msg_` and a random UUID.
+pub(crate) fn new_webhook_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Hears about a batch as it runs.
@@ -105,40 +146,41 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    /// Delivers `tasks` (`total` of them), telling `sink` everything; returns the summary.
+    /// Delivers `tasks` (`count` of them, of a batch of `total`), telling `sink`
+    /// everything; returns the summary.
     pub(crate) async fn run<S: Sink>(
         self,
-        tasks: impl Iterator<Item = Task>,
-        total: u64,
+        mut tasks: impl Iterator<Item = Queued>,
+        (count, total): (u64, u64),
         sink: Arc<S>,
     ) -> Summary {
         let started = Instant::now();
         let mut summary = Summary::default();
         let mut deliveries = JoinSet::new();
         let mut schedule = Schedule::new(self.pace);
-        let mut pending = (1..).zip(tasks);
         let mut stopped_at = None;
-        for (index, task) in pending.by_ref() {
+        let mut sent = 0;
+        for queued in tasks.by_ref() {
             let Some(permit) = self.wait_turn(&mut schedule).await else {
-                stopped_at = Some((index, task));
+                stopped_at = Some(queued);
                 break;
             };
             while let Some(done) = deliveries.try_join_next() {
                 summary.count(done);
             }
+            sent += 1;
             let job = Job {
-                index,
+                queued,
                 total,
-                task,
                 sink: sink.clone(),
             };
             deliveries.spawn(job.deliver(self.deliverer.clone(), self.stop.clone(), permit));
         }
-        if let Some((index, task)) = stopped_at {
-            let unsent = total.saturating_sub(index) + 1;
+        if let Some(queued) = stopped_at {
+            let unsent = count.saturating_sub(sent);
             if sink.each_unsent() {
-                for (index, task) in std::iter::once((index, task)).chain(pending) {
-                    sink.publish(cancelled_before_sending(index, total, task));
+                for queued in std::iter::once(queued).chain(tasks) {
+                    sink.publish(cancelled_before_sending(total, queued));
                 }
             } else {
                 sink.unsent(unsent);
@@ -218,49 +260,62 @@ impl Schedule {
 
 /// One task's delivery, run as its own tokio task.
 struct Job<S> {
-    index: u64,
+    queued: Queued,
     total: u64,
-    task: Task,
     sink: Arc<S>,
 }
 
 impl<S: Sink> Job<S> {
     async fn deliver(
-        mut self,
+        self,
         deliverer: Arc<Deliverer>,
         stop: CancellationToken,
         _permit: OwnedSemaphorePermit,
     ) -> State {
-        self.task.created_at = Some(now_millis());
-        let body = match serde_json::to_vec(&self.task) {
+        let Job {
+            queued,
+            total,
+            sink,
+        } = self;
+        let mut task = queued.task;
+        // Stamped when its first delivery starts; a redelivery sends the same body.
+        task.created_at = task.created_at.or(Some(now_millis()));
+        let body = match serde_json::to_vec(&task) {
             Ok(body) => Bytes::from(body),
-            Err(err) => return self.fail_unsendable(&err),
+            Err(err) => {
+                let error = format!("the task could not be serialised: {err}");
+                sink.publish(TaskEvent {
+                    error: Some(error),
+                    ..plain_event(
+                        queued.index,
+                        total,
+                        State::Failed,
+                        &queued.webhook_id,
+                        Arc::new(task),
+                    )
+                });
+                return State::Failed;
+            }
         };
-        let task = Arc::new(self.task);
+        let task = Arc::new(task);
+        let earlier = queued.earlier_attempts;
         let event = |state, attempt| TaskEvent {
-            index: self.index,
-            total: self.total,
-            state,
             attempt,
-            status: None,
-            error: None,
-            retry_in: None,
-            elapsed: None,
-            task: task.clone(),
+            ..plain_event(queued.index, total, state, &queued.webhook_id, task.clone())
         };
-        self.sink.publish(event(State::Sending, 1));
+        sink.publish(event(State::Sending, earlier + 1));
         let message = Message {
-            // Random, not from the seeded generator: re-running a seed must not
-            // look like a duplicate of the earlier run to the receiver.
-            webhook_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            webhook_id: queued.webhook_id.to_string(),
             body,
+            earlier_attempts: earlier,
         };
         let delivery = deliverer
             .deliver(&message, &stop, |attempt, wait| {
-                self.sink.publish(TaskEvent {
+                sink.publish(TaskEvent {
                     status: attempt.status,
                     error: attempt.error.clone(),
                     retry_in: Some(wait),
+                    record: Some(attempt.clone()),
                     ..event(State::Retrying, attempt.number)
                 });
             })
@@ -271,50 +326,52 @@ impl<S: Sink> Job<S> {
             Outcome::Cancelled(reason) => (State::Cancelled, Some(reason)),
         };
         let last = delivery.attempts.last();
-        self.sink.publish(TaskEvent {
+        sink.publish(TaskEvent {
             status: last.and_then(|a| a.status),
             error,
             elapsed: Some(delivery.elapsed),
-            ..event(state, last.map_or(0, |a| a.number))
+            record: last.cloned(),
+            ..event(state, last.map_or(earlier, |a| a.number))
         });
         state
     }
-
-    fn fail_unsendable(self, err: &serde_json::Error) -> State {
-        self.sink.publish(TaskEvent {
-            index: self.index,
-            total: self.total,
-            state: State::Failed,
-            attempt: 0,
-            status: None,
-            error: Some(format!("the task could not be serialised: {err}")),
-            retry_in: None,
-            elapsed: None,
-            task: Arc::new(self.task),
-        });
-        State::Failed
-    }
 }
 
-fn cancelled_before_sending(index: u64, total: u64, task: Task) -> TaskEvent {
+/// An event with nothing but the task, its place and its state.
+fn plain_event(
+    index: u64,
+    total: u64,
+    state: State,
+    webhook_id: &Arc<str>,
+    task: Arc<Task>,
+) -> TaskEvent {
     TaskEvent {
         index,
         total,
-        state: State::Cancelled,
+        state,
         attempt: 0,
+        record: None,
+        webhook_id: webhook_id.clone(),
         status: None,
-        error: Some("stopped before it was sent".to_owned()),
+        error: None,
         retry_in: None,
         elapsed: None,
-        task: Arc::new(task),
+        task,
     }
 }
 
-/// Milliseconds since the Unix epoch, for `created_at`.
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+fn cancelled_before_sending(total: u64, queued: Queued) -> TaskEvent {
+    TaskEvent {
+        attempt: queued.earlier_attempts,
+        error: Some("stopped before it was sent".to_owned()),
+        ..plain_event(
+            queued.index,
+            total,
+            State::Cancelled,
+            &queued.webhook_id,
+            Arc::new(queued.task),
+        )
+    }
 }
 
 #[cfg(test)]

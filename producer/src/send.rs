@@ -6,7 +6,7 @@ use crate::config::SendArgs;
 use crate::delivery::Deliverer;
 use crate::generator::Generator;
 use crate::report::Report;
-use crate::runner::{Runner, Sink, State, Summary, TaskEvent};
+use crate::runner::{Queued, Runner, Sink, State, Summary, TaskEvent};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
@@ -92,7 +92,15 @@ pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Res
         pace,
         stop: shutdown,
     };
-    let summary = runner.run(tasks, args.count, progress.clone()).await;
+    let summary = runner
+        .run(
+            (1..)
+                .zip(tasks)
+                .map(|(index, task)| Queued::fresh(index, task)),
+            (args.count, args.count),
+            progress.clone(),
+        )
+        .await;
     ticker.cancel();
     Ok(progress.report(&summary))
 }
@@ -208,6 +216,7 @@ impl Progress {
 impl Sink for Progress {
     fn publish(&self, event: TaskEvent) {
         let finished = self.with_report(|r| match event.state {
+            State::Queued => false,
             State::Sending => {
                 r.sent += 1;
                 false

@@ -1,10 +1,12 @@
 //! What every handler shares, and starting a batch: generate its tasks, register
-//! it, and run it in the background on the server's runtime.
+//! it, and run it in the background on the server's runtime; redelivering some
+//! of its tasks the same way.
 
 use crate::batches::{Batch, Registry, RegistryFull};
+use crate::deliveries::{RedeliverRequest, Refusal};
 use crate::delivery::Deliverer;
 use crate::generator::Generator;
-use crate::runner::Runner;
+use crate::runner::{Queued, Runner};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -84,27 +86,40 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .batch(min, max);
-        // The first task starts at once, each next one a pace later.
-        let paces = u32::try_from(tasks.total.saturating_sub(1)).unwrap_or(u32::MAX);
-        let expected = pace.saturating_mul(paces);
-        let batch = Batch::new(
-            tasks.batchid.clone(),
-            tasks.total,
-            expected,
-            self.shutdown.child_token(),
-        );
+        let id = tasks.batchid.clone();
+        let batch = Batch::new(id, tasks, pace, self.shutdown.child_token());
         self.registry.insert(batch.clone())?;
+        tracing::info!(batch = %batch.id, total = batch.total, ?pace, "batch started");
+        self.deliver(&batch, batch.all_queued(), batch.stop_token());
+        Ok(batch)
+    }
+
+    /// Sends the tasks of `batch` that `request` chooses again, with their
+    /// `webhook-id`s; answers their indexes.
+    pub(crate) fn redeliver(
+        &self,
+        batch: &Arc<Batch>,
+        request: &RedeliverRequest,
+    ) -> Result<Vec<u64>, Refusal> {
+        let (queued, stop) = batch.reopen(request, &self.shutdown)?;
+        let indexes: Vec<u64> = queued.iter().map(|q| q.index).collect();
+        if !queued.is_empty() {
+            tracing::info!(batch = %batch.id, tasks = ?indexes, "redelivering");
+            self.deliver(batch, queued, stop);
+        }
+        Ok(indexes)
+    }
+
+    /// Delivers `queued` tasks of `batch` in the background.
+    fn deliver(&self, batch: &Arc<Batch>, queued: Vec<Queued>, stop: CancellationToken) {
         let runner = Runner {
             deliverer: self.deliverer.clone(),
             in_flight: self.in_flight.clone(),
-            pace,
-            stop: batch.stop.clone(),
+            pace: batch.pace,
+            stop,
         };
-        tracing::info!(batch = %batch.id, total = batch.total, ?pace, "batch started");
-        let total = batch.total;
-        let sink = batch.clone();
-        self.tracker
-            .spawn_on(runner.run(tasks, total, sink), &self.runtime);
-        Ok(batch)
+        let count = queued.len() as u64;
+        let run = runner.run(queued.into_iter(), (count, batch.total), batch.clone());
+        self.tracker.spawn_on(run, &self.runtime);
     }
 }

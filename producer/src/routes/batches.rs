@@ -84,6 +84,7 @@ pub(crate) async fn produce(
         "total": batch.total,
         "events_url": format!("/batches/{id}/events"),
         "stop_url": format!("/batches/{id}/stop"),
+        "redeliver_url": format!("/batches/{id}/redeliver"),
     })))
 }
 
@@ -126,13 +127,13 @@ pub(crate) async fn stop(
     require_json(&content_type(&req))?;
     let id = id.into_inner();
     let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
-    batch.stop.cancel();
+    batch.stop();
     tracing::info!(batch = %batch.id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
 }
 
 /// The request's `Content-Type`, or `""`.
-fn content_type(req: &HttpRequest) -> String {
+pub(crate) fn content_type(req: &HttpRequest) -> String {
     req.headers()
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -140,7 +141,7 @@ fn content_type(req: &HttpRequest) -> String {
 }
 
 /// Refuses (415) a state-changing request that is not sent as JSON.
-fn require_json(content_type: &str) -> Result<(), ApiError> {
+pub(crate) fn require_json(content_type: &str) -> Result<(), ApiError> {
     if is_json_content_type(content_type) {
         Ok(())
     } else {

@@ -60,7 +60,7 @@ impl Consumer {
     }
 
     /// Producer flags aimed at this consumer.
-    fn producer_config(&self, extra: &[&str]) -> producer::Config {
+    pub(crate) fn producer_config(&self, extra: &[&str]) -> producer::Config {
         let target = format!("http://127.0.0.1:{}/consumetasks", self.port);
         let mut args = vec!["producer", "--bind", "127.0.0.1:0", "--target", &target];
         args.extend(["--webhook-secret", &self.secret, "--pace-ms", "0"]);

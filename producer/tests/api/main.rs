@@ -5,6 +5,7 @@ mod api;
 mod container;
 mod credentials;
 mod cross_site;
+mod deliveries;
 mod delivery;
 mod end_to_end;
 mod faults;

@@ -1,0 +1,304 @@
+//! A batch's delivery log as the API shows it: each task's state, `webhook-id`
+//! and attempts, the batch's summary with its counts, and which tasks a
+//! redelivery sends. Plain data and pure functions, whichever outbox keeps them.
+
+use crate::outcome::Attempt;
+use crate::runner::{Queued, State, TaskEvent, new_webhook_id};
+use std::collections::HashSet;
+use taskhooks_shared::Task;
+
+/// One attempt as `GET /batches/{id}/tasks/{index}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AttemptRecord {
+    /// 1 for the task's first attempt, counting on over redeliveries.
+    pub(crate) number: u32,
+    /// When it started, Unix milliseconds.
+    pub(crate) started_at: u64,
+    /// How long it took, milliseconds.
+    pub(crate) duration_ms: u64,
+    /// The receiver's status, when it answered.
+    pub(crate) status: Option<u16>,
+    /// What went wrong, when something did.
+    pub(crate) error: Option<String>,
+    /// The first KiB of the response body, when the receiver answered.
+    pub(crate) response: Option<String>,
+}
+
+impl From<&Attempt> for AttemptRecord {
+    fn from(attempt: &Attempt) -> Self {
+        AttemptRecord {
+            number: attempt.number,
+            started_at: attempt.started_at,
+            duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
+            status: attempt.status,
+            error: attempt.error.clone(),
+            response: attempt.response.clone(),
+        }
+    }
+}
+
+/// Everything kept about one task of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct TaskRecord {
+    /// The task, as sent (with `created_at` once its first delivery started).
+    pub(crate) task: Task,
+    /// Fixed when the batch is made, so every attempt and redelivery carries it.
+    pub(crate) webhook_id: String,
+    /// Where it stands.
+    pub(crate) state: State,
+    /// Every attempt so far, in order.
+    pub(crate) attempts: Vec<AttemptRecord>,
+}
+
+impl TaskRecord {
+    /// A task not yet sent, with a new `webhook-id`.
+    pub(crate) fn new(task: Task) -> TaskRecord {
+        TaskRecord {
+            task,
+            webhook_id: new_webhook_id(),
+            state: State::Queued,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Takes in one step of the task's delivery: its state, the task as sent,
+    /// and the attempt it reports unless already kept.
+    pub(crate) fn apply(&mut self, event: &TaskEvent) {
+        self.state = event.state;
+        self.task.created_at = event.task.created_at;
+        if let Some(attempt) = &event.record
+            && attempt.number as usize > self.attempts.len()
+        {
+            self.attempts.push(AttemptRecord::from(attempt));
+        }
+    }
+
+    /// The task, ready to be (re)delivered as task `index` of its batch.
+    pub(crate) fn queued(&self, index: u64) -> Queued {
+        Queued {
+            index,
+            task: self.task.clone(),
+            webhook_id: self.webhook_id.as_str().into(),
+            earlier_attempts: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// How many of a batch's tasks stand where; the five add up to its total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Counts {
+    /// Not started yet, or waiting for their redelivery.
+    pub(crate) queued: u64,
+    /// Sending or waiting to retry.
+    pub(crate) in_flight: u64,
+    /// Answered 2xx.
+    pub(crate) delivered: u64,
+    /// Given up.
+    pub(crate) failed: u64,
+    /// Stopped before delivery.
+    pub(crate) cancelled: u64,
+}
+
+impl Counts {
+    /// The counts of these states.
+    pub(crate) fn of(states: impl IntoIterator<Item = State>) -> Counts {
+        let mut counts = Counts::default();
+        for state in states {
+            let count = match state {
+                State::Queued => &mut counts.queued,
+                State::Sending | State::Retrying => &mut counts.in_flight,
+                State::Delivered => &mut counts.delivered,
+                State::Failed => &mut counts.failed,
+                State::Cancelled => &mut counts.cancelled,
+            };
+            *count += 1;
+        }
+        counts
+    }
+
+    /// Whether some task has not reached its final state.
+    pub(crate) fn running(&self) -> bool {
+        self.queued + self.in_flight > 0
+    }
+}
+
+/// A batch as `GET /batches` and `GET /batches/{id}` show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct BatchSummary {
+    /// The batch id.
+    pub(crate) batchid: String,
+    /// How many tasks it has.
+    pub(crate) total: u64,
+    /// When it was made, Unix milliseconds.
+    pub(crate) created_at: u64,
+    /// "running" or "done".
+    pub(crate) state: &'static str,
+    /// Its tasks by state.
+    #[serde(flatten)]
+    pub(crate) counts: Counts,
+    /// Where to follow it.
+    pub(crate) events_url: String,
+    /// Where to stop it.
+    pub(crate) stop_url: String,
+    /// Where to redeliver its tasks.
+    pub(crate) redeliver_url: String,
+}
+
+impl BatchSummary {
+    /// The summary of batch `id`.
+    pub(crate) fn new(id: &str, total: u64, created_at: u64, counts: Counts) -> BatchSummary {
+        BatchSummary {
+            batchid: id.to_owned(),
+            total,
+            created_at,
+            state: if counts.running() { "running" } else { "done" },
+            counts,
+            events_url: format!("/batches/{id}/events"),
+            stop_url: format!("/batches/{id}/stop"),
+            redeliver_url: format!("/batches/{id}/redeliver"),
+        }
+    }
+}
+
+/// One task as `GET /batches/{id}/tasks/{index}` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TaskView {
+    /// The batch id.
+    pub(crate) batchid: String,
+    /// Its place in the batch, from 1.
+    pub(crate) index: u64,
+    /// Where it stands.
+    pub(crate) state: State,
+    /// Its `webhook-id`.
+    pub(crate) webhook_id: String,
+    /// The task.
+    pub(crate) task: Task,
+    /// Every attempt so far.
+    pub(crate) attempts: Vec<AttemptRecord>,
+}
+
+impl TaskView {
+    /// The view of `record`, task `index` of batch `batchid`.
+    pub(crate) fn new(batchid: &str, index: u64, record: &TaskRecord) -> TaskView {
+        TaskView {
+            batchid: batchid.to_owned(),
+            index,
+            state: record.state,
+            webhook_id: record.webhook_id.clone(),
+            task: record.task.clone(),
+            attempts: record.attempts.clone(),
+        }
+    }
+}
+
+/// What `POST /batches/{id}/redeliver` asks for: `{}` for every failed or
+/// cancelled task, `{"tasks": [3, 7]}` for those.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RedeliverRequest {
+    /// The tasks' indexes, from 1; none means every failed or cancelled task.
+    pub(crate) tasks: Option<Vec<u64>>,
+}
+
+/// Why a redelivery was refused (nothing was redelivered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The list is empty or names a task twice; the text says which.
+    BadList(String),
+    /// An index is not in `1..=total`.
+    OutOfRange { index: u64, total: u64 },
+    /// These tasks are still queued, sending or retrying.
+    InFlight(Vec<u64>),
+}
+
+impl RedeliverRequest {
+    /// Which tasks (indexes from 1) to redeliver, given every task's state in
+    /// order; refused as a whole when any asked task is not yet final.
+    pub(crate) fn choose(&self, states: &[State]) -> Result<Vec<u64>, Refusal> {
+        let total = states.len() as u64;
+        let state = |index: u64| states[(index - 1) as usize];
+        let Some(asked) = &self.tasks else {
+            return Ok((1..=total)
+                .filter(|&i| matches!(state(i), State::Failed | State::Cancelled))
+                .collect());
+        };
+        if asked.is_empty() {
+            return Err(Refusal::BadList(
+                "\"tasks\" is empty; name at least one task, or send {} to redeliver every \
+                 failed or cancelled task"
+                    .to_owned(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = asked.iter().find(|&&i| !seen.insert(i)) {
+            return Err(Refusal::BadList(format!(
+                "\"tasks\" names task {twice} twice; name each task once"
+            )));
+        }
+        if let Some(&index) = asked.iter().find(|&&i| i == 0 || i > total) {
+            return Err(Refusal::OutOfRange { index, total });
+        }
+        let busy: Vec<u64> = asked
+            .iter()
+            .copied()
+            .filter(|&i| matches!(state(i), State::Queued | State::Sending | State::Retrying))
+            .collect();
+        if busy.is_empty() {
+            Ok(asked.clone())
+        } else {
+            Err(Refusal::InFlight(busy))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use State::*;
+
+    fn choose(tasks: Option<Vec<u64>>, states: &[State]) -> Result<Vec<u64>, Refusal> {
+        RedeliverRequest { tasks }.choose(states)
+    }
+
+    #[test]
+    fn an_empty_request_redelivers_every_failed_or_cancelled_task() {
+        let states = [Delivered, Failed, Cancelled, Delivered, Failed];
+        assert_eq!(choose(None, &states), Ok(vec![2, 3, 5]));
+        assert_eq!(choose(None, &[Delivered, Sending]), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_list_may_name_delivered_tasks_but_never_unfinished_ones() {
+        let states = [Delivered, Failed, Retrying, Queued];
+        assert_eq!(choose(Some(vec![1, 2]), &states), Ok(vec![1, 2]));
+        assert_eq!(
+            choose(Some(vec![1, 3, 4]), &states),
+            Err(Refusal::InFlight(vec![3, 4]))
+        );
+        let out = choose(Some(vec![2, 5]), &states);
+        assert_eq!(out, Err(Refusal::OutOfRange { index: 5, total: 4 }));
+        let zero = choose(Some(vec![0]), &states);
+        assert_eq!(zero, Err(Refusal::OutOfRange { index: 0, total: 4 }));
+        assert!(matches!(
+            choose(Some(vec![]), &states),
+            Err(Refusal::BadList(_))
+        ));
+        let twice = choose(Some(vec![1, 1]), &states);
+        assert!(matches!(twice, Err(Refusal::BadList(why)) if why.contains("task 1 twice")));
+    }
+
+    #[test]
+    fn counts_add_up_and_say_whether_the_batch_runs() {
+        let counts = Counts::of([Queued, Sending, Retrying, Delivered, Failed, Cancelled]);
+        let expected = Counts {
+            queued: 1,
+            in_flight: 2,
+            delivered: 1,
+            failed: 1,
+            cancelled: 1,
+        };
+        assert_eq!(counts, expected);
+        assert!(counts.running());
+        assert!(!Counts::of([Delivered, Failed]).running());
+    }
+}

@@ -1,0 +1,110 @@
+//! The delivery log: the batches kept, one batch, one task with its attempts,
+//! and redelivering a batch's tasks.
+
+use crate::batches::Batch;
+use crate::deliveries::RedeliverRequest;
+use crate::error::ApiError;
+use crate::routes::batches::{content_type, require_json};
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
+use taskhooks_shared::json::from_object;
+use taskhooks_shared::web::read_body;
+
+/// Largest body of `POST /batches/{id}/redeliver`: a list of every task of the
+/// largest batch (10,000 indexes of up to 6 characters) fits.
+const MAX_REDELIVER_BODY_BYTES: usize = 80 * 1024;
+
+/// `GET /batches`: whether deliveries are durable, and the batches kept, newest first.
+pub(crate) async fn list(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "durable": false,
+        "batches": state.registry.list(),
+    }))
+}
+
+/// `GET /batches/{id}`: the batch's summary.
+pub(crate) async fn show(
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let batch = find(&state, id.into_inner())?;
+    Ok(HttpResponse::Ok().json(batch.summary()))
+}
+
+/// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
+pub(crate) async fn task(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, index) = path.into_inner();
+    let batch = find(&state, id)?;
+    let total = batch.total;
+    let index: u64 = index.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "the task index must be a number from 1 to {total}, got {index:?}"
+        ))
+    })?;
+    let view = batch
+        .task(index)
+        .ok_or(ApiError::UnknownTask { index, total })?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /batches/{id}/redeliver`, `{}` or `{"tasks": [3, 7]}` as JSON: sends
+/// those tasks again with their `webhook-id`s; 202 with their indexes.
+pub(crate) async fn redeliver(
+    req: HttpRequest,
+    payload: web::Payload,
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&content_type(&req))?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let body = read_body(&req, payload, MAX_REDELIVER_BODY_BYTES).await?;
+    let request = parse(&body)?;
+    let batch = find(&state, id.into_inner())?;
+    let redelivering = state.redeliver(&batch, &request)?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "batchid": batch.id,
+        "redelivering": redelivering,
+        "events_url": format!("/batches/{}/events", batch.id),
+    })))
+}
+
+/// The redeliver body: empty or `{}` for every failed or cancelled task.
+fn parse(body: &[u8]) -> Result<RedeliverRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RedeliverRequest::default());
+    }
+    from_object(body).map_err(|err| {
+        ApiError::BadRequest(format!(
+            "the body must be {{}} (every failed or cancelled task) or {{\"tasks\": [3, 7]}} \
+             (those tasks, numbered from 1): {err}"
+        ))
+    })
+}
+
+/// The batch with this id, or 404.
+fn find(state: &AppState, id: String) -> Result<Arc<Batch>, ApiError> {
+    state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redeliver_bodies_are_read_strictly() {
+        assert_eq!(parse(b"").ok(), Some(RedeliverRequest::default()));
+        assert_eq!(parse(b"{}").ok(), Some(RedeliverRequest::default()));
+        let listed = parse(br#"{"tasks":[3,7]}"#).ok();
+        assert_eq!(listed.and_then(|r| r.tasks), Some(vec![3, 7]));
+        for bad in [&br#"{"task":[1]}"#[..], b"[1]", br#"{"tasks":["1"]}"#, b"{"] {
+            let err = parse(bad).expect_err("refused").to_string();
+            assert!(err.contains("\"tasks\": [3, 7]"), "{err}");
+        }
+    }
+}
