@@ -17,10 +17,10 @@ import { getJson } from './lib/wait.js';
 
 /** Tasks in the batch. */
 const BATCH_SIZE = 40;
-/** Delay between tasks, in ms: the batch lasts about 2 s, so the consumer dies mid-way. */
-const PACE_MS = 50;
+/** Delay between tasks, in ms: the batch lasts about 4 s, so the consumer dies early in it. */
+const PACE_MS = 100;
 /** Lines delivered before the consumer is killed. */
-const DELIVERED_BEFORE_KILL = 10;
+const DELIVERED_BEFORE_KILL = 5;
 /** Attempts per task and backoff: a task fails about 0.2 s after the consumer is gone. */
 const MAX_ATTEMPTS = 2;
 const RETRY_BACKOFF_MS = 100;
@@ -77,7 +77,10 @@ test('a batch failed by a dead consumer, redelivered once it is back, is counted
   assert.deepEqual([summary.state, summary.delivered, summary.failed], ['done', BATCH_SIZE, 0]);
   await producer.screenshot({ path: join(SCREENSHOTS, 'producer-redelivered.png') });
   assert.deepEqual(producer.problems, [], 'the producer page logged no errors');
-  assert.deepEqual(dashboard.problems, [], 'the dashboard logged no errors');
+  // While the consumer was dead, Chromium logged each refused reconnection of the
+  // dashboard's socket: that is the outage, not a fault of the page.
+  const refused = /WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/;
+  assert.deepEqual(dashboard.problems.filter((p) => !refused.test(p)), [], 'the dashboard logged no other errors');
 });
 
 test('with the keyboard alone: a redelivered task\'s attempts, failed ones then the successful one', async () => {
