@@ -58,6 +58,7 @@ export async function showAttempts(batchid, index, line) {
   }
 }
 
+/** Writes the task's state, webhook-id and task, and a row per attempt. */
 function fill({ state, webhook_id: webhookId, task, attempts }) {
   const { id = '?', owner = '?', priority = '?' } = task ?? {};
   addFact('State', element('span', `state ${state}`, String(state)));
@@ -71,6 +72,7 @@ function fill({ state, webhook_id: webhookId, task, attempts }) {
     : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}.`;
 }
 
+/** One term and its value in the facts list. */
 function addFact(term, value) {
   const definition = element('dd');
   definition.append(value);

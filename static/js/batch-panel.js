@@ -172,6 +172,7 @@ function fillLine(line, data) {
   line.replaceChildren(`${data.index} out of ${data.total ?? '?'} — `, status, ` — ${summary}`);
 }
 
+/** A task's state in words, with the attempt, the answer or error, and the next try. */
 function statusText({ state, attempt, status, error, retry_in_ms: retryInMs }) {
   switch (state) {
     case 'queued':
@@ -199,6 +200,7 @@ export function markDirty(batch) {
   scheduleRender();
 }
 
+/** Redraws every dirty batch: counts, progress, and the log scrolled to its end when followed. */
 function render() {
   for (const batch of dirty) {
     renderCounts(batch);
@@ -212,6 +214,7 @@ function render() {
   dirty.clear();
 }
 
+/** The progress bar and the counts, from the batch's tally of task states. */
 function renderCounts(batch) {
   const { tally, count } = batch;
   const finished = tally.delivered + tally.failed + tally.cancelled;
@@ -231,6 +234,7 @@ export function renderElapsed(batch) {
   batch.count.elapsed.textContent = `${seconds(ms)} elapsed`;
 }
 
+/** Zero tasks in every state. */
 function tallyOf() {
   return { queued: 0, sending: 0, retrying: 0, delivered: 0, failed: 0, cancelled: 0 };
 }

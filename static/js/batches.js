@@ -72,6 +72,7 @@ function follow(batch, lastEventId) {
   }, lastEventId);
 }
 
+/** One event of the stream: `task` updates a line, `done` ends the batch (for now). */
 function onEvent(batch, type, text, id) {
   batch.lastEventId = id;
   const data = parseJson(text, 'the producer sent an event');
@@ -108,12 +109,16 @@ function onDone(batch, data) {
   batch.onChange?.();
 }
 
-/** The batch runs again (a redelivery): its elapsed time goes on from where it stopped. */
+/**
+ * The batch runs again (a redelivery): its elapsed time goes on from where it stopped,
+ * and Stop works again (the producer gives a redelivery a fresh stop token).
+ */
 function resume(batch) {
   if (!batch.done) return;
   batch.done = false;
   batch.redelivery = true;
   batch.started = performance.now() - batch.elapsedMs;
+  batch.stopButton.disabled = false;
   running.add(batch);
   // The button disappears while the redelivery runs; its keyboard user lands on the log.
   if (document.activeElement === batch.redeliverButton) batch.list.focus();
@@ -129,11 +134,13 @@ function lost(batch, reason) {
   setStatus(batch, `Lost — the producer no longer serves this batch's events (${reason}); was it restarted?`, 'broken');
 }
 
+/** The batch's status line (announced: role="status"), coloured by `kind` (style.css). */
 function setStatus(batch, text, kind = '') {
   batch.status.textContent = text;
   batch.status.className = kind ? `batch-status ${kind}` : 'batch-status';
 }
 
+/** Stop: nothing more of the batch is sent; the tasks not yet delivered end cancelled. */
 async function stop(batch) {
   batch.stopButton.disabled = true;
   batch.alert.textContent = '';

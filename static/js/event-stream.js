@@ -40,6 +40,7 @@ export class EventStream {
     this.controller?.abort();
   }
 
+  /** One connection: its answer decides between events, the end, a loss or a retry. */
   async connect() {
     this.controller = new AbortController();
     const headers = { accept: 'text/event-stream' };
@@ -88,6 +89,7 @@ export class EventStream {
     }
   }
 
+  /** Connects again after the server's `retry` delay, unless closed. */
   reconnect(reason) {
     if (this.closed) return;
     this.handlers.onReconnecting?.(reason);
@@ -107,6 +109,7 @@ class EventParser {
     this.data = [];
   }
 
+  /** Feeds the text received so far; complete lines are parsed, the rest kept. */
   push(text) {
     const lines = (this.pending + text).split(/\r\n|\r|\n/);
     // The last piece has no line end yet. A chunk ending in "\r" may be the first half
@@ -115,6 +118,7 @@ class EventParser {
     for (const line of lines) this.line(line);
   }
 
+  /** One line: a field of the event being read, a comment, or its end. */
   line(line) {
     if (line === '') {
       this.end();
