@@ -5,6 +5,8 @@
 // counted once, including any the consumer had counted before it died without answering
 // (redelivered with the same webhook-id, it is answered "duplicate"). Then, with the
 // keyboard alone, a redelivered task's attempts: the failed ones, then the successful one.
+// Last, a redelivery the producer refuses (it was restarted and lost the batch): the
+// panel says why.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -123,4 +125,26 @@ test('with the keyboard alone: a redelivered task\'s attempts, failed ones then 
   await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
   assert.ok(await last.evaluate((b) => b === document.activeElement), 'Escape returns the focus to the line');
   assert.deepEqual(page.problems, [], 'the producer page logged no errors');
+});
+
+test('Redeliver failed on a batch the producer no longer has is refused, and the panel says why', async () => {
+  const { context, services, producerUrl } = ctx;
+  await services.kill('consumer');
+  const page = await openPage(context);
+  await page.goto(producerUrl);
+  const { panel } = await clickProduceTasks(page, { size: 3, paceMs: 0 });
+  await panel.locator('.batch-status', { hasText: 'Complete — 0 delivered, 3 failed' }).waitFor({ timeout: 30_000 });
+
+  // Without REDIS_URL the producer keeps its batches in memory: restarted, it has none.
+  await services.restartBinary('producer');
+  const answer = page.waitForResponse((r) => r.url().endsWith('/redeliver'));
+  await panel.getByRole('button', { name: 'Redeliver failed', exact: true }).click();
+  assert.equal((await answer).status(), 404);
+  const alert = panel.locator('.alert');
+  await alert.filter({ hasText: 'Could not redeliver' }).waitFor({ timeout: 5_000 });
+  assert.match(await alert.innerText(), /Could not redeliver: no batch .* start a new one/, 'the panel says why, in the server\'s words');
+  assert.ok(await panel.getByRole('button', { name: 'Redeliver failed', exact: true }).isEnabled(), 'it may be tried again');
+  assert.match(await panel.locator('.batch-status').innerText(), /Complete — 0 delivered, 3 failed/, 'the status line is kept');
+  // The refused POST is the only error the page logged (the browser reports every 4xx).
+  assert.deepEqual(page.problems.filter((p) => !/status of 404/.test(p)), [], 'the producer page logged no other errors');
 });
