@@ -12,6 +12,12 @@
 
 /** Wait before reconnecting, in ms, until the server's `retry:` field says otherwise. */
 const DEFAULT_RETRY_MS = 1_000;
+/**
+ * Events handled before the page gets a turn. One read may bring thousands of events (a
+ * replayed batch, or a page that fell behind); EventSource would dispatch each as its own
+ * task, and handling them all in one would freeze the page for as long.
+ */
+const EVENTS_PER_SLICE = 250;
 
 /**
  * A followed event stream. `handlers`:
@@ -69,23 +75,31 @@ export class EventStream {
   /** Reads the body to its end, dispatching events; then reconnects unless closed. */
   async read(body) {
     const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-    const parser = new EventParser((type, data) => {
-      if (this.closed) return;
-      this.lastEventId = parser.lastEventId;
-      this.handlers.onEvent?.(type, data, parser.lastEventId);
-    }, this.lastEventId);
+    const parser = new EventParser(this.lastEventId);
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
         parser.push(value);
         if (parser.retryMs !== null) this.retryMs = parser.retryMs;
+        await this.dispatch(parser.take());
       }
       this.lastEventId = parser.lastEventId;
       this.reconnect('the producer ended the stream');
     } catch (err) {
       this.lastEventId = parser.lastEventId;
       this.reconnect(`the connection broke (${err.message})`);
+    }
+  }
+
+  /** Hands `events` to `onEvent`, letting the page run between slices of them. */
+  async dispatch(events) {
+    for (let i = 0; i < events.length; i += 1) {
+      if (i > 0 && i % EVENTS_PER_SLICE === 0) await yieldToPage();
+      if (this.closed) return;
+      const { type, data, id } = events[i];
+      this.lastEventId = id;
+      this.handlers.onEvent?.(type, data, id);
     }
   }
 
@@ -97,10 +111,16 @@ export class EventStream {
   }
 }
 
-/** The event-stream format, fed text as it arrives; calls `dispatch(type, data)` per event. */
+/** Lets rendering and input run before going on (`scheduler.yield` where there is one). */
+function yieldToPage() {
+  if (globalThis.scheduler?.yield) return globalThis.scheduler.yield();
+  return new Promise((resume) => { setTimeout(resume, 0); });
+}
+
+/** The event-stream format, fed text as it arrives; `take()` returns the events completed. */
 class EventParser {
-  constructor(dispatch, lastEventId) {
-    this.dispatch = dispatch;
+  constructor(lastEventId) {
+    this.events = [];
     this.lastEventId = lastEventId;
     this.idBuffer = lastEventId;
     this.retryMs = null;
@@ -135,12 +155,19 @@ class EventParser {
     else if (field === 'retry' && /^\d+$/.test(value)) this.retryMs = Number(value);
   }
 
+  /** The events completed since the last call, each `{ type, data, id }`. */
+  take() {
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+
   /** A blank line: the event so far is complete. */
   end() {
     this.lastEventId = this.idBuffer;
     const [type, data] = [this.type || 'message', this.data];
     this.type = '';
     this.data = [];
-    if (data.length) this.dispatch(type, data.join('\n'));
+    if (data.length) this.events.push({ type, data: data.join('\n'), id: this.lastEventId });
   }
 }
