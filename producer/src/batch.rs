@@ -6,7 +6,9 @@
 //! A redelivery reopens the log: the chosen tasks go back to `queued`, their new
 //! events follow the earlier `done`, and a new `done` ends them.
 
-use crate::deliveries::{BatchSummary, Counts, RedeliverRequest, Refusal, TaskRecord, TaskView};
+use crate::deliveries::{
+    BatchSummary, Counts, RedeliverRequest, Refusal, TaskData, TaskRecord, TaskView,
+};
 use crate::outcome::now_millis;
 use crate::runner::{Queued, Sink, State, Summary, TaskEvent};
 use bytes::{Bytes, BytesMut};
@@ -183,23 +185,6 @@ impl Batch {
     }
 }
 
-/// The `data` of an `event: task`.
-#[derive(serde::Serialize)]
-struct TaskData<'a> {
-    index: u64,
-    total: u64,
-    state: State,
-    attempt: u32,
-    status: Option<u16>,
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<u128>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    elapsed_ms: Option<u128>,
-    webhook_id: &'a str,
-    task: &'a Task,
-}
-
 /// The `data` of an `event: done`: the whole batch's final counts.
 #[derive(serde::Serialize)]
 struct DoneData {
@@ -214,18 +199,7 @@ impl Sink for Batch {
         if event.state == State::Failed {
             tracing::warn!(batch = %self.id, index = event.index, error = event.error.as_deref(), "task failed");
         }
-        let data = TaskData {
-            index: event.index,
-            total: event.total,
-            state: event.state,
-            attempt: event.attempt,
-            status: event.status,
-            error: event.error.as_deref(),
-            retry_in_ms: event.retry_in.map(|d| d.as_millis()),
-            elapsed_ms: event.elapsed.map(|d| d.as_millis()),
-            webhook_id: &event.webhook_id,
-            task: &event.task,
-        };
+        let data = TaskData::of(&event);
         let mut log = lock(&self.log);
         let slot = usize::try_from(event.index)
             .ok()

@@ -140,6 +140,23 @@ pub struct Config {
     #[arg(long, env = "PUBLISHED_ON")]
     pub published_on: Option<String>,
 
+    /// Redis URL (redis://host:6379, redis+unix:///path) of a durable outbox:
+    /// batches are written there before they are answered, survive a producer
+    /// crash, and are shared by every producer on it. Without it, batches live in
+    /// this process's memory only.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// How long a finished batch, its attempts and its events are kept in Redis
+    /// (`30m`, `1h`, `2d`).
+    #[arg(long, env = "KEEP_FINISHED", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub keep_finished: Duration,
+
+    /// How long a task may be pending on a producer that shows no sign of life
+    /// before another producer takes it over (`30s`).
+    #[arg(long, env = "CLAIM_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub claim_after: Duration,
+
     /// How webhooks are made and delivered.
     #[command(flatten)]
     pub delivery: DeliveryArgs,

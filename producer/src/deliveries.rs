@@ -191,6 +191,41 @@ impl TaskView {
     }
 }
 
+/// The `data` of an `event: task`.
+#[derive(serde::Serialize)]
+pub(crate) struct TaskData<'a> {
+    index: u64,
+    total: u64,
+    state: State,
+    attempt: u32,
+    status: Option<u16>,
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_ms: Option<u128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_ms: Option<u128>,
+    webhook_id: &'a str,
+    task: &'a Task,
+}
+
+impl<'a> TaskData<'a> {
+    /// The data of `event`.
+    pub(crate) fn of(event: &'a TaskEvent) -> TaskData<'a> {
+        TaskData {
+            index: event.index,
+            total: event.total,
+            state: event.state,
+            attempt: event.attempt,
+            status: event.status,
+            error: event.error.as_deref(),
+            retry_in_ms: event.retry_in.map(|d| d.as_millis()),
+            elapsed_ms: event.elapsed.map(|d| d.as_millis()),
+            webhook_id: &event.webhook_id,
+            task: &event.task,
+        }
+    }
+}
+
 /// What `POST /batches/{id}/redeliver` asks for: `{}` for every failed or
 /// cancelled task, `{"tasks": [3, 7]}` for those.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]

@@ -3,6 +3,7 @@
 
 use crate::batches::{KEEP_FINISHED, RegistryFull};
 use crate::deliveries::Refusal;
+use crate::outbox::redis::StoreError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::web::{BodyError, error_body};
@@ -42,6 +43,9 @@ pub(crate) enum ApiError {
     /// The server is shutting down and starts nothing new.
     #[error("the producer is shutting down and starts no new batches; try again once it is back")]
     ShuttingDown,
+    /// The outbox in Redis could not be reached.
+    #[error("the producer's outbox in Redis cannot be reached right now ({0}); try again shortly")]
+    StoreUnavailable(#[from] StoreError),
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the producer's log")]
     Internal(#[source] anyhow::Error),
@@ -56,7 +60,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,12 +71,16 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            ApiError::StoreUnavailable(cause) => tracing::warn!(%cause, "Redis unavailable"),
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);
         if let ApiError::TooManyBatches(full) = self {
             let seconds = full.retry_after.as_secs().to_string();
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        if let ApiError::StoreUnavailable(_) = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         if let ApiError::InFlight(tasks) = self {
             return response.json(serde_json::json!({

@@ -18,6 +18,7 @@ mod delivery;
 mod error;
 mod generator;
 mod metrics;
+mod outbox;
 mod outcome;
 pub mod report;
 mod retry;

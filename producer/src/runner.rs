@@ -258,6 +258,24 @@ impl Schedule {
     }
 }
 
+/// Delivers one task alone, telling `sink` each step (no `finish`): for the
+/// durable outbox, whose workers take tasks one by one from Redis.
+pub(crate) async fn deliver_one<S: Sink>(
+    queued: Queued,
+    total: u64,
+    sink: Arc<S>,
+    deliverer: Arc<Deliverer>,
+    stop: CancellationToken,
+    permit: OwnedSemaphorePermit,
+) -> State {
+    let job = Job {
+        queued,
+        total,
+        sink,
+    };
+    job.deliver(deliverer, stop, permit).await
+}
+
 /// One task's delivery, run as its own tokio task.
 struct Job<S> {
     queued: Queued,
@@ -360,7 +378,8 @@ fn plain_event(
     }
 }
 
-fn cancelled_before_sending(total: u64, queued: Queued) -> TaskEvent {
+/// The final event of a task stopped before it was sent.
+pub(crate) fn cancelled_before_sending(total: u64, queued: Queued) -> TaskEvent {
     TaskEvent {
         attempt: queued.earlier_attempts,
         error: Some("stopped before it was sent".to_owned()),

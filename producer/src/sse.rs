@@ -30,9 +30,9 @@ pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// that a stuck client does not keep a batch evicted from the registry in memory.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sent first: how long a browser waits before reconnecting, in milliseconds.
-const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
-const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
-const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
+pub(crate) const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
+pub(crate) const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
+pub(crate) const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 
 /// The events of `batch` after event id `after`, ending after `done` or once
 /// `closing` is cancelled; `open` counts the stream as open until its task ends,
@@ -154,7 +154,7 @@ pub(crate) struct Connection(Arc<std::net::TcpStream>);
 impl Connection {
     /// Shuts the socket down both ways: the server's next write fails and it
     /// drops the connection.
-    fn shut_down(&self) {
+    pub(crate) fn shut_down(&self) {
         if let Err(err) = self.0.shutdown(std::net::Shutdown::Both) {
             tracing::debug!(%err, "the stalled connection was already gone");
         }

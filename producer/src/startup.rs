@@ -3,6 +3,8 @@
 
 use crate::config::Config;
 use crate::delivery::Deliverer;
+use crate::outbox::redis::RedisStore;
+use crate::outbox::worker::Workers;
 use crate::routes;
 use crate::sse;
 use crate::state::{AppState, PageSettings};
@@ -10,6 +12,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use anyhow::Context as _;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
@@ -21,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// then how long HTTP connections may take to close. The default per-attempt
 /// timeout (5 s) fits inside it.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The shortest `--claim-after`: a live producer re-claims its own tasks every
+/// third of it, which must stay well above a Redis round trip.
+const MIN_CLAIM_AFTER: Duration = Duration::from_millis(300);
 
 /// A bound, not yet running, producer.
 pub struct Application {
@@ -51,13 +57,17 @@ impl Application {
             pace_ms: config.pace_ms,
         };
         let runtime = tokio::runtime::Handle::current();
-        let state = web::Data::new(AppState::new(
+        let mut state = AppState::new(
             page,
             deliverer,
             config.delivery.max_in_flight,
             config.delivery.seed,
             runtime,
-        ));
+        );
+        if let Some(url) = &config.redis_url {
+            state.workers = Some(durable_outbox(&config, url, &state).await?);
+        }
+        let state = web::Data::new(state);
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
@@ -95,6 +105,39 @@ impl Application {
         tokio::spawn(wind_down(shutdown, self.state.clone(), handle));
         self.server.await.context("the HTTP server failed")
     }
+}
+
+/// Connects the durable outbox and starts its workers.
+async fn durable_outbox(
+    config: &Config,
+    url: &str,
+    state: &AppState,
+) -> anyhow::Result<Arc<Workers>> {
+    anyhow::ensure!(
+        config.claim_after >= MIN_CLAIM_AFTER,
+        "--claim-after / CLAIM_AFTER must be at least {MIN_CLAIM_AFTER:?}"
+    );
+    anyhow::ensure!(
+        config.keep_finished >= Duration::from_secs(1),
+        "--keep-finished / KEEP_FINISHED must be at least 1s"
+    );
+    let shown = redact_url(url);
+    let store = RedisStore::new(url, config.keep_finished)
+        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?;
+    store.ensure_group().await.with_context(|| {
+        format!("cannot reach Redis at {shown} (REDIS_URL) to set up the outbox")
+    })?;
+    let workers = Workers::new(
+        store,
+        state.deliverer.clone(),
+        state.in_flight.clone(),
+        state.shutdown.clone(),
+        state.tracker.clone(),
+        config.claim_after,
+    );
+    workers.spawn();
+    tracing::info!(redis = %shown, name = %workers.name, "durable outbox in Redis");
+    Ok(workers)
 }
 
 async fn wind_down(shutdown: CancellationToken, state: web::Data<AppState>, server: ServerHandle) {

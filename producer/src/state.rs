@@ -5,7 +5,8 @@
 use crate::batches::{Batch, Registry, RegistryFull};
 use crate::deliveries::{RedeliverRequest, Refusal};
 use crate::delivery::Deliverer;
-use crate::generator::Generator;
+use crate::generator::{BatchTasks, Generator};
+use crate::outbox::worker::Workers;
 use crate::runner::{Queued, Runner};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub(crate) struct AppState {
     pub(crate) closing: CancellationToken,
     /// Every running batch, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// The durable outbox's workers, with `REDIS_URL`; `None`: batches live in
+    /// [`AppState::registry`], in memory.
+    pub(crate) workers: Option<Arc<Workers>>,
     generator: Mutex<Generator>,
     runtime: tokio::runtime::Handle,
 }
@@ -68,6 +72,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            workers: None,
             generator: Mutex::new(Generator::new(seed)),
             runtime,
         }
@@ -81,17 +86,21 @@ impl AppState {
         max: u32,
         pace: Duration,
     ) -> Result<Arc<Batch>, RegistryFull> {
-        let tasks = self
-            .generator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .batch(min, max);
+        let tasks = self.generate(min, max);
         let id = tasks.batchid.clone();
         let batch = Batch::new(id, tasks, pace, self.shutdown.child_token());
         self.registry.insert(batch.clone())?;
         tracing::info!(batch = %batch.id, total = batch.total, ?pace, "batch started");
         self.deliver(&batch, batch.all_queued(), batch.stop_token());
         Ok(batch)
+    }
+
+    /// A new batch of `min..=max` fake tasks.
+    pub(crate) fn generate(&self, min: u32, max: u32) -> BatchTasks {
+        self.generator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .batch(min, max)
     }
 
     /// Sends the tasks of `batch` that `request` chooses again, with their

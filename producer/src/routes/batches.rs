@@ -3,7 +3,6 @@
 use crate::batches::check_duration;
 use crate::error::ApiError;
 use crate::generator::check_range;
-use crate::sse;
 use crate::state::{AppState, PageSettings};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -77,7 +76,7 @@ pub(crate) async fn produce(
     }
     let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
     let spec = BatchRequest::parse(&content_type(&req), &body)?.check(&state.page)?;
-    let batch = state.start_batch(spec.min, spec.max, spec.pace)?;
+    let batch = state.start(spec.min, spec.max, spec.pace).await?;
     let id = &batch.id;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "batchid": id,
@@ -95,25 +94,7 @@ pub(crate) async fn events(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
-    let after = last_event_id(&req)?;
-    let rest = batch.read_after(after);
-    if rest.at_end && rest.bytes.is_empty() {
-        // Nothing left: 204 tells a browser's EventSource not to reconnect.
-        return Ok(HttpResponse::NoContent().finish());
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(sse::stream(
-            batch,
-            after,
-            state.closing.clone(),
-            state.deliverer.metrics().follow(),
-            req.conn_data::<sse::Connection>().cloned(),
-        )))
+    state.events(&req, id.into_inner()).await
 }
 
 /// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not
@@ -126,9 +107,8 @@ pub(crate) async fn stop(
 ) -> Result<HttpResponse, ApiError> {
     require_json(&content_type(&req))?;
     let id = id.into_inner();
-    let batch = state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))?;
-    batch.stop();
-    tracing::info!(batch = %batch.id, "batch stopped on request");
+    state.stop_batch(id.clone()).await?;
+    tracing::info!(batch = %id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
 }
 
@@ -147,22 +127,6 @@ pub(crate) fn require_json(content_type: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::NotJson(content_type.to_owned()))
     }
-}
-
-/// The `Last-Event-ID` header as a number (0 when absent: from the start).
-fn last_event_id(req: &HttpRequest) -> Result<usize, ApiError> {
-    let Some(value) = req.headers().get("last-event-id") else {
-        return Ok(0);
-    };
-    let text = value.to_str().unwrap_or("").trim();
-    if text.is_empty() {
-        return Ok(0);
-    }
-    text.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "Last-Event-ID must be the number of the last event received, got {text:?}"
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
 //! The delivery log: the batches kept, one batch, one task with its attempts,
 //! and redelivering a batch's tasks.
 
-use crate::batches::Batch;
 use crate::deliveries::RedeliverRequest;
 use crate::error::ApiError;
 use crate::routes::batches::{content_type, require_json};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::sync::Arc;
 use taskhooks_shared::json::from_object;
 use taskhooks_shared::web::read_body;
 
@@ -16,11 +14,11 @@ use taskhooks_shared::web::read_body;
 const MAX_REDELIVER_BODY_BYTES: usize = 80 * 1024;
 
 /// `GET /batches`: whether deliveries are durable, and the batches kept, newest first.
-pub(crate) async fn list(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "durable": false,
-        "batches": state.registry.list(),
-    }))
+pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "durable": state.durable(),
+        "batches": state.list().await?,
+    })))
 }
 
 /// `GET /batches/{id}`: the batch's summary.
@@ -28,8 +26,7 @@ pub(crate) async fn show(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let batch = find(&state, id.into_inner())?;
-    Ok(HttpResponse::Ok().json(batch.summary()))
+    Ok(HttpResponse::Ok().json(state.summary(id.into_inner()).await?))
 }
 
 /// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
@@ -38,17 +35,7 @@ pub(crate) async fn task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, index) = path.into_inner();
-    let batch = find(&state, id)?;
-    let total = batch.total;
-    let index: u64 = index.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "the task index must be a number from 1 to {total}, got {index:?}"
-        ))
-    })?;
-    let view = batch
-        .task(index)
-        .ok_or(ApiError::UnknownTask { index, total })?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(state.task(id, &index).await?))
 }
 
 /// `POST /batches/{id}/redeliver`, `{}` or `{"tasks": [3, 7]}` as JSON: sends
@@ -65,12 +52,12 @@ pub(crate) async fn redeliver(
     }
     let body = read_body(&req, payload, MAX_REDELIVER_BODY_BYTES).await?;
     let request = parse(&body)?;
-    let batch = find(&state, id.into_inner())?;
-    let redelivering = state.redeliver(&batch, &request)?;
+    let id = id.into_inner();
+    let redelivering = state.redeliver_tasks(id.clone(), &request).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
-        "batchid": batch.id,
+        "batchid": id,
         "redelivering": redelivering,
-        "events_url": format!("/batches/{}/events", batch.id),
+        "events_url": format!("/batches/{id}/events"),
     })))
 }
 
@@ -85,11 +72,6 @@ fn parse(body: &[u8]) -> Result<RedeliverRequest, ApiError> {
              (those tasks, numbered from 1): {err}"
         ))
     })
-}
-
-/// The batch with this id, or 404.
-fn find(state: &AppState, id: String) -> Result<Arc<Batch>, ApiError> {
-    state.registry.get(&id).ok_or(ApiError::UnknownBatch(id))
 }
 
 #[cfg(test)]

@@ -141,11 +141,17 @@ impl TestApp {
 
     /// Opens a batch's event stream, resuming after `last_event_id` if given.
     pub async fn events(&self, started: &Started, last_event_id: Option<u64>) -> SseClient {
+        let id = last_event_id.map(|id| id.to_string());
+        self.events_from(started, id.as_deref()).await
+    }
+
+    /// Opens a batch's event stream, resuming after this opaque event id if given.
+    pub async fn events_from(&self, started: &Started, last_event_id: Option<&str>) -> SseClient {
         let mut request = self
             .client
             .get(format!("{}{}", self.address, started.events_url));
         if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id.to_string());
+            request = request.header("last-event-id", id);
         }
         let response = request.send().await.expect("the stream opens");
         assert_eq!(response.status().as_u16(), 200);
@@ -165,7 +171,10 @@ impl TestApp {
 /// One Server-Sent Event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
+    /// The id as a number (memory mode); 0 when it is not one.
     pub id: u64,
+    /// The id as sent (opaque: a Redis stream entry id in durable mode).
+    pub raw_id: String,
     pub event: String,
     pub data: Value,
 }
@@ -218,15 +227,17 @@ fn parse_block(block: &str) -> Option<SseEvent> {
     let (mut id, mut event, mut data) = (None, None, None);
     for line in block.lines() {
         if let Some(v) = line.strip_prefix("id: ") {
-            id = Some(v.parse().expect("a numeric id"));
+            id = Some(v.to_owned());
         } else if let Some(v) = line.strip_prefix("event: ") {
             event = Some(v.to_owned());
         } else if let Some(v) = line.strip_prefix("data: ") {
             data = Some(serde_json::from_str(v).expect("JSON data"));
         }
     }
+    let raw_id: String = id?;
     Some(SseEvent {
-        id: id?,
+        id: raw_id.parse().unwrap_or(0),
+        raw_id,
         event: event?,
         data: data?,
     })

@@ -7,6 +7,7 @@ mod credentials;
 mod cross_site;
 mod deliveries;
 mod delivery;
+mod durable;
 mod end_to_end;
 mod faults;
 mod headless;

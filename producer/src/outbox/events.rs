@@ -1,0 +1,208 @@
+//! A batch's Server-Sent Events from its event stream in Redis: the entries
+//! after the client's `Last-Event-ID` (a stream entry id, so any producer, even
+//! one started since, resumes it), then the live ones, keep-alive comments while
+//! idle, and the end right after a `done` — as the memory stream in
+//! [`crate::sse`] does. One blocking read per client runs on a connection of its
+//! own, so it holds no other request up.
+
+use super::redis::{Keys, OP_TIMEOUT, RedisStore, StoreError, timed};
+use crate::metrics::InFlight;
+use crate::sse::{
+    CLOSING_COMMENT, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT, RETRY_HINT, STALL_TIMEOUT,
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Most events written to a client in one chunk.
+const MAX_CHUNK_EVENTS: usize = 256;
+
+/// Entries of one stream: id and fields.
+type Entries = Vec<(String, HashMap<String, String>)>;
+
+/// Whether `id` is a stream entry id (`1764180000123-0`) or `0` (the start).
+pub(crate) fn is_entry_id(id: &str) -> bool {
+    let mut parts = id.splitn(2, '-');
+    let digits =
+        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && parts.next().is_none_or(|s| digits(Some(s)))
+}
+
+/// Whether the batch's log ends with a `done` whose id is `after`: a client
+/// that already has everything (answered 204).
+pub(crate) async fn nothing_left(
+    store: &RedisStore,
+    id: &str,
+    after: &str,
+) -> Result<bool, StoreError> {
+    let last: Entries = timed(
+        redis::cmd("XREVRANGE")
+            .arg(Keys::of(id).events)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut store.conn()),
+    )
+    .await?;
+    Ok(last
+        .first()
+        .is_some_and(|(last_id, fields)| last_id == after && is_done(fields)))
+}
+
+/// The events of batch `id` after `after`, ending after a `done` or once
+/// `closing` is cancelled.
+pub(crate) fn stream(
+    store: RedisStore,
+    id: String,
+    after: String,
+    closing: CancellationToken,
+    open: InFlight,
+    connection: Option<Connection>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let (chunks, taken) = mpsc::channel(1);
+    let follower = Follower {
+        store,
+        key: Keys::of(&id).events,
+        after,
+        closing,
+    };
+    tokio::spawn(follower.feed(chunks, open, connection));
+    futures_util::stream::unfold(taken, |mut taken| async move {
+        let bytes = taken.recv().await?;
+        Some((Ok(bytes), taken))
+    })
+}
+
+struct Follower {
+    store: RedisStore,
+    key: String,
+    after: String,
+    closing: CancellationToken,
+}
+
+impl Follower {
+    /// Hands chunks to the response until a `done`, shutdown, the client's
+    /// departure, or [`STALL_TIMEOUT`] with a chunk untaken.
+    async fn feed(
+        mut self,
+        chunks: mpsc::Sender<Bytes>,
+        _open: InFlight,
+        connection: Option<Connection>,
+    ) {
+        let mut next = Some(Bytes::from_static(RETRY_HINT));
+        let mut conn = None;
+        while let Some(bytes) = next.take() {
+            match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    if let Some(connection) = &connection {
+                        connection.shut_down();
+                    }
+                    return;
+                }
+            }
+            next = tokio::select! {
+                next = self.next_chunk(&mut conn) => next,
+                () = chunks.closed() => return,
+            };
+        }
+    }
+
+    /// The next bytes to write, `None` once the stream is over.
+    async fn next_chunk(&mut self, conn: &mut Option<MultiplexedConnection>) -> Option<Bytes> {
+        if self.after.is_empty() {
+            return None; // the done was sent
+        }
+        let read = tokio::select! {
+            () = self.closing.cancelled() => {
+                self.after.clear();
+                return Some(Bytes::from_static(CLOSING_COMMENT));
+            }
+            read = self.read(conn) => read,
+        };
+        match read {
+            Ok(Some(entries)) if !entries.is_empty() => Some(self.frames(&entries)),
+            Ok(_) => Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
+            Err(err) => {
+                tracing::warn!(%err, key = %self.key, "reading a batch's events failed");
+                conn.take();
+                Some(Bytes::from_static(KEEP_ALIVE_COMMENT))
+            }
+        }
+    }
+
+    /// Blocks up to [`KEEP_ALIVE`] for entries after `after`.
+    async fn read(
+        &self,
+        conn: &mut Option<MultiplexedConnection>,
+    ) -> Result<Option<Entries>, StoreError> {
+        if conn.is_none() {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(OP_TIMEOUT))
+                .set_response_timeout(Some(KEEP_ALIVE + OP_TIMEOUT));
+            let client = &self.store.client;
+            *conn =
+                Some(timed(client.get_multiplexed_async_connection_with_config(&config)).await?);
+        }
+        let Some(conn) = conn.as_mut() else {
+            return Ok(None);
+        };
+        let reply: Option<Vec<(String, Entries)>> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(MAX_CHUNK_EVENTS)
+            .arg("BLOCK")
+            .arg(KEEP_ALIVE.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(&self.after)
+            .query_async(conn)
+            .await?;
+        Ok(reply
+            .and_then(|streams| streams.into_iter().next())
+            .map(|(_, entries)| entries))
+    }
+
+    /// The SSE frames of `entries`; marks the stream over when the last is a `done`.
+    fn frames(&mut self, entries: &Entries) -> Bytes {
+        let mut bytes = BytesMut::new();
+        for (id, fields) in entries {
+            let event = fields.get("event").map_or("task", String::as_str);
+            let data = fields.get("data").map_or("{}", String::as_str);
+            bytes.extend_from_slice(
+                format!("id: {id}\nevent: {event}\ndata: {data}\n\n").as_bytes(),
+            );
+        }
+        match entries.last() {
+            Some((_, fields)) if is_done(fields) => self.after.clear(),
+            Some((id, _)) => self.after.clone_from(id),
+            None => {}
+        }
+        bytes.freeze()
+    }
+}
+
+fn is_done(fields: &HashMap<String, String>) -> bool {
+    fields.get("event").is_some_and(|e| e == "done")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stream_entry_ids_are_taken() {
+        for good in ["0", "1764180000123-0", "1-2", "17"] {
+            assert!(is_entry_id(good), "{good}");
+        }
+        for bad in ["", "-", "1-", "-1", "a-1", "1-2-3", "$", ">", "1 2"] {
+            assert!(!is_entry_id(bad), "{bad}");
+        }
+    }
+}

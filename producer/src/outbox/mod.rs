@@ -1,0 +1,197 @@
+//! Where batches live: in this process's memory ([`crate::batches`], the
+//! default), or durably in Redis with `REDIS_URL` ([`redis`], delivered by
+//! [`worker`], streamed by [`events`]). The routes call these methods and do not
+//! care which is in use.
+
+pub(crate) mod events;
+pub(crate) mod redis;
+pub(crate) mod worker;
+
+use crate::batches::Batch;
+use crate::deliveries::{BatchSummary, RedeliverRequest, TaskView};
+use crate::error::ApiError;
+use crate::sse;
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A batch just started: its id and size.
+pub(crate) struct Started {
+    /// The batch id.
+    pub(crate) id: String,
+    /// How many tasks it has.
+    pub(crate) total: u64,
+}
+
+impl AppState {
+    /// Whether deliveries survive a producer crash (the outbox is in Redis).
+    pub(crate) fn durable(&self) -> bool {
+        self.workers.is_some()
+    }
+
+    /// Starts a batch of `min..=max` tasks paced `pace` apart.
+    pub(crate) async fn start(
+        &self,
+        min: u32,
+        max: u32,
+        pace: Duration,
+    ) -> Result<Started, ApiError> {
+        let Some(workers) = &self.workers else {
+            let batch = self.start_batch(min, max, pace)?;
+            return Ok(Started {
+                id: batch.id.clone(),
+                total: batch.total,
+            });
+        };
+        let tasks = self.generate(min, max);
+        let id = tasks.batchid.clone();
+        let total = workers.store.create(&id, tasks, pace).await?;
+        tracing::info!(batch = %id, total, ?pace, "batch queued in Redis");
+        Ok(Started { id, total })
+    }
+
+    /// The batches kept, newest first.
+    pub(crate) async fn list(&self) -> Result<Vec<BatchSummary>, ApiError> {
+        match &self.workers {
+            Some(workers) => Ok(workers.store.list().await?),
+            None => Ok(self.registry.list()),
+        }
+    }
+
+    /// One batch's summary.
+    pub(crate) async fn summary(&self, id: String) -> Result<BatchSummary, ApiError> {
+        match &self.workers {
+            Some(workers) => workers
+                .store
+                .summary(&id)
+                .await?
+                .ok_or(ApiError::UnknownBatch(id)),
+            None => Ok(self.in_memory(id)?.summary()),
+        }
+    }
+
+    /// Task `index` (from 1, as sent in the path) of batch `id`.
+    pub(crate) async fn task(&self, id: String, index: &str) -> Result<TaskView, ApiError> {
+        let summary = self.summary(id).await?;
+        let total = summary.total;
+        let index: u64 = index.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "the task index must be a number from 1 to {total}, got {index:?}"
+            ))
+        })?;
+        let view = match &self.workers {
+            Some(workers) => workers.store.task(&summary.batchid, index).await?,
+            None => self.in_memory(summary.batchid)?.task(index),
+        };
+        view.ok_or(ApiError::UnknownTask { index, total })
+    }
+
+    /// Redelivers the tasks `request` chooses; their indexes.
+    pub(crate) async fn redeliver_tasks(
+        &self,
+        id: String,
+        request: &RedeliverRequest,
+    ) -> Result<Vec<u64>, ApiError> {
+        let Some(workers) = &self.workers else {
+            let batch = self.in_memory(id)?;
+            return Ok(self.redeliver(&batch, request)?);
+        };
+        match workers.store.redeliver(&id, request).await? {
+            Some(chosen) => Ok(chosen?),
+            None => Err(ApiError::UnknownBatch(id)),
+        }
+    }
+
+    /// Stops batch `id`: nothing more of it is sent, by any producer.
+    pub(crate) async fn stop_batch(&self, id: String) -> Result<(), ApiError> {
+        match &self.workers {
+            Some(workers) if workers.store.stop(&id).await? => Ok(()),
+            Some(_) => Err(ApiError::UnknownBatch(id)),
+            None => {
+                self.in_memory(id)?.stop();
+                Ok(())
+            }
+        }
+    }
+
+    /// The batch's events after `Last-Event-ID` as Server-Sent Events; 204 when
+    /// a finished batch has nothing left.
+    pub(crate) async fn events(
+        &self,
+        req: &HttpRequest,
+        id: String,
+    ) -> Result<HttpResponse, ApiError> {
+        let last = last_event_id(req);
+        let open = self.deliverer.metrics().follow();
+        let connection = req.conn_data::<sse::Connection>().cloned();
+        let closing = self.closing.clone();
+        let Some(workers) = &self.workers else {
+            let batch = self.in_memory(id)?;
+            let after = parse_number(&last)?;
+            let rest = batch.read_after(after);
+            if rest.at_end && rest.bytes.is_empty() {
+                return Ok(HttpResponse::NoContent().finish());
+            }
+            return Ok(
+                event_stream().streaming(sse::stream(batch, after, closing, open, connection))
+            );
+        };
+        let after = if last.is_empty() {
+            "0".to_owned()
+        } else {
+            last
+        };
+        if !events::is_entry_id(&after) {
+            return Err(bad_last_event_id(&after));
+        }
+        let store = &workers.store;
+        let Some(summary) = store.summary(&id).await? else {
+            return Err(ApiError::UnknownBatch(id));
+        };
+        // A redelivery queued but not yet started has written no event yet: the
+        // batch's counts, not its log, say whether more will come.
+        if !summary.counts.running() && events::nothing_left(store, &id, &after).await? {
+            return Ok(HttpResponse::NoContent().finish());
+        }
+        let stream = events::stream(store.clone(), id, after, closing, open, connection);
+        Ok(event_stream().streaming(stream))
+    }
+
+    fn in_memory(&self, id: String) -> Result<Arc<Batch>, ApiError> {
+        self.registry.get(&id).ok_or(ApiError::UnknownBatch(id))
+    }
+}
+
+/// The headers of every event stream.
+fn event_stream() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"));
+    response
+}
+
+/// The `Last-Event-ID` header, trimmed (empty when absent: from the start).
+fn last_event_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("?").trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A memory stream's event id: a number (0 for none).
+fn parse_number(text: &str) -> Result<usize, ApiError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    text.parse().map_err(|_| bad_last_event_id(text))
+}
+
+fn bad_last_event_id(text: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Last-Event-ID must be the id of the last event received, as sent, got {text:?}"
+    ))
+}

@@ -1,0 +1,497 @@
+//! The durable outbox: batches, their tasks' records, their event logs and the
+//! delivery queue, kept in Redis so that any producer on the same Redis can
+//! deliver, show and redeliver any batch, and a restarted one carries on.
+//!
+//! The layout, every key under [`PREFIX`]:
+//! - `queue`: a stream of `{batch, index}` entries read by the consumer group
+//!   [`GROUP`]; an entry is acknowledged (and deleted) once its task reached a
+//!   final state, so one pending on a dead producer is claimed by another;
+//! - `batches`: a sorted set of batch ids by creation time (newest listed first);
+//! - `batch:{id}`: a hash of the batch's total, creation time, pace, next start,
+//!   stop flag and its counts by state;
+//! - `batch:{id}:states`: a hash of each task's state by index;
+//! - `batch:{id}:tasks`: a hash of each task's record (task, `webhook-id`,
+//!   attempts) by index, as JSON;
+//! - `batch:{id}:events`: a stream of the batch's `task` and `done` events, its
+//!   entry ids the SSE ids, so a stream resumes on any producer.
+//!
+//! A batch's four keys expire `--keep-finished` after its `done`; a redelivery
+//! makes them persistent again until its own `done`.
+
+use crate::deliveries::{BatchSummary, Counts, RedeliverRequest, Refusal, TaskRecord, TaskView};
+use crate::outcome::now_millis;
+use crate::runner::State;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
+use std::time::Duration;
+use taskhooks_shared::Task;
+
+/// Where the producer's keys live, apart from the consumer's.
+pub(crate) const PREFIX: &str = "taskhooks:producer:";
+/// The consumer group every producer reads the queue with.
+pub(crate) const GROUP: &str = "producers";
+/// The Pub/Sub channel a stop is announced on (the batch id as the message).
+pub(crate) const STOP_CHANNEL: &str = "taskhooks:producer:stop";
+/// How long one Redis command may take before it counts as failed.
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many batch ids the index keeps; the batches themselves expire.
+const MAX_INDEXED: isize = 1000;
+/// How many batches `GET /batches` lists, like the memory registry keeps.
+const MAX_LISTED: isize = crate::batches::MAX_BATCHES as isize;
+
+/// Stores a task's new state and record, appends its event and, when it was
+/// the last task to end, the batch's `done` and the keys' expiry. Returns -1
+/// when the batch is gone (expired), 1 when the batch is done, else 0.
+const APPLY: &str = r#"
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return -1 end
+local function bucket(s)
+  if s == 'sending' or s == 'retrying' then return 'in_flight' end
+  return s
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'event', 'task', 'data', ARGV[4])
+if bucket(old) == bucket(ARGV[2]) then return 0 end
+redis.call('HINCRBY', KEYS[1], bucket(old), -1)
+redis.call('HINCRBY', KEYS[1], bucket(ARGV[2]), 1)
+if bucket(ARGV[2]) == 'in_flight' or bucket(ARGV[2]) == 'queued' then return 0 end
+local c = redis.call('HMGET', KEYS[1], 'queued', 'in_flight', 'delivered', 'failed', 'cancelled', 'run_started_at')
+if tonumber(c[1]) + tonumber(c[2]) > 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local done = string.format('{"delivered":%d,"failed":%d,"cancelled":%d,"elapsed_ms":%d}',
+  tonumber(c[3]), tonumber(c[4]), tonumber(c[5]), math.max(0, now - tonumber(c[6])))
+redis.call('XADD', KEYS[4], '*', 'event', 'done', 'data', done)
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return 1
+"#;
+
+/// Puts the tasks ARGV[2..] of batch ARGV[1] back in the queue, unless one of
+/// them is not final (then returns those, and changes nothing); `{"gone"}` when
+/// the batch expired.
+const REQUEUE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local busy = {}
+for i = 2, #ARGV do
+  local s = redis.call('HGET', KEYS[2], ARGV[i])
+  if s == 'queued' or s == 'sending' or s == 'retrying' then table.insert(busy, ARGV[i]) end
+end
+if #busy > 0 then return busy end
+if #ARGV < 2 then return {} end
+for i = 2, #ARGV do
+  local s = redis.call('HGET', KEYS[2], ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], 'queued')
+  redis.call('HINCRBY', KEYS[1], s, -1)
+  redis.call('HINCRBY', KEYS[1], 'queued', 1)
+  redis.call('XADD', KEYS[5], '*', 'batch', ARGV[1], 'index', ARGV[i])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'stopped', 0, 'run_started_at', now)
+for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
+return {}
+"#;
+
+/// Reserves the batch's next delivery start, shared by every producer: returns
+/// the milliseconds to wait for it (0 when the schedule is behind: it restarts
+/// from now rather than firing a burst). ARGV[1] is the pace in milliseconds.
+const RESERVE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local next = tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0')
+local start = math.max(now, next)
+redis.call('HSET', KEYS[1], 'next_start', start + tonumber(ARGV[1]))
+return start - now
+"#;
+
+/// Why the outbox could not answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// Redis failed or did not answer in time.
+    #[error("Redis did not answer: {0}")]
+    Redis(String),
+    /// Something stored is not what this version writes.
+    #[error("a stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        StoreError::Redis(err.to_string())
+    }
+}
+
+/// Runs a Redis call within [`OP_TIMEOUT`].
+pub(crate) async fn timed<T>(
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(OP_TIMEOUT, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::Redis(format!(
+            "no answer within {OP_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// The keys of one batch.
+pub(crate) struct Keys {
+    pub(crate) meta: String,
+    pub(crate) states: String,
+    pub(crate) tasks: String,
+    pub(crate) events: String,
+}
+
+impl Keys {
+    /// The keys of batch `id`.
+    pub(crate) fn of(id: &str) -> Keys {
+        let meta = format!("{PREFIX}batch:{id}");
+        Keys {
+            states: format!("{meta}:states"),
+            tasks: format!("{meta}:tasks"),
+            events: format!("{meta}:events"),
+            meta,
+        }
+    }
+}
+
+/// The queue's key.
+pub(crate) fn queue_key() -> String {
+    format!("{PREFIX}queue")
+}
+
+fn index_key() -> String {
+    format!("{PREFIX}batches")
+}
+
+/// A batch's settings read back from Redis.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    /// How many tasks it has.
+    pub(crate) total: u64,
+    /// Milliseconds between delivery starts.
+    pub(crate) pace_ms: u64,
+    /// Whether it was stopped.
+    pub(crate) stopped: bool,
+}
+
+/// The outbox's connection to Redis and its settings.
+#[derive(Clone)]
+pub(crate) struct RedisStore {
+    /// For connections of their own (blocking reads, Pub/Sub).
+    pub(crate) client: redis::Client,
+    conn: ConnectionManager,
+    /// How long a finished batch is kept.
+    pub(crate) keep_finished: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client's URL may hold a password: not shown.
+        f.debug_struct("RedisStore")
+            .field("keep_finished", &self.keep_finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects lazily to `url` (it reconnects by itself).
+    pub(crate) fn new(url: &str, keep_finished: Duration) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(OP_TIMEOUT))
+            .set_response_timeout(Some(OP_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(RedisStore {
+            client,
+            conn,
+            keep_finished,
+        })
+    }
+
+    /// A handle on the shared connection.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Makes the queue and its consumer group, unless they exist.
+    pub(crate) async fn ensure_group(&self) -> Result<(), StoreError> {
+        let made = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(queue_key())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut self.conn())
+            .await;
+        match made {
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Writes a new batch and queues every task, all at once, before the 202.
+    pub(crate) async fn create(
+        &self,
+        id: &str,
+        tasks: impl IntoIterator<Item = Task>,
+        pace: Duration,
+    ) -> Result<u64, StoreError> {
+        let keys = Keys::of(id);
+        let now = now_millis();
+        let records: Vec<TaskRecord> = tasks.into_iter().map(TaskRecord::new).collect();
+        let total = records.len() as u64;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.hset_multiple(
+            &keys.meta,
+            &[
+                ("total", total),
+                ("created_at", now),
+                ("run_started_at", now),
+                (
+                    "pace_ms",
+                    u64::try_from(pace.as_millis()).unwrap_or(u64::MAX),
+                ),
+                ("next_start", 0),
+                ("stopped", 0),
+                ("queued", total),
+                ("in_flight", 0),
+                ("delivered", 0),
+                ("failed", 0),
+                ("cancelled", 0),
+            ],
+        );
+        let mut states = Vec::with_capacity(records.len());
+        let mut bodies = Vec::with_capacity(records.len());
+        for (index, record) in (1u64..).zip(&records) {
+            states.push((index, "queued"));
+            let json = serde_json::to_string(record)
+                .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            bodies.push((index, json));
+        }
+        if !records.is_empty() {
+            pipe.hset_multiple(&keys.states, &states);
+            pipe.hset_multiple(&keys.tasks, &bodies);
+        }
+        pipe.zadd(index_key(), id, now);
+        pipe.zremrangebyrank(index_key(), 0, -(MAX_INDEXED + 1));
+        let queue = queue_key();
+        for index in 1..=total {
+            pipe.cmd("XADD")
+                .arg(&queue)
+                .arg("*")
+                .arg("batch")
+                .arg(id)
+                .arg("index")
+                .arg(index);
+        }
+        timed(pipe.query_async::<()>(&mut self.conn())).await?;
+        Ok(total)
+    }
+
+    /// The batches kept, newest first; ids of expired ones are dropped from the index.
+    pub(crate) async fn list(&self) -> Result<Vec<BatchSummary>, StoreError> {
+        let mut conn = self.conn();
+        let ids: Vec<String> = timed(conn.zrevrange(index_key(), 0, MAX_LISTED - 1)).await?;
+        let mut summaries = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.summary(&id).await? {
+                Some(summary) => summaries.push(summary),
+                None => timed(conn.zrem::<_, _, ()>(index_key(), &id)).await?,
+            }
+        }
+        Ok(summaries)
+    }
+
+    /// The batch's summary; `None` when unknown or expired.
+    pub(crate) async fn summary(&self, id: &str) -> Result<Option<BatchSummary>, StoreError> {
+        let meta: HashMap<String, u64> = timed(self.conn().hgetall(Keys::of(id).meta)).await?;
+        if meta.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| meta.get(name).copied().unwrap_or(0);
+        let counts = Counts {
+            queued: field("queued"),
+            in_flight: field("in_flight"),
+            delivered: field("delivered"),
+            failed: field("failed"),
+            cancelled: field("cancelled"),
+        };
+        let summary = BatchSummary::new(id, field("total"), field("created_at"), counts);
+        Ok(Some(summary))
+    }
+
+    /// The batch's total, pace and stop flag; `None` when unknown or expired.
+    pub(crate) async fn meta(&self, id: &str) -> Result<Option<Meta>, StoreError> {
+        let fields: (Option<u64>, Option<u64>, Option<u64>) = timed(
+            redis::cmd("HMGET")
+                .arg(Keys::of(id).meta)
+                .arg(&["total", "pace_ms", "stopped"])
+                .query_async(&mut self.conn()),
+        )
+        .await?;
+        Ok(match fields {
+            (Some(total), pace_ms, stopped) => Some(Meta {
+                total,
+                pace_ms: pace_ms.unwrap_or(0),
+                stopped: stopped.unwrap_or(0) != 0,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Task `index`'s record with its current state; `None` when missing.
+    pub(crate) async fn record(
+        &self,
+        id: &str,
+        index: u64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let keys = Keys::of(id);
+        let (json, state): (Option<String>, Option<String>) = timed(
+            redis::pipe()
+                .hget(&keys.tasks, index)
+                .hget(&keys.states, index)
+                .query_async(&mut self.conn()),
+        )
+        .await?;
+        let (Some(json), Some(state)) = (json, state) else {
+            return Ok(None);
+        };
+        let mut record: TaskRecord =
+            serde_json::from_str(&json).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        record.state = parse_state(&state)?;
+        Ok(Some(record))
+    }
+
+    /// The view of task `index`; `None` when it is not there.
+    pub(crate) async fn task(&self, id: &str, index: u64) -> Result<Option<TaskView>, StoreError> {
+        let record = self.record(id, index).await?;
+        Ok(record.map(|r| TaskView::new(id, index, &r)))
+    }
+
+    /// Queues the tasks `request` chooses again; `None` for an unknown batch.
+    pub(crate) async fn redeliver(
+        &self,
+        id: &str,
+        request: &RedeliverRequest,
+    ) -> Result<Option<Result<Vec<u64>, Refusal>>, StoreError> {
+        let keys = Keys::of(id);
+        let states: HashMap<u64, String> = timed(self.conn().hgetall(&keys.states)).await?;
+        let Some(meta) = self.meta(id).await? else {
+            return Ok(None);
+        };
+        let mut ordered = vec![State::Queued; usize::try_from(meta.total).unwrap_or(0)];
+        for (index, state) in states {
+            if let Some(slot) = index
+                .checked_sub(1)
+                .and_then(|i| ordered.get_mut(i as usize))
+            {
+                *slot = parse_state(&state)?;
+            }
+        }
+        let chosen = match request.choose(&ordered) {
+            Ok(chosen) => chosen,
+            Err(refusal) => return Ok(Some(Err(refusal))),
+        };
+        let busy: Vec<String> = timed(
+            redis::Script::new(REQUEUE)
+                .key(&keys.meta)
+                .key(&keys.states)
+                .key(&keys.tasks)
+                .key(&keys.events)
+                .key(queue_key())
+                .arg(id)
+                .arg(&chosen)
+                .invoke_async(&mut self.conn()),
+        )
+        .await?;
+        if busy.first().is_some_and(|b| b == "gone") {
+            return Ok(None);
+        }
+        if busy.is_empty() {
+            return Ok(Some(Ok(chosen)));
+        }
+        let busy = busy.iter().filter_map(|b| b.parse().ok()).collect();
+        Ok(Some(Err(Refusal::InFlight(busy))))
+    }
+
+    /// Marks the batch stopped and tells every producer; `false` when unknown.
+    pub(crate) async fn stop(&self, id: &str) -> Result<bool, StoreError> {
+        let meta = Keys::of(id).meta;
+        let mut conn = self.conn();
+        let exists: bool = timed(conn.exists(&meta)).await?;
+        if exists {
+            timed(conn.hset::<_, _, _, ()>(&meta, "stopped", 1)).await?;
+            timed(conn.publish::<_, _, ()>(STOP_CHANNEL, id)).await?;
+        }
+        Ok(exists)
+    }
+
+    /// Stores one step of a task (see [`APPLY`]); `false` when the batch is gone.
+    pub(crate) async fn apply(
+        &self,
+        id: &str,
+        index: u64,
+        record: &TaskRecord,
+        event: &str,
+    ) -> Result<bool, StoreError> {
+        let keys = Keys::of(id);
+        let json =
+            serde_json::to_string(record).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let state = state_name(record.state);
+        let applied: i64 = timed(
+            redis::Script::new(APPLY)
+                .key(&keys.meta)
+                .key(&keys.states)
+                .key(&keys.tasks)
+                .key(&keys.events)
+                .arg(index)
+                .arg(state)
+                .arg(json)
+                .arg(event)
+                .arg(self.keep_finished.as_secs().max(1))
+                .invoke_async(&mut self.conn()),
+        )
+        .await?;
+        Ok(applied >= 0)
+    }
+
+    /// How long to wait for the batch's next delivery start (shared pace).
+    pub(crate) async fn reserve_start(
+        &self,
+        id: &str,
+        pace_ms: u64,
+    ) -> Result<Duration, StoreError> {
+        if pace_ms == 0 {
+            return Ok(Duration::ZERO);
+        }
+        let wait: u64 = timed(
+            redis::Script::new(RESERVE)
+                .key(Keys::of(id).meta)
+                .arg(pace_ms)
+                .invoke_async(&mut self.conn()),
+        )
+        .await?;
+        Ok(Duration::from_millis(wait))
+    }
+}
+
+/// A state as stored.
+pub(crate) fn state_name(state: State) -> &'static str {
+    match state {
+        State::Queued => "queued",
+        State::Sending => "sending",
+        State::Retrying => "retrying",
+        State::Delivered => "delivered",
+        State::Failed => "failed",
+        State::Cancelled => "cancelled",
+    }
+}
+
+fn parse_state(name: &str) -> Result<State, StoreError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown task state {name:?}")))
+}
