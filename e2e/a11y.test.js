@@ -243,7 +243,7 @@ test('with the keyboard alone: the recent batches listed, a task\'s attempts ope
   assert.equal(line, '2', 'ArrowDown moves to the next line');
   await page.keyboard.press('Space');
   const dialog = page.getByRole('dialog', { name: `Task 2 of batch ${batchid}` });
-  await dialog.locator('#attempts-rows tr').first().waitFor({ timeout: 5_000 });
+  await dialog.locator('#attempts-list li').first().waitFor({ timeout: 5_000 });
   assert.match(await dialog.locator('.result').first().innerText(), /^succeeded: 200 OK/);
   await assertFocusVisible(page, 'the focus inside the attempts view');
   await page.screenshot({ path: join(SCREENSHOTS, 'producer-keyboard-attempts.png') });

@@ -112,9 +112,9 @@ test('with the keyboard alone: a redelivered task\'s attempts, failed ones then 
 
   const dialog = page.getByRole('dialog', { name: `Task ${BATCH_SIZE} of batch` });
   await dialog.waitFor({ timeout: 5_000 });
-  const rows = dialog.locator('#attempts-rows tr');
-  await rows.nth(MAX_ATTEMPTS).waitFor({ timeout: 5_000 });
-  const results = await rows.locator('.result').allInnerTexts();
+  const attempts = dialog.locator('#attempts-list li');
+  await attempts.nth(MAX_ATTEMPTS).waitFor({ timeout: 5_000 });
+  const results = await attempts.locator('.result').allInnerTexts();
   assert.equal(results.length, MAX_ATTEMPTS + 1, `${MAX_ATTEMPTS} failed attempts and the redelivery: ${results}`);
   for (const result of results.slice(0, MAX_ATTEMPTS)) assert.match(result, /^failed: /);
   assert.match(results[MAX_ATTEMPTS], /^succeeded: 200 OK/);

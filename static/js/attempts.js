@@ -20,8 +20,8 @@ const el = {
   status: byId('attempts-status'),
   error: byId('attempts-error'),
   facts: byId('attempts-facts'),
-  table: byId('attempts-table'),
-  rows: byId('attempts-rows'),
+  heading: byId('attempts-heading'),
+  list: byId('attempts-list'),
 };
 
 /** The line that opened the view, focused again when it closes. */
@@ -45,8 +45,8 @@ export async function showAttempts(batchid, index, line) {
   el.status.textContent = 'Reading its attempts…';
   el.error.textContent = '';
   el.facts.replaceChildren();
-  el.rows.replaceChildren();
-  el.table.hidden = true;
+  el.list.replaceChildren();
+  showList(false);
   if (!el.dialog.open) el.dialog.showModal();
   try {
     const task = await getJson(`/batches/${encodeURIComponent(batchid)}/tasks/${index}`);
@@ -65,8 +65,8 @@ function fill({ state, webhook_id: webhookId, task, attempts }) {
   addFact('Webhook id', element('code', '', String(webhookId ?? '?')));
   addFact('Task', `${id} · ${owner} · ${priority}`);
   const list = Array.isArray(attempts) ? attempts : [];
-  el.rows.replaceChildren(...list.map(attemptRow));
-  el.table.hidden = list.length === 0;
+  el.list.replaceChildren(...list.map(attemptItem));
+  showList(list.length > 0);
   el.status.textContent = list.length === 0
     ? 'No attempt yet: the task waits for its turn.'
     : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}.`;
@@ -79,26 +79,28 @@ function addFact(term, value) {
   el.facts.append(element('dt', '', term), definition);
 }
 
-/** One attempt: number, start, duration, result in words, response excerpt (as text). */
-function attemptRow(attempt) {
-  const row = element('tr');
+function showList(shown) {
+  el.heading.hidden = !shown;
+  el.list.hidden = !shown;
+}
+
+/**
+ * One attempt: "Attempt 2 — failed: 503 Service Unavailable", when it started and how
+ * long it took, and the response's first bytes (as text). A list rather than a table:
+ * a response excerpt needs the full width, and on a phone five columns do not fit.
+ */
+function attemptItem(attempt) {
+  const item = element('li', 'attempt');
   const [kind, result] = attemptResult(attempt);
+  const head = element('p', 'attempt-head', `Attempt ${attempt.number ?? '?'} — `);
+  head.append(element('span', `result ${kind}`, result));
+  const took = typeof attempt.duration_ms === 'number' ? `took ${attempt.duration_ms} ms` : 'still waiting for an answer';
+  const when = element('p', 'attempt-when', `started ${clockTime(attempt.started_at)} · ${took}`);
   const response = typeof attempt.response === 'string' && attempt.response !== ''
     ? element('pre', 'response', attempt.response)
-    : element('span', 'none', 'no body');
-  const cells = [
-    String(attempt.number ?? '?'),
-    clockTime(attempt.started_at),
-    typeof attempt.duration_ms === 'number' ? `${attempt.duration_ms} ms` : '…',
-    element('span', `result ${kind}`, result),
-    response,
-  ];
-  for (const content of cells) {
-    const cell = element('td');
-    cell.append(content);
-    row.append(cell);
-  }
-  return row;
+    : element('p', 'none', 'No response body.');
+  item.append(head, when, response);
+  return item;
 }
 
 /** `[kind, words]`: "succeeded: 200 OK", "failed: 503 Service Unavailable", "failed: <error>". */
