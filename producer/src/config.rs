@@ -377,6 +377,29 @@ mod tests {
     }
 
     #[test]
+    fn the_durable_outbox_is_off_by_default_and_its_durations_read_as_words() {
+        let memory = parse(&[]);
+        assert_eq!(memory.redis_url, None);
+        assert_eq!(memory.keep_finished, Duration::from_secs(3600));
+        assert_eq!(memory.claim_after, Duration::from_secs(30));
+        let durable = parse(&[
+            "--redis-url",
+            "redis://r:6379",
+            "--keep-finished",
+            "2d",
+            "--claim-after",
+            "500ms",
+        ]);
+        assert_eq!(durable.redis_url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(durable.keep_finished, Duration::from_secs(2 * 86_400));
+        assert_eq!(durable.claim_after, Duration::from_millis(500));
+        let mut all = vec!["producer", "--keep-finished", "forever"];
+        assert!(Config::try_parse_from(&all).is_err());
+        all.truncate(1);
+        assert!(Config::try_parse_from(all).is_ok());
+    }
+
+    #[test]
     fn a_default_batch_paced_over_an_hour_or_a_bad_allowed_origin_stops_the_start() {
         let slow = parse(&["--unsigned", "--max-tasks", "10000", "--pace-ms", "1000"]);
         let err = slow.check_batch_range().expect_err("too long");

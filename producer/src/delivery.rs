@@ -39,7 +39,7 @@ pub(crate) struct DeliverySettings {
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
     /// The `webhook-id`, which lets the receiver drop a retry it already accepted.
-    pub(crate) webhook_id: String,
+    pub(crate) webhook_id: std::sync::Arc<str>,
     /// The JSON body.
     pub(crate) body: Bytes,
     /// Attempts made by earlier deliveries of this message (a redelivery's
@@ -186,7 +186,7 @@ impl Deliverer {
             .client
             .post(self.settings.target.clone())
             .header(CONTENT_TYPE, "application/json")
-            .header(signing::HEADER_ID, &message.webhook_id);
+            .header(signing::HEADER_ID, &*message.webhook_id);
         if let Signing::Secrets(secrets) = &self.settings.signing {
             // Signed afresh for each attempt: the timestamp must be recent.
             let signed = secrets.headers(&message.webhook_id, unix_now(), &message.body);

@@ -323,7 +323,7 @@ impl<S: Sink> Job<S> {
         };
         sink.publish(event(State::Sending, earlier + 1));
         let message = Message {
-            webhook_id: queued.webhook_id.to_string(),
+            webhook_id: queued.webhook_id.clone(),
             body,
             earlier_attempts: earlier,
         };

@@ -130,7 +130,7 @@ async fn durable_outbox(
     let workers = Workers::new(
         store,
         state.deliverer.clone(),
-        state.in_flight.clone(),
+        (state.in_flight.clone(), config.delivery.max_in_flight),
         state.shutdown.clone(),
         state.tracker.clone(),
         config.claim_after,

@@ -5,7 +5,8 @@
 //! [`crate::sse`] does. One blocking read per client runs on a connection of its
 //! own, so it holds no other request up.
 
-use super::redis::{Keys, OP_TIMEOUT, RedisStore, StoreError, timed};
+use super::layout::Keys;
+use super::redis::{OP_TIMEOUT, RedisStore, StoreError, timed};
 use crate::metrics::InFlight;
 use crate::sse::{
     CLOSING_COMMENT, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT, RETRY_HINT, STALL_TIMEOUT,

@@ -1,9 +1,11 @@
 //! Where batches live: in this process's memory ([`crate::batches`], the
-//! default), or durably in Redis with `REDIS_URL` ([`redis`], delivered by
-//! [`worker`], streamed by [`events`]). The routes call these methods and do not
+//! default), or durably in Redis with `REDIS_URL` (laid out as [`layout`] says, stored by
+//! [`redis`], delivered by [`worker`] and [`job`], streamed by [`events`]). The routes call these methods and do not
 //! care which is in use.
 
 pub(crate) mod events;
+mod job;
+pub(crate) mod layout;
 pub(crate) mod redis;
 pub(crate) mod worker;
 

@@ -1,23 +1,8 @@
-//! The durable outbox: batches, their tasks' records, their event logs and the
-//! delivery queue, kept in Redis so that any producer on the same Redis can
-//! deliver, show and redeliver any batch, and a restarted one carries on.
-//!
-//! The layout, every key under [`PREFIX`]:
-//! - `queue`: a stream of `{batch, index}` entries read by the consumer group
-//!   [`GROUP`]; an entry is acknowledged (and deleted) once its task reached a
-//!   final state, so one pending on a dead producer is claimed by another;
-//! - `batches`: a sorted set of batch ids by creation time (newest listed first);
-//! - `batch:{id}`: a hash of the batch's total, creation time, pace, next start,
-//!   stop flag and its counts by state;
-//! - `batch:{id}:states`: a hash of each task's state by index;
-//! - `batch:{id}:tasks`: a hash of each task's record (task, `webhook-id`,
-//!   attempts) by index, as JSON;
-//! - `batch:{id}:events`: a stream of the batch's `task` and `done` events, its
-//!   entry ids the SSE ids, so a stream resumes on any producer.
-//!
-//! A batch's four keys expire `--keep-finished` after its `done`; a redelivery
-//! makes them persistent again until its own `done`.
+//! The durable outbox's store: reading and writing batches, their tasks and
+//! their events in Redis (laid out as [`super::layout`] says), within a timeout
+//! per command.
 
+use super::layout::{APPLY, GROUP, Keys, REQUEUE, RESERVE, STOP_CHANNEL, index_key, queue_key};
 use crate::deliveries::{BatchSummary, Counts, RedeliverRequest, Refusal, TaskRecord, TaskView};
 use crate::outcome::now_millis;
 use crate::runner::State;
@@ -27,84 +12,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use taskhooks_shared::Task;
 
-/// Where the producer's keys live, apart from the consumer's.
-pub(crate) const PREFIX: &str = "taskhooks:producer:";
-/// The consumer group every producer reads the queue with.
-pub(crate) const GROUP: &str = "producers";
-/// The Pub/Sub channel a stop is announced on (the batch id as the message).
-pub(crate) const STOP_CHANNEL: &str = "taskhooks:producer:stop";
 /// How long one Redis command may take before it counts as failed.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many batch ids the index keeps; the batches themselves expire.
 const MAX_INDEXED: isize = 1000;
 /// How many batches `GET /batches` lists, like the memory registry keeps.
 const MAX_LISTED: isize = crate::batches::MAX_BATCHES as isize;
-
-/// Stores a task's new state and record, appends its event and, when it was
-/// the last task to end, the batch's `done` and the keys' expiry. Returns -1
-/// when the batch is gone (expired), 1 when the batch is done, else 0.
-const APPLY: &str = r#"
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if not old then return -1 end
-local function bucket(s)
-  if s == 'sending' or s == 'retrying' then return 'in_flight' end
-  return s
-end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'event', 'task', 'data', ARGV[4])
-if bucket(old) == bucket(ARGV[2]) then return 0 end
-redis.call('HINCRBY', KEYS[1], bucket(old), -1)
-redis.call('HINCRBY', KEYS[1], bucket(ARGV[2]), 1)
-if bucket(ARGV[2]) == 'in_flight' or bucket(ARGV[2]) == 'queued' then return 0 end
-local c = redis.call('HMGET', KEYS[1], 'queued', 'in_flight', 'delivered', 'failed', 'cancelled', 'run_started_at')
-if tonumber(c[1]) + tonumber(c[2]) > 0 then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local done = string.format('{"delivered":%d,"failed":%d,"cancelled":%d,"elapsed_ms":%d}',
-  tonumber(c[3]), tonumber(c[4]), tonumber(c[5]), math.max(0, now - tonumber(c[6])))
-redis.call('XADD', KEYS[4], '*', 'event', 'done', 'data', done)
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-return 1
-"#;
-
-/// Puts the tasks ARGV[2..] of batch ARGV[1] back in the queue, unless one of
-/// them is not final (then returns those, and changes nothing); `{"gone"}` when
-/// the batch expired.
-const REQUEUE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
-local busy = {}
-for i = 2, #ARGV do
-  local s = redis.call('HGET', KEYS[2], ARGV[i])
-  if s == 'queued' or s == 'sending' or s == 'retrying' then table.insert(busy, ARGV[i]) end
-end
-if #busy > 0 then return busy end
-if #ARGV < 2 then return {} end
-for i = 2, #ARGV do
-  local s = redis.call('HGET', KEYS[2], ARGV[i])
-  redis.call('HSET', KEYS[2], ARGV[i], 'queued')
-  redis.call('HINCRBY', KEYS[1], s, -1)
-  redis.call('HINCRBY', KEYS[1], 'queued', 1)
-  redis.call('XADD', KEYS[5], '*', 'batch', ARGV[1], 'index', ARGV[i])
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'stopped', 0, 'run_started_at', now)
-for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
-return {}
-"#;
-
-/// Reserves the batch's next delivery start, shared by every producer: returns
-/// the milliseconds to wait for it (0 when the schedule is behind: it restarts
-/// from now rather than firing a burst). ARGV[1] is the pace in milliseconds.
-const RESERVE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local next = tonumber(redis.call('HGET', KEYS[1], 'next_start') or '0')
-local start = math.max(now, next)
-redis.call('HSET', KEYS[1], 'next_start', start + tonumber(ARGV[1]))
-return start - now
-"#;
 
 /// Why the outbox could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -133,36 +46,6 @@ pub(crate) async fn timed<T>(
             "no answer within {OP_TIMEOUT:?}"
         ))),
     }
-}
-
-/// The keys of one batch.
-pub(crate) struct Keys {
-    pub(crate) meta: String,
-    pub(crate) states: String,
-    pub(crate) tasks: String,
-    pub(crate) events: String,
-}
-
-impl Keys {
-    /// The keys of batch `id`.
-    pub(crate) fn of(id: &str) -> Keys {
-        let meta = format!("{PREFIX}batch:{id}");
-        Keys {
-            states: format!("{meta}:states"),
-            tasks: format!("{meta}:tasks"),
-            events: format!("{meta}:events"),
-            meta,
-        }
-    }
-}
-
-/// The queue's key.
-pub(crate) fn queue_key() -> String {
-    format!("{PREFIX}queue")
-}
-
-fn index_key() -> String {
-    format!("{PREFIX}batches")
 }
 
 /// A batch's settings read back from Redis.
@@ -397,7 +280,7 @@ impl RedisStore {
             Err(refusal) => return Ok(Some(Err(refusal))),
         };
         let busy: Vec<String> = timed(
-            redis::Script::new(REQUEUE)
+            REQUEUE
                 .key(&keys.meta)
                 .key(&keys.states)
                 .key(&keys.tasks)
@@ -443,7 +326,7 @@ impl RedisStore {
             serde_json::to_string(record).map_err(|err| StoreError::Corrupt(err.to_string()))?;
         let state = state_name(record.state);
         let applied: i64 = timed(
-            redis::Script::new(APPLY)
+            APPLY
                 .key(&keys.meta)
                 .key(&keys.states)
                 .key(&keys.tasks)
@@ -469,7 +352,7 @@ impl RedisStore {
             return Ok(Duration::ZERO);
         }
         let wait: u64 = timed(
-            redis::Script::new(RESERVE)
+            RESERVE
                 .key(Keys::of(id).meta)
                 .arg(pace_ms)
                 .invoke_async(&mut self.conn()),

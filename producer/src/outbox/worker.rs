@@ -1,21 +1,20 @@
 //! The durable outbox's workers, in every producer on one Redis: they read the
-//! queue with the consumer group, deliver each task as the memory runner does,
-//! store every step, and acknowledge an entry once its task reached a final
-//! state. Entries pending on a producer gone for [`Workers::claim_after`] are
+//! queue with the consumer group, have each task delivered ([`super::job`]),
+//! and acknowledge an entry once its task reached a final state (and that was
+//! stored). Entries pending on a producer gone for [`Workers::claim_after`] are
 //! claimed by another; a live worker re-claims its own entries periodically, so
 //! a task retrying for minutes is never stolen. A stop is a flag in Redis, read
 //! before each start, and a Pub/Sub message that cancels deliveries in flight.
 
-use super::redis::{GROUP, RedisStore, STOP_CHANNEL, StoreError, queue_key, timed};
-use crate::deliveries::{TaskData, TaskRecord};
+use super::layout::{GROUP, STOP_CHANNEL, queue_key};
+use super::redis::{RedisStore, StoreError, timed};
 use crate::delivery::Deliverer;
-use crate::runner::{Sink, State, Summary, TaskEvent, cancelled_before_sending, deliver_one};
 use futures_util::StreamExt as _;
 use redis::AsyncConnectionConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,13 +24,21 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Most entries claimed from dead producers at a time.
 const CLAIM_COUNT: usize = 64;
+/// Entries a producer holds (read, not yet final) per delivery slot: a paced
+/// task waits for its start without a slot, so several batches read at once
+/// share the slots as in memory, while a producer never takes more of the queue
+/// than it can soon deliver.
+const HELD_PER_SLOT: usize = 4;
 
 /// One queue entry: task `index` of `batch`.
 #[derive(Debug, Clone)]
-struct Entry {
-    id: String,
-    batch: String,
-    index: u64,
+pub(super) struct Entry {
+    /// The entry's id in the queue stream.
+    pub(super) id: String,
+    /// The batch id.
+    pub(super) batch: String,
+    /// The task's index, from 1.
+    pub(super) index: u64,
 }
 
 /// Stream entries as Redis sends them: id and fields.
@@ -51,6 +58,8 @@ pub(crate) struct Workers {
     pub(crate) deliverer: Arc<Deliverer>,
     /// Bounds deliveries in flight in this process.
     pub(crate) in_flight: Arc<Semaphore>,
+    /// Bounds the entries this process holds, waiting or in flight.
+    held: Arc<Semaphore>,
     /// Cancelled at shutdown: nothing more is read; tasks in flight are left
     /// pending in Redis for another producer (or this one, restarted).
     pub(crate) shutdown: CancellationToken,
@@ -61,9 +70,9 @@ pub(crate) struct Workers {
     /// This producer's name in the consumer group (unique per process).
     pub(crate) name: String,
     /// The entries this process is working on, re-claimed to keep them.
-    mine: Mutex<HashSet<String>>,
+    pub(super) mine: Mutex<HashSet<String>>,
     /// Each batch's stop token while a task of it is in this process.
-    stops: Mutex<HashMap<String, Weak<CancellationToken>>>,
+    pub(super) stops: Mutex<HashMap<String, Weak<CancellationToken>>>,
 }
 
 impl Workers {
@@ -71,7 +80,7 @@ impl Workers {
     pub(crate) fn new(
         store: RedisStore,
         deliverer: Arc<Deliverer>,
-        in_flight: Arc<Semaphore>,
+        (in_flight, max_in_flight): (Arc<Semaphore>, usize),
         shutdown: CancellationToken,
         tracker: TaskTracker,
         claim_after: Duration,
@@ -80,6 +89,7 @@ impl Workers {
             store,
             deliverer,
             in_flight,
+            held: Arc::new(Semaphore::new(max_in_flight * HELD_PER_SLOT)),
             shutdown,
             tracker,
             claim_after,
@@ -120,7 +130,7 @@ impl Workers {
         loop {
             let permit = tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(()),
-                permit = self.in_flight.clone().acquire_owned() => match permit {
+                permit = self.held.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return Ok(()),
                 },
@@ -183,7 +193,7 @@ impl Workers {
             tracing::info!(batch = %entry.batch, index = entry.index, "claimed an abandoned task");
             let permit = tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(()),
-                permit = self.in_flight.clone().acquire_owned() => match permit {
+                permit = self.held.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => return Ok(()),
                 },
@@ -256,13 +266,14 @@ impl Workers {
         }
     }
 
-    /// Delivers `entry` in the background, holding `permit`.
+    /// Delivers `entry` in the background, holding `permit` (of `held`).
     fn start(self: &Arc<Self>, entry: Entry, permit: OwnedSemaphorePermit) {
         lock(&self.mine).insert(entry.id.clone());
         let workers = self.clone();
         self.tracker.spawn(async move {
-            let done = workers.process(&entry, permit).await;
+            let done = workers.process(&entry).await;
             lock(&workers.mine).remove(&entry.id);
+            drop(permit);
             match done {
                 Ok(true) => workers.acknowledge(&entry.id).await,
                 Ok(false) => {}
@@ -280,82 +291,6 @@ impl Workers {
             tracing::warn!(%err, "acknowledging an outbox entry failed; it will be seen again");
         }
     }
-
-    /// Delivers one entry's task; `true` once it reached a final state and that
-    /// was stored (or there is nothing to do), `false` to leave it pending.
-    async fn process(
-        &self,
-        entry: &Entry,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<bool, StoreError> {
-        let Some(meta) = self.store.meta(&entry.batch).await? else {
-            return Ok(true); // the batch expired
-        };
-        let Some(record) = self.store.record(&entry.batch, entry.index).await? else {
-            return Ok(true);
-        };
-        if matches!(
-            record.state,
-            State::Delivered | State::Failed | State::Cancelled
-        ) {
-            return Ok(true); // done before a crash, not yet acknowledged
-        }
-        let stop = self.stop_token(&entry.batch);
-        let queued = record.queued(entry.index);
-        let (sink, written) = Recorder::start(
-            self.store.clone(),
-            entry.batch.clone(),
-            record,
-            stop.clone(),
-        );
-        if meta.stopped || stop.is_cancelled() {
-            sink.publish(cancelled_before_sending(meta.total, queued));
-            return Ok(sink.close(written).await);
-        }
-        let wait = self.store.reserve_start(&entry.batch, meta.pace_ms).await?;
-        tokio::select! {
-            () = self.shutdown.cancelled() => return Ok(false),
-            () = stop.cancelled() => {
-                sink.publish(cancelled_before_sending(meta.total, queued));
-                return Ok(sink.close(written).await);
-            }
-            () = tokio::time::sleep(wait) => {}
-        }
-        let job_stop = self.shutdown.child_token();
-        let _ends_the_link = job_stop.clone().drop_guard();
-        tokio::spawn(link(stop.clone(), job_stop.clone()));
-        let deliverer = self.deliverer.clone();
-        deliver_one(
-            queued,
-            meta.total,
-            sink.clone(),
-            deliverer,
-            job_stop,
-            permit,
-        )
-        .await;
-        Ok(sink.close(written).await)
-    }
-
-    /// The stop token of `batch` in this process.
-    fn stop_token(&self, batch: &str) -> Arc<CancellationToken> {
-        let mut stops = lock(&self.stops);
-        if let Some(token) = stops.get(batch).and_then(Weak::upgrade) {
-            return token;
-        }
-        stops.retain(|_, token| token.strong_count() > 0);
-        let token = Arc::new(CancellationToken::new());
-        stops.insert(batch.to_owned(), Arc::downgrade(&token));
-        token
-    }
-}
-
-/// Cancels `job` when `batch` is stopped, until `job` is over.
-async fn link(batch: Arc<CancellationToken>, job: CancellationToken) {
-    tokio::select! {
-        () = batch.cancelled() => job.cancel(),
-        () = job.cancelled() => {}
-    }
 }
 
 fn parse_entry((id, fields): (String, HashMap<String, String>)) -> Option<Entry> {
@@ -364,91 +299,8 @@ fn parse_entry((id, fields): (String, HashMap<String, String>)) -> Option<Entry>
     Some(Entry { id, batch, index })
 }
 
-/// A task's [`Sink`] that stores each step in Redis, in order, from a task of
-/// its own (the runner's sinks are synchronous).
-struct Recorder {
-    events: Mutex<Option<mpsc::UnboundedSender<TaskEvent>>>,
-    stop: Arc<CancellationToken>,
-}
-
-impl Recorder {
-    /// A recorder for `record` of `batch`; the receiver hears whether the
-    /// task's final state was stored.
-    fn start(
-        store: RedisStore,
-        batch: String,
-        record: TaskRecord,
-        stop: Arc<CancellationToken>,
-    ) -> (Arc<Recorder>, oneshot::Receiver<bool>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (written_tx, written) = oneshot::channel();
-        tokio::spawn(write_in_order(store, batch, record, rx, written_tx));
-        let recorder = Recorder {
-            events: Mutex::new(Some(tx)),
-            stop,
-        };
-        (Arc::new(recorder), written)
-    }
-
-    /// Lets the writer finish; whether the final state was stored.
-    async fn close(&self, written: oneshot::Receiver<bool>) -> bool {
-        lock(&self.events).take();
-        written.await.unwrap_or(false)
-    }
-}
-
-impl Sink for Recorder {
-    fn publish(&self, event: TaskEvent) {
-        // Cancelled by shutdown, not by a stop: not an outcome. The task stays
-        // pending and another producer (or this one, restarted) delivers it.
-        if event.state == State::Cancelled && !self.stop.is_cancelled() {
-            return;
-        }
-        if let Some(events) = lock(&self.events).as_ref() {
-            let _ = events.send(event);
-        }
-    }
-
-    fn finish(&self, _summary: &Summary) {}
-}
-
-/// Stores each event of one task in order; tells `written` whether a final
-/// state was stored.
-async fn write_in_order(
-    store: RedisStore,
-    batch: String,
-    mut record: TaskRecord,
-    mut events: mpsc::UnboundedReceiver<TaskEvent>,
-    written: oneshot::Sender<bool>,
-) {
-    let mut final_stored = false;
-    while let Some(event) = events.recv().await {
-        record.apply(&event);
-        let data = match serde_json::to_string(&TaskData::of(&event)) {
-            Ok(data) => data,
-            Err(err) => {
-                tracing::error!(%err, "an event could not be serialised");
-                continue;
-            }
-        };
-        match store.apply(&batch, event.index, &record, &data).await {
-            Ok(_) => {
-                final_stored = matches!(
-                    event.state,
-                    State::Delivered | State::Failed | State::Cancelled
-                );
-            }
-            Err(err) => {
-                tracing::warn!(%err, %batch, index = event.index, "a task's step could not be stored");
-                final_stored = false;
-            }
-        }
-    }
-    let _ = written.send(final_stored);
-}
-
 /// Locks a mutex, ignoring poisoning: each critical section is one set or map
 /// operation, which a panic elsewhere cannot leave half done.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

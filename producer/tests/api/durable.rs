@@ -37,6 +37,12 @@ async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> V
     }
 }
 
+/// A Redis stream entry id as numbers, to compare them.
+fn entry_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').expect("a stream entry id");
+    (ms.parse().expect("ms"), seq.parse().expect("seq"))
+}
+
 fn summary_path(batch: &Started) -> String {
     format!("/batches/{}", batch.batchid)
 }
@@ -154,7 +160,8 @@ async fn the_event_stream_resumes_with_last_event_id_on_a_producer_started_since
         rest.iter().all(|e| !seen_ids.contains(&e.raw_id.as_str())),
         "no event twice"
     );
-    assert!(rest.iter().all(|e| e.raw_id > last), "only later events");
+    let after_last = |e: &SseEvent| entry_id(&e.raw_id) > entry_id(&last);
+    assert!(rest.iter().all(after_last), "only later events");
     let mut all = seen.clone();
     all.extend(rest);
     let delivered: std::collections::HashSet<u64> = final_states(&all)
@@ -317,7 +324,9 @@ async fn a_durable_batch_stopped_on_one_producer_is_stopped_on_every_one() {
     let redis = RedisServer::start();
     let url = redis.url();
     let mut receiver = Receiver::start([]).await;
-    let slow = ["--pace-ms", "100"];
+    // One slot each: most tasks are read after the stop, by a producer holding
+    // no task of the batch when it was announced; the flag in Redis stops them.
+    let slow = ["--pace-ms", "100", "--max-in-flight", "1"];
     let a = spawn_app(&receiver, &durable(&url, &slow)).await;
     let b = spawn_app(&receiver, &durable(&url, &slow)).await;
     let batch = a.start(json!({"min": 50, "max": 50})).await;
@@ -333,4 +342,51 @@ async fn a_durable_batch_stopped_on_one_producer_is_stopped_on_every_one() {
     );
     assert_eq!(delivered + cancelled, 50, "{summary}");
     assert!(cancelled > 30, "stopped early: {summary}");
+}
+
+#[tokio::test]
+async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign_event_id() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+    let batch = app.start(json!({"min": 2, "max": 2})).await;
+    let events = app.all_events(&batch).await;
+    let last = events.last().expect("done").raw_id.clone();
+
+    let nope = Started {
+        events_url: "/batches/nope/events".to_owned(),
+        ..batch.clone()
+    };
+    let after_done = open_events(&app, &batch, &last).await;
+    let numbered = open_events(&app, &batch, "7").await;
+    let foreign = open_events(&app, &batch, "abc").await;
+    let unknown = open_events(&app, &nope, "0").await;
+
+    assert_eq!(after_done.status().as_u16(), 204);
+    assert_eq!(
+        numbered.status().as_u16(),
+        200,
+        "a number is an entry id: from then on"
+    );
+    assert_eq!(foreign.status().as_u16(), 400);
+    let error: Value = foreign.json().await.expect("JSON");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Last-Event-ID"),
+        "{error}"
+    );
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+/// `GET` a batch's events with this `Last-Event-ID`, whatever the answer.
+async fn open_events(app: &TestApp, batch: &Started, last: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{}", app.address, batch.events_url))
+        .header("last-event-id", last)
+        .send()
+        .await
+        .expect("answered")
 }
