@@ -5,12 +5,15 @@
 // from the last event it saw (Last-Event-ID) and the batch ends with every task
 // delivered, each counted exactly once on the dashboard. And a failed batch can still be
 // redelivered after a producer restart (in memory mode it is lost: redeliver.test.js).
+// And a second producer on the same Redis: its page lists and follows a batch started on
+// the first.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
 import { waitForChart, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks, panelPriorities } from './lib/producer.js';
+import { freePort } from './lib/services.js';
 import { startStack, useServices } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
@@ -94,4 +97,27 @@ test('a failed batch survives a producer restart: Redeliver failed still works o
   assert.equal((await getJson(`${consumerUrl}/api/stats`)).total, before + 5, 'each redelivered task counted once');
   const crash = /Failed to load resource: net::(ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_REFUSED)/;
   assert.deepEqual(page.problems.filter((p) => !crash.test(p)), [], 'the producer page logged no other errors');
+});
+
+test('two producers on one Redis: a batch started on one is listed and followed on the other\'s page', async () => {
+  const { context, services, producerUrl } = ctx;
+  const first = services.procs.findLast((p) => p.name === 'producer');
+  const port = await freePort();
+  const secondUrl = `http://127.0.0.1:${port}`;
+  const args = first.args.map((arg, i) => (first.args[i - 1] === '--bind' ? `127.0.0.1:${port}` : arg));
+  await services.startBinary('producer-2', { bin: 'producer', baseUrl: secondUrl, args, env: first.env });
+
+  const one = await openPage(context);
+  await one.goto(producerUrl);
+  const { batchid, panel } = await clickProduceTasks(one, { size: 20, paceMs: 50 });
+  const two = await openPage(context);
+  await two.goto(secondUrl);
+  await two.locator('#recent > summary').click();
+  await two.locator(`#recent-list button.open[data-batchid="${batchid}"]`).click();
+  const done = 'Complete — 20 delivered, 0 failed';
+  await two.locator(`.batch[data-batchid="${batchid}"] .batch-status`, { hasText: done }).waitFor({ timeout: 30_000 });
+  await panel.locator('.batch-status', { hasText: done }).waitFor({ timeout: 30_000 });
+  const lines = (page) => page.locator(`.batch[data-batchid="${batchid}"] ol.lines li.delivered`).count();
+  assert.deepEqual([await lines(one), await lines(two)], [20, 20], 'both pages show every task delivered');
+  assert.deepEqual([...one.problems, ...two.problems], [], 'neither page logged an error');
 });
