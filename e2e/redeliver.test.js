@@ -5,10 +5,12 @@
 // counted once, including any the consumer had counted before it died without answering
 // (redelivered with the same webhook-id, it is answered "duplicate"). Then, with the
 // keyboard alone, a redelivered task's attempts: the failed ones, then the successful one.
-// Last, a redelivery the producer refuses (it was restarted and lost the batch): the
-// panel says why.
+// Redeliver this task on one the consumer had counted: answered duplicate, counted once.
+// Last, refusals: a batch the restarted producer lost (the panel says why), and a task
+// another client has meanwhile sent again (the attempts view names it, from the 409).
 
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
@@ -26,10 +28,14 @@ const DELIVERED_BEFORE_KILL = 5;
 /** Attempts per task and backoff: a task fails about 0.2 s after the consumer is gone. */
 const MAX_ATTEMPTS = 2;
 const RETRY_BACKOFF_MS = 100;
+/** Seconds one attempt may take: far longer than the last test keeps a task in flight. */
+const TIMEOUT_SECS = 30;
 
 const ctx = useServices('redeliver', {
   async start(services) {
-    const env = { MAX_ATTEMPTS: String(MAX_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS) };
+    const env = {
+      MAX_ATTEMPTS: String(MAX_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS), TIMEOUT_SECS: String(TIMEOUT_SECS),
+    };
     const stack = await startStack(services, { env });
     const browser = await launchBrowser();
     const context = await browser.newContext({ viewport: VIEWPORT });
@@ -127,6 +133,46 @@ test('with the keyboard alone: a redelivered task\'s attempts, failed ones then 
   assert.deepEqual(page.problems, [], 'the producer page logged no errors');
 });
 
+test('Redeliver this task, on a task the consumer already counted: answered duplicate, counted once', async () => {
+  const { context, consumerUrl, producerUrl } = ctx;
+  const counted = (await getJson(`${consumerUrl}/api/stats`)).total;
+  const page = await openPage(context);
+  await page.goto(producerUrl);
+  await page.locator('#recent > summary').click();
+  await page.locator('#recent-list button.open').first().click();
+  const panel = page.locator('.batch').first();
+  const status = panel.locator('.batch-status');
+  await status.filter({ hasText: `Complete — ${BATCH_SIZE} delivered` }).waitFor({ timeout: 10_000 });
+
+  // With the keyboard: Enter on the first line, Tab from Close to Redeliver this task, Enter.
+  const first = panel.locator('ol.lines button.line').first();
+  await first.focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: `Task 1 of batch` });
+  const redeliver = dialog.getByRole('button', { name: 'Redeliver this task', exact: true });
+  await redeliver.waitFor({ timeout: 5_000 });
+  await page.keyboard.press('Tab');
+  assert.ok(await redeliver.evaluate((b) => b === document.activeElement), 'Tab reaches Redeliver this task');
+  const answer = page.waitForResponse((r) => r.url().endsWith('/redeliver'));
+  await page.keyboard.press('Enter');
+  assert.deepEqual((await (await answer).json()).redelivering, [1]);
+  await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
+  assert.ok(await first.evaluate((b) => b === document.activeElement), 'the focus is back on the line');
+
+  // The line follows the redelivery to its end; its attempts then end with a duplicate.
+  await status.filter({ hasText: `Complete — ${BATCH_SIZE} delivered, 0 failed` }).waitFor({ timeout: 30_000 });
+  await page.keyboard.press('Enter');
+  const attempts = dialog.locator('#attempts-list li');
+  await dialog.locator('#attempts-status', { hasText: /^\d+ attempts?\.$/ }).waitFor({ timeout: 5_000 });
+  const lastAttempt = attempts.last();
+  assert.match(await lastAttempt.locator('.result').innerText(), /^succeeded: 200 OK/);
+  assert.match(await lastAttempt.locator('.response').innerText(), /"duplicate"/, 'the consumer answered duplicate');
+  assert.ok(await attempts.count() >= 2, 'the first attempt and the redelivery');
+  await page.keyboard.press('Escape');
+  assert.equal((await getJson(`${consumerUrl}/api/stats`)).total, counted, 'the consumer did not count it again');
+  assert.deepEqual(page.problems, [], 'the producer page logged no errors');
+});
+
 test('Redeliver failed on a batch the producer no longer has is refused, and the panel says why', async () => {
   const { context, services, producerUrl } = ctx;
   await services.kill('consumer');
@@ -148,3 +194,63 @@ test('Redeliver failed on a batch the producer no longer has is refused, and the
   // The refused POST is the only error the page logged (the browser reports every 4xx).
   assert.deepEqual(page.problems.filter((p) => !/status of 404/.test(p)), [], 'the producer page logged no other errors');
 });
+
+test('Redeliver this task while another client has it in flight: the 409 is written in the attempts view', async () => {
+  const { context, consumerUrl, producerUrl } = ctx;
+  // The consumer is dead since the test above (and the producer restarted).
+  const page = await openPage(context);
+  await page.goto(producerUrl);
+  const { batchid, panel } = await clickProduceTasks(page, { size: 3, paceMs: 0 });
+  await panel.locator('.batch-status', { hasText: 'Complete — 0 delivered, 3 failed' }).waitFor({ timeout: 30_000 });
+  await panel.locator('ol.lines button.line').nth(1).click();
+  const dialog = page.getByRole('dialog', { name: `Task 2 of batch ${batchid}` });
+  const redeliver = dialog.getByRole('button', { name: 'Redeliver this task', exact: true });
+  await redeliver.waitFor({ timeout: 5_000 });
+
+  // Where the consumer was, a receiver that never answers: task 2, sent again by another
+  // client while the view is open, stays "sending" for TIMEOUT_SECS.
+  const blackHole = await holdRequests(new URL(consumerUrl).port);
+  try {
+    const other = await fetch(`${producerUrl}/batches/${batchid}/redeliver`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [2] }),
+    });
+    assert.equal(other.status, 202, 'another client redelivers task 2');
+    await blackHole.received;
+    const answer = page.waitForResponse((r) => r.url().endsWith('/redeliver'));
+    await redeliver.click();
+    const refusal = await answer;
+    assert.equal(refusal.status(), 409);
+    assert.deepEqual((await refusal.json()).in_flight, [2]);
+    const error = dialog.locator('#attempts-error');
+    await error.filter({ hasText: 'Could not redeliver' }).waitFor({ timeout: 5_000 });
+    assert.match(await error.innerText(), /task\(s\) 2 still queued, sending or retrying/, 'the view names the task in flight');
+    assert.ok(await dialog.isVisible() && await redeliver.isEnabled(), 'the view stays open; it may be tried again');
+  } finally {
+    await blackHole.close();
+  }
+  assert.deepEqual(page.problems.filter((p) => !/status of 409/.test(p)), [], 'the producer page logged no other errors');
+});
+
+/**
+ * An HTTP server on 127.0.0.1:`port` that takes requests and never answers; `received`
+ * resolves at the first request, `close()` drops every connection and stops listening.
+ */
+async function holdRequests(port) {
+  const sockets = new Set();
+  let arrived;
+  const received = new Promise((ok) => { arrived = ok; });
+  const server = createServer(() => arrived());
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(Number(port), '127.0.0.1', ok);
+  });
+  const close = () => new Promise((ok) => {
+    for (const socket of sockets) socket.destroy();
+    server.close(() => ok());
+  });
+  return { received, close };
+}

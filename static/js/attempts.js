@@ -10,6 +10,7 @@
 // scrolling. What we add: focus back on the task's line when it closes.
 
 import { getJson } from './api.js';
+import { FINAL_STATES } from './batch-panel.js';
 import { byId } from './common.js';
 import { clockTime, element, httpStatus } from './format.js';
 
@@ -17,6 +18,7 @@ const el = {
   dialog: byId('attempts'),
   title: byId('attempts-title'),
   close: byId('attempts-close'),
+  redeliver: byId('attempts-redeliver'),
   status: byId('attempts-status'),
   error: byId('attempts-error'),
   facts: byId('attempts-facts'),
@@ -26,19 +28,28 @@ const el = {
 
 /** The line that opened the view, focused again when it closes. */
 let opener = null;
+/** Redelivers the task shown (a promise; rejects with the server's refusal), or null. */
+let redeliverShown = null;
 /** Counts the views asked for, so a slow answer for an earlier task is dropped. */
 let asked = 0;
 
 el.close.addEventListener('click', () => el.dialog.close());
+el.redeliver.addEventListener('click', redeliverTask);
 el.dialog.addEventListener('close', () => {
   asked += 1;
   opener?.focus();
   opener = null;
 });
 
-/** Opens the attempts of task `index` of `batchid`; `line` gets the focus back afterwards. */
-export async function showAttempts(batchid, index, line) {
+/**
+ * Opens the attempts of task `index` of `batchid`; `line` gets the focus back afterwards.
+ * `redeliver()`, when given, sends the task again (the view's Redeliver this task).
+ */
+export async function showAttempts(batchid, index, line, redeliver = null) {
   opener = line;
+  redeliverShown = redeliver;
+  el.redeliver.hidden = true;
+  el.redeliver.disabled = false;
   asked += 1;
   const ask = asked;
   el.title.textContent = `Task ${index} of batch ${batchid}`;
@@ -64,12 +75,34 @@ function fill({ state, webhook_id: webhookId, task, attempts }) {
   addFact('State', element('span', `state ${state}`, String(state)));
   addFact('Webhook id', element('code', '', String(webhookId ?? '?')));
   addFact('Task', `${id} · ${owner} · ${priority}`);
+  // As on GitHub's Recent Deliveries, any task that has ended may be sent again.
+  el.redeliver.hidden = !redeliverShown || !FINAL_STATES.includes(state);
   const list = Array.isArray(attempts) ? attempts : [];
   el.list.replaceChildren(...list.map(attemptItem));
   showList(list.length > 0);
   el.status.textContent = list.length === 0
     ? 'No attempt yet: the task waits for its turn.'
     : `${list.length} ${list.length === 1 ? 'attempt' : 'attempts'}.`;
+}
+
+/**
+ * Redeliver this task: on success the view closes (the focus goes back to the task's
+ * line, which follows the redelivery); a refusal, such as a 409 for a task that another
+ * page or client has meanwhile sent again, is written in the view.
+ */
+async function redeliverTask() {
+  if (!redeliverShown) return;
+  const ask = asked;
+  el.redeliver.disabled = true;
+  el.error.textContent = '';
+  try {
+    await redeliverShown();
+    if (ask === asked) el.dialog.close();
+  } catch (err) {
+    if (ask !== asked) return;
+    el.error.textContent = `Could not redeliver: ${err.message}`;
+    el.redeliver.disabled = false;
+  }
 }
 
 /** One term and its value in the facts list. */

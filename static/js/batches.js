@@ -154,31 +154,43 @@ async function stop(batch) {
 }
 
 /**
- * Redeliver failed: `POST redeliver_url {}` sends every failed or cancelled task again.
- * Their lines say "queued for redelivery" at once; then the page follows the stream on
- * from the last event it saw, the server having ended it after the batch's `done`.
+ * Redeliver failed: `POST redeliver_url {}` sends every failed or cancelled task again;
+ * a refusal is written in the panel, in the server's words.
  */
 async function redeliver(batch) {
   batch.redeliverButton.disabled = true;
   batch.alert.textContent = '';
   try {
-    const answer = await postJson(batch.redeliverUrl, {});
-    const tasks = Array.isArray(answer.redelivering) ? answer.redelivering : [];
+    const tasks = await redeliverTasks(batch);
     if (tasks.length === 0) {
       batch.redeliverButton.hidden = true;
       setStatus(batch, 'Nothing to redeliver: no task has failed or been cancelled');
-      return;
     }
-    resume(batch);
-    setStatus(batch, `Redelivering ${tasks.length} ${tasks.length === 1 ? 'task' : 'tasks'}…`);
-    for (const index of tasks) {
-      const last = batch.last.get(index);
-      if (last && FINAL_STATES.includes(last.state)) updateLine(batch, { ...last, state: 'queued' });
-    }
-    follow(batch, batch.lastEventId);
   } catch (err) {
-    // A 409 names the tasks still in flight, in the server's own words.
     batch.alert.textContent = `Could not redeliver: ${err.message}`;
     batch.redeliverButton.disabled = false;
   }
+}
+
+/**
+ * Sends tasks of `batch` again: `tasks` (indexes, whatever their final state), or every
+ * failed and cancelled one when omitted. Resolves to the indexes redelivered; throws the
+ * server's refusal (a 409 names the tasks still in flight). Their lines say "queued for
+ * redelivery" at once; a finished batch's panel then follows the stream on from the last
+ * event it saw (the server ended it after the batch's `done`).
+ */
+export async function redeliverTasks(batch, tasks) {
+  const answer = await postJson(batch.redeliverUrl, tasks ? { tasks } : {});
+  const chosen = Array.isArray(answer.redelivering) ? answer.redelivering : [];
+  if (chosen.length === 0) return chosen;
+  const wasDone = batch.done;
+  resume(batch);
+  if (wasDone) setStatus(batch, `Redelivering ${chosen.length} ${chosen.length === 1 ? 'task' : 'tasks'}…`);
+  for (const index of chosen) {
+    const last = batch.last.get(index);
+    if (last && FINAL_STATES.includes(last.state)) updateLine(batch, { ...last, state: 'queued' });
+  }
+  // A running batch's stream is still open and brings the redelivery's events itself.
+  if (wasDone) follow(batch, batch.lastEventId);
+  return chosen;
 }

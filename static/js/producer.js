@@ -4,7 +4,7 @@
 
 import { postJson } from './api.js';
 import { showAttempts } from './attempts.js';
-import { showBatch } from './batches.js';
+import { redeliverTasks, showBatch } from './batches.js';
 import { byId } from './common.js';
 import { initRecent, recentIsOpen, refreshRecent } from './recent.js';
 
@@ -20,7 +20,10 @@ const el = {
 
 /** What a batch's panel asks of the rest of the page. */
 const hooks = {
-  onOpenLine: (batch, index, line) => showAttempts(batch.batchid, index, line),
+  onOpenLine: (batch, index, line) => {
+    const redeliver = batch.redeliverUrl ? () => redeliverTasks(batch, [index]) : null;
+    showAttempts(batch.batchid, index, line, redeliver);
+  },
   onChange: () => {
     if (recentIsOpen()) refreshRecent();
   },
