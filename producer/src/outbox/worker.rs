@@ -113,6 +113,10 @@ impl Workers {
             if let Err(err) = self.read_from_one_connection().await {
                 tracing::warn!(%err, "reading the outbox queue failed; trying again");
                 self.pause().await;
+                // A Redis restarted without its data has lost the group too.
+                if let Err(err) = self.store.ensure_group().await {
+                    tracing::debug!(%err, "the outbox queue's group could not be made yet");
+                }
             }
         }
     }

@@ -390,3 +390,37 @@ async fn open_events(app: &TestApp, batch: &Started, last: &str) -> reqwest::Res
         .await
         .expect("answered")
 }
+
+#[tokio::test]
+async fn while_redis_is_down_the_outbox_answers_503_and_it_works_again_once_redis_is_back() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+
+    redis.stop();
+    let (status, body) = app.call("POST", "/producetasks", Some("{}")).await;
+    let (list_status, _) = app.call("GET", "/batches", None).await;
+    redis.restart(); // empty: the queue and its group are gone too
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let batch = loop {
+        let (status, body) = app
+            .call("POST", "/producetasks", Some(r#"{"min":3,"max":3}"#))
+            .await;
+        if status == 202 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never accepted again: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let path = format!("/batches/{}", batch["batchid"].as_str().expect("an id"));
+    let summary = wait_for(&app, &path, |s| s["state"] == "done").await;
+
+    assert_eq!((status, list_status), (503, 503), "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(error.contains("Redis cannot be reached"), "{error}");
+    assert_eq!(summary["delivered"], 3, "{summary}");
+}
