@@ -322,6 +322,61 @@ mod tests {
         assert!(matches!(twice, Err(Refusal::BadList(why)) if why.contains("task 1 twice")));
     }
 
+    fn event(state: State, record: Option<Attempt>, task: &Task) -> TaskEvent {
+        TaskEvent {
+            index: 1,
+            total: 1,
+            state,
+            attempt: record.as_ref().map_or(0, |a| a.number),
+            record,
+            webhook_id: "msg_x".into(),
+            status: None,
+            error: None,
+            retry_in: None,
+            elapsed: None,
+            task: std::sync::Arc::new(task.clone()),
+        }
+    }
+
+    fn attempt(number: u32, status: u16) -> Attempt {
+        Attempt {
+            number,
+            started_at: 1_000,
+            status: Some(status),
+            error: None,
+            duration: std::time::Duration::from_millis(3),
+            response: Some("{}".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_record_keeps_each_attempt_once_and_the_task_as_sent() {
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "batchid": "b", "id": 0, "owner": "Ann", "priority": "Low"
+        }))
+        .expect("a task");
+        let mut record = TaskRecord::new(task.clone());
+        let sent = Task {
+            created_at: Some(42),
+            ..task
+        };
+        record.apply(&event(Sending, None, &sent));
+        record.apply(&event(Retrying, Some(attempt(1, 503)), &sent));
+        // The final event of a task cancelled while waiting repeats its last attempt.
+        record.apply(&event(Cancelled, Some(attempt(1, 503)), &sent));
+
+        assert_eq!(record.state, Cancelled);
+        assert_eq!(record.task.created_at, Some(42));
+        assert_eq!(record.attempts.len(), 1, "{:?}", record.attempts);
+        assert_eq!(record.attempts[0].duration_ms, 3);
+        let again = record.queued(1);
+        assert_eq!(
+            (again.earlier_attempts, &*again.webhook_id),
+            (1, &*record.webhook_id)
+        );
+        assert!(record.webhook_id.starts_with("msg_"));
+    }
+
     #[test]
     fn counts_add_up_and_say_whether_the_batch_runs() {
         let counts = Counts::of([Queued, Sending, Retrying, Delivered, Failed, Cancelled]);

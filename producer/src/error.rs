@@ -24,7 +24,9 @@ pub(crate) enum ApiError {
     )]
     NotJson(String),
     #[error(
-        "no batch {0:?}: it never existed here, or it finished more than {minutes} minutes ago; start a new one with POST /producetasks",
+        "no batch {0:?}: it never existed here, or it finished long enough ago to be dropped \
+         ({minutes} minutes in memory, --keep-finished with REDIS_URL); start a new one with \
+         POST /producetasks",
         minutes = KEEP_FINISHED.as_secs() / 60
     )]
     UnknownBatch(String),

@@ -5,7 +5,9 @@
 use super::redis::{RedisStore, StoreError};
 use super::worker::{Entry, Workers, lock};
 use crate::deliveries::{TaskData, TaskRecord};
-use crate::runner::{Sink, State, Summary, TaskEvent, cancelled_before_sending, deliver_one};
+use crate::runner::{
+    Queued, Sink, State, Summary, TaskEvent, cancelled_before_sending, deliver_one,
+};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -40,15 +42,13 @@ impl Workers {
             stop.cancel(); // stopped while no task of it was here to hear of it
         }
         if stop.is_cancelled() {
-            sink.publish(cancelled_before_sending(meta.total, queued));
-            return Ok(sink.close(written).await);
+            return Ok(self.cancel_unsent(&sink, meta.total, queued, written).await);
         }
         let wait = self.store.reserve_start(&entry.batch, meta.pace_ms).await?;
         let permit = tokio::select! {
             () = self.shutdown.cancelled() => return Ok(false),
             () = stop.cancelled() => {
-                sink.publish(cancelled_before_sending(meta.total, queued));
-                return Ok(sink.close(written).await);
+                return Ok(self.cancel_unsent(&sink, meta.total, queued, written).await);
             }
             permit = self.slot_after(wait) => permit,
         };
@@ -69,6 +69,19 @@ impl Workers {
         )
         .await;
         Ok(sink.close(written).await)
+    }
+
+    /// Ends a task its batch's stop caught before it was sent; whether that was stored.
+    async fn cancel_unsent(
+        &self,
+        sink: &Recorder,
+        total: u64,
+        queued: Queued,
+        written: oneshot::Receiver<bool>,
+    ) -> bool {
+        self.deliverer.metrics().cancelled_before_sending(1);
+        sink.publish(cancelled_before_sending(total, queued));
+        sink.close(written).await
     }
 
     /// A delivery slot, once `wait` is over.

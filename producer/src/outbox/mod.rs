@@ -1,11 +1,12 @@
 //! Where batches live: in this process's memory ([`crate::batches`], the
 //! default), or durably in Redis with `REDIS_URL` (laid out as [`layout`] says, stored by
-//! [`redis`], delivered by [`worker`] and [`job`], streamed by [`events`]). The routes call these methods and do not
+//! [`redis`], read back by [`read`], delivered by [`worker`] and [`job`], streamed by [`events`]). The routes call these methods and do not
 //! care which is in use.
 
 pub(crate) mod events;
 mod job;
 pub(crate) mod layout;
+mod read;
 pub(crate) mod redis;
 pub(crate) mod worker;
 

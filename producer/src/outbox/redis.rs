@@ -1,9 +1,10 @@
-//! The durable outbox's store: reading and writing batches, their tasks and
-//! their events in Redis (laid out as [`super::layout`] says), within a timeout
-//! per command.
+//! The durable outbox's store: its connection to Redis, and writing batches,
+//! their tasks' steps and their events (laid out as [`super::layout`] says),
+//! within a timeout per command. Reading them back is [`super::read`].
 
 use super::layout::{APPLY, GROUP, Keys, REQUEUE, RESERVE, STOP_CHANNEL, index_key, queue_key};
-use crate::deliveries::{BatchSummary, Counts, RedeliverRequest, Refusal, TaskRecord, TaskView};
+use super::read::parse_state;
+use crate::deliveries::{RedeliverRequest, Refusal, TaskRecord};
 use crate::outcome::now_millis;
 use crate::runner::State;
 use redis::AsyncCommands as _;
@@ -16,8 +17,6 @@ use taskhooks_shared::Task;
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How many batch ids the index keeps; the batches themselves expire.
 const MAX_INDEXED: isize = 1000;
-/// How many batches `GET /batches` lists, like the memory registry keeps.
-const MAX_LISTED: isize = crate::batches::MAX_BATCHES as isize;
 
 /// Why the outbox could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -46,17 +45,6 @@ pub(crate) async fn timed<T>(
             "no answer within {OP_TIMEOUT:?}"
         ))),
     }
-}
-
-/// A batch's settings read back from Redis.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta {
-    /// How many tasks it has.
-    pub(crate) total: u64,
-    /// Milliseconds between delivery starts.
-    pub(crate) pace_ms: u64,
-    /// Whether it was stopped.
-    pub(crate) stopped: bool,
 }
 
 /// The outbox's connection to Redis and its settings.
@@ -173,86 +161,6 @@ impl RedisStore {
         }
         timed(pipe.query_async::<()>(&mut self.conn())).await?;
         Ok(total)
-    }
-
-    /// The batches kept, newest first; ids of expired ones are dropped from the index.
-    pub(crate) async fn list(&self) -> Result<Vec<BatchSummary>, StoreError> {
-        let mut conn = self.conn();
-        let ids: Vec<String> = timed(conn.zrevrange(index_key(), 0, MAX_LISTED - 1)).await?;
-        let mut summaries = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.summary(&id).await? {
-                Some(summary) => summaries.push(summary),
-                None => timed(conn.zrem::<_, _, ()>(index_key(), &id)).await?,
-            }
-        }
-        Ok(summaries)
-    }
-
-    /// The batch's summary; `None` when unknown or expired.
-    pub(crate) async fn summary(&self, id: &str) -> Result<Option<BatchSummary>, StoreError> {
-        let meta: HashMap<String, u64> = timed(self.conn().hgetall(Keys::of(id).meta)).await?;
-        if meta.is_empty() {
-            return Ok(None);
-        }
-        let field = |name: &str| meta.get(name).copied().unwrap_or(0);
-        let counts = Counts {
-            queued: field("queued"),
-            in_flight: field("in_flight"),
-            delivered: field("delivered"),
-            failed: field("failed"),
-            cancelled: field("cancelled"),
-        };
-        let summary = BatchSummary::new(id, field("total"), field("created_at"), counts);
-        Ok(Some(summary))
-    }
-
-    /// The batch's total, pace and stop flag; `None` when unknown or expired.
-    pub(crate) async fn meta(&self, id: &str) -> Result<Option<Meta>, StoreError> {
-        let fields: (Option<u64>, Option<u64>, Option<u64>) = timed(
-            redis::cmd("HMGET")
-                .arg(Keys::of(id).meta)
-                .arg(&["total", "pace_ms", "stopped"])
-                .query_async(&mut self.conn()),
-        )
-        .await?;
-        Ok(match fields {
-            (Some(total), pace_ms, stopped) => Some(Meta {
-                total,
-                pace_ms: pace_ms.unwrap_or(0),
-                stopped: stopped.unwrap_or(0) != 0,
-            }),
-            _ => None,
-        })
-    }
-
-    /// Task `index`'s record with its current state; `None` when missing.
-    pub(crate) async fn record(
-        &self,
-        id: &str,
-        index: u64,
-    ) -> Result<Option<TaskRecord>, StoreError> {
-        let keys = Keys::of(id);
-        let (json, state): (Option<String>, Option<String>) = timed(
-            redis::pipe()
-                .hget(&keys.tasks, index)
-                .hget(&keys.states, index)
-                .query_async(&mut self.conn()),
-        )
-        .await?;
-        let (Some(json), Some(state)) = (json, state) else {
-            return Ok(None);
-        };
-        let mut record: TaskRecord =
-            serde_json::from_str(&json).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        record.state = parse_state(&state)?;
-        Ok(Some(record))
-    }
-
-    /// The view of task `index`; `None` when it is not there.
-    pub(crate) async fn task(&self, id: &str, index: u64) -> Result<Option<TaskView>, StoreError> {
-        let record = self.record(id, index).await?;
-        Ok(record.map(|r| TaskView::new(id, index, &r)))
     }
 
     /// Queues the tasks `request` chooses again; `None` for an unknown batch.
@@ -374,7 +282,41 @@ pub(crate) fn state_name(state: State) -> &'static str {
     }
 }
 
-fn parse_state(name: &str) -> Result<State, StoreError> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown task state {name:?}")))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskhooks_shared::testing::RedisServer;
+
+    #[tokio::test]
+    async fn every_producer_reserves_the_next_start_one_pace_after_the_last() {
+        let redis = RedisServer::start();
+        let keep = Duration::from_secs(60);
+        let a = RedisStore::new(&redis.url(), keep).expect("a store");
+        let b = RedisStore::new(&redis.url(), keep).expect("a store");
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "batchid": "b", "id": 0, "owner": "Ann", "priority": "Low"
+        }))
+        .expect("a task");
+        a.create("b", [task], Duration::from_secs(10))
+            .await
+            .expect("created");
+
+        let first = a.reserve_start("b", 10_000).await.expect("reserved");
+        let second = b.reserve_start("b", 10_000).await.expect("reserved");
+        let third = a.reserve_start("b", 10_000).await.expect("reserved");
+
+        // Each wait is measured from its own call, a few ms after the previous one.
+        assert_eq!(first, Duration::ZERO);
+        let pace = Duration::from_secs(10);
+        assert!(
+            second <= pace && second > pace - Duration::from_secs(2),
+            "{second:?}"
+        );
+        assert!(
+            third <= 2 * pace && third > 2 * pace - Duration::from_secs(2),
+            "{third:?}"
+        );
+        let unpaced = b.reserve_start("b", 0).await.expect("no reservation");
+        assert_eq!(unpaced, Duration::ZERO);
+    }
 }

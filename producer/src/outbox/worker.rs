@@ -107,7 +107,7 @@ impl Workers {
         tokio::spawn(self.clone().stop_loop());
     }
 
-    /// Reads new entries, one per free delivery slot.
+    /// Reads new entries, while this producer holds fewer than its bound.
     async fn read_loop(self: Arc<Self>) {
         while !self.shutdown.is_cancelled() {
             if let Err(err) = self.read_from_one_connection().await {

@@ -8,6 +8,7 @@ mod cross_site;
 mod deliveries;
 mod delivery;
 mod durable;
+mod durable_bounds;
 mod end_to_end;
 mod faults;
 mod headless;

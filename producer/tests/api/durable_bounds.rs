@@ -1,0 +1,147 @@
+//! The durable outbox's bounds and refusals on a real Redis: what its event
+//! stream answers a client with nothing left or a foreign id, 503 while Redis is
+//! down (and delivering again once it is back), and a finished batch expiring.
+
+use crate::durable::{durable, summary_path, wait_for};
+use crate::helpers::{Receiver, Started, TestApp, WAIT, spawn_app};
+use serde_json::{Value, json};
+use std::time::Duration;
+use taskhooks_shared::testing::RedisServer;
+
+#[tokio::test]
+async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign_event_id() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+    let batch = app.start(json!({"min": 2, "max": 2})).await;
+    let events = app.all_events(&batch).await;
+    let last = events.last().expect("done").raw_id.clone();
+
+    let nope = Started {
+        events_url: "/batches/nope/events".to_owned(),
+        ..batch.clone()
+    };
+    let after_done = open_events(&app, &batch, &last).await;
+    let numbered = open_events(&app, &batch, "7").await;
+    let foreign = open_events(&app, &batch, "abc").await;
+    let unknown = open_events(&app, &nope, "0").await;
+
+    assert_eq!(after_done.status().as_u16(), 204);
+    assert_eq!(
+        numbered.status().as_u16(),
+        200,
+        "a number is an entry id: from then on"
+    );
+    assert_eq!(foreign.status().as_u16(), 400);
+    let error: Value = foreign.json().await.expect("JSON");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Last-Event-ID"),
+        "{error}"
+    );
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+/// `GET` a batch's events with this `Last-Event-ID`, whatever the answer.
+async fn open_events(app: &TestApp, batch: &Started, last: &str) -> reqwest::Response {
+    app.client
+        .get(format!("{}{}", app.address, batch.events_url))
+        .header("last-event-id", last)
+        .send()
+        .await
+        .expect("answered")
+}
+
+#[tokio::test]
+async fn while_redis_is_down_the_outbox_answers_503_and_it_works_again_once_redis_is_back() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+
+    redis.stop();
+    let (status, body) = app.call("POST", "/producetasks", Some("{}")).await;
+    let (list_status, _) = app.call("GET", "/batches", None).await;
+    redis.restart(); // empty: the queue and its group are gone too
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let batch = loop {
+        let (status, body) = app
+            .call("POST", "/producetasks", Some(r#"{"min":3,"max":3}"#))
+            .await;
+        if status == 202 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never accepted again: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let path = format!("/batches/{}", batch["batchid"].as_str().expect("an id"));
+    let summary = wait_for(&app, &path, |s| s["state"] == "done").await;
+
+    assert_eq!((status, list_status), (503, 503), "{body}");
+    let error = body["error"].as_str().expect("an error");
+    assert!(error.contains("Redis cannot be reached"), "{error}");
+    assert_eq!(summary["delivered"], 3, "{summary}");
+}
+
+#[tokio::test]
+async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &["--keep-finished", "1s"])).await;
+    let batch = app.start(json!({"min": 3, "max": 3})).await;
+    app.all_events(&batch).await;
+    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let batch_keys = format!("taskhooks:producer:batch:{}*", batch.batchid);
+    let kept: Vec<String> = redis::cmd("KEYS")
+        .arg(&batch_keys)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(kept.len(), 4, "meta, states, tasks, events: {kept:?}");
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let gone = loop {
+        let (status, body) = app.call("GET", &summary_path(&batch), None).await;
+        if status == 404 {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never expired: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (_, list) = app.call("GET", "/batches", None).await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(&batch_keys)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    let queue_length: u64 = redis::cmd("XLEN")
+        .arg("taskhooks:producer:queue")
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+
+    assert!(
+        gone["error"].as_str().unwrap_or("").contains("no batch"),
+        "{gone}"
+    );
+    assert_eq!(list["batches"], json!([]), "expired batches are not listed");
+    assert_eq!(left, Vec::<String>::new(), "every key of the batch expired");
+    assert_eq!(
+        queue_length, 0,
+        "acknowledged entries are deleted from the queue"
+    );
+}
