@@ -215,3 +215,44 @@ test('with the keyboard alone: a batch started with Space, then the recent-tasks
   await dashboard.waitForFunction(() => document.getElementById('tasks').scrollTop > 0, null, { timeout: 5_000 });
   assert.deepEqual(dashboard.problems, [], 'the dashboard logged no errors');
 });
+
+test('with the keyboard alone: the recent batches listed, a task\'s attempts opened and closed; both pass the audit', async () => {
+  const { context, producerUrl } = ctx;
+  const page = await openPage(context);
+  await page.goto(producerUrl);
+  const { batchid, panel } = await clickProduceTasks(page, { size: 5, paceMs: PACE_MS });
+  await panel.locator('.batch-status', { hasText: 'Complete' }).waitFor({ timeout: BATCH_TIMEOUT_MS });
+  assert.match(await page.locator('#durability').innerText(), /memory only/, 'the page says deliveries are not durable');
+
+  await tabTo(page, '#recent > summary');
+  await page.keyboard.press('Enter');
+  const open = page.locator(`#recent-list button.open[data-batchid="${batchid}"]`);
+  await open.waitFor({ timeout: 5_000 });
+  await assertAccessible([page, 'the producer page, recent batches listed']);
+  await tabTo(page, `#recent-list button.open[data-batchid="${batchid}"]`);
+  // Its panel is already on the page: Open takes the focus to its log, not to a second panel.
+  await page.keyboard.press('Enter');
+  assert.ok(await page.evaluate((id) => document.activeElement.matches(`.batch[data-batchid="${id}"] ol.lines`), batchid),
+    'Open focuses the batch\'s log');
+  assert.equal(await page.locator(`.batch[data-batchid="${batchid}"]`).count(), 1, 'a batch has one panel');
+
+  await tabTo(page, `.batch[data-batchid="${batchid}"] button.line`);
+  await page.keyboard.press('ArrowDown');
+  await assertFocusVisible(page, 'the second line, reached with ArrowDown');
+  const line = await page.evaluate(() => document.activeElement.dataset.index);
+  assert.equal(line, '2', 'ArrowDown moves to the next line');
+  await page.keyboard.press('Space');
+  const dialog = page.getByRole('dialog', { name: `Task 2 of batch ${batchid}` });
+  await dialog.locator('#attempts-list li').first().waitFor({ timeout: 5_000 });
+  assert.match(await dialog.locator('.result').first().innerText(), /^succeeded: 200 OK/);
+  await assertFocusVisible(page, 'the focus inside the attempts view');
+  await page.screenshot({ path: join(SCREENSHOTS, 'producer-keyboard-attempts.png') });
+  await assertAccessible([page, 'the producer page, a task\'s attempts open']);
+
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
+  assert.ok(await page.evaluate(() => document.activeElement.matches('button.line[data-index="2"]')),
+    'Escape closes the attempts and returns the focus to the line');
+  assert.deepEqual(page.problems, [], 'the producer page logged no errors');
+  await page.close();
+});

@@ -213,6 +213,16 @@ test('both pages fit a phone\'s width without sideways scrolling', async () => {
     }
     const producer = phone.pages()[1];
     assert.ok(await producer.getByRole('button', { name: 'Produce Tasks' }).isVisible(), 'Produce Tasks is on screen');
+    // The batch reopened from Recent batches, and a task's attempts: they fit too.
+    await producer.locator('#recent > summary').click();
+    await producer.locator(`#recent-list button.open[data-batchid="${batch.batchid}"]`).click();
+    await producer.locator('.batch button.line').first().click();
+    const dialog = producer.locator('#attempts');
+    await dialog.locator('#attempts-list li').first().waitFor({ timeout: 5_000 });
+    const widths = await producer.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth,
+      document.getElementById('attempts').scrollWidth, document.getElementById('attempts').clientWidth]);
+    assert.ok(widths[0] <= widths[1] && widths[2] <= widths[3], `page and attempts view fit: ${widths}`);
+    await producer.screenshot({ path: join(SCREENSHOTS, 'producer-phone-attempts.png') });
   } finally {
     await phone.close();
   }
@@ -256,7 +266,7 @@ test('the Stop button stops a running batch (its request passes the cross-site g
   // (The bad request of the test above left its 400 in the console.)
   const earlier = producer.problems.length;
   const { panel } = await clickProduceTasks(producer, { size: 50, paceMs: 1_000 });
-  await panel.getByRole('button', { name: 'Stop' }).click();
+  await panel.getByRole('button', { name: 'Stop', exact: true }).click();
   const status = panel.locator('.batch-status');
   await status.filter({ hasText: 'Stopped' }).waitFor({ timeout: BATCH_TIMEOUT_MS });
   assert.match(await status.textContent(), /cancelled/);

@@ -20,3 +20,15 @@ export async function clickProduceTasks(page, { size, paceMs }) {
   assert.equal(total, size, 'min = max, so the batch has exactly that many tasks');
   return { batchid, total, panel: page.locator(`.batch[data-batchid="${batchid}"]`) };
 }
+
+/**
+ * The batch's tasks per priority, `{ Low, Moderate, Major, Critical }`, read from its
+ * panel: each line's tooltip is the task as sent (JSON).
+ */
+export async function panelPriorities(panel) {
+  return panel.locator('ol.lines button.line').evaluateAll((lines) => {
+    const counts = { Low: 0, Moderate: 0, Major: 0, Critical: 0 };
+    for (const line of lines) counts[JSON.parse(line.title).priority] += 1;
+    return counts;
+  });
+}

@@ -172,12 +172,31 @@ export class Services {
    */
   async startBinary(name, { bin, args = [], env = {}, baseUrl }) {
     const proc = this.spawn(name, binary(bin), args, env);
-    await waitFor(`${name} to answer ${baseUrl}/healthz`, async () => {
-      if (proc.exited) throw new Error(`${name} ${proc.exited}; see ${proc.log}`);
-      const response = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+    proc.baseUrl = baseUrl;
+    await this.#healthy(proc);
+    return proc;
+  }
+
+  /**
+   * Starts the binary `name` again as before (same flags, port and environment; its log
+   * goes on in the same file), killing it first if it still runs; waits for /healthz.
+   */
+  async restartBinary(name) {
+    const old = this.procs.findLast((p) => p.name === name);
+    if (!old?.baseUrl) throw new Error(`no program named ${name} was started by startBinary`);
+    if (!old.exited) await this.kill(name);
+    const proc = this.spawn(name, old.command, old.args, old.env, { append: true });
+    proc.baseUrl = old.baseUrl;
+    await this.#healthy(proc);
+    return proc;
+  }
+
+  async #healthy(proc) {
+    await waitFor(`${proc.name} to answer ${proc.baseUrl}/healthz`, async () => {
+      if (proc.exited) throw new Error(`${proc.name} ${proc.exited}; see ${proc.log}`);
+      const response = await fetch(`${proc.baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
       return response.ok;
     }, { timeoutMs: START_TIMEOUT_MS });
-    return proc;
   }
 
   /** Runs a binary to completion (e.g. `producer send`); resolves to `{ code, output }`. */

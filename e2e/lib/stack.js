@@ -8,10 +8,11 @@ import { newSecret } from './signing.js';
 
 /**
  * Starts the consumer (and, unless `producer: false`, the producer) with their own Redis.
- * `env` is added to both programs' environment (LOG_FORMAT, RUST_LOG, …).
+ * `env` is added to both programs' environment (LOG_FORMAT, RUST_LOG, …). With
+ * `durableProducer`, the producer keeps its outbox in the same Redis (`--redis-url`).
  * @param {Services} services
  */
-export async function startStack(services, { producer = true, env = {} } = {}) {
+export async function startStack(services, { producer = true, env = {}, durableProducer = false } = {}) {
   const secret = newSecret();
   const redisUrl = await services.startRedis();
   const consumerPort = await freePort();
@@ -34,6 +35,7 @@ export async function startStack(services, { producer = true, env = {} } = {}) {
         '--bind', `127.0.0.1:${producerPort}`,
         '--target', `${consumerUrl}/consumetasks`,
         '--dashboard-url', consumerUrl,
+        ...(durableProducer ? ['--redis-url', redisUrl] : []),
       ],
       env: { ...env, WEBHOOK_SECRET: secret },
     });
