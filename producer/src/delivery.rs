@@ -67,7 +67,11 @@ impl Deliverer {
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(pool_size)
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // reqwest's own retries only replay HTTP/2 and HTTP/3 refusals, which an
+            // HTTP/1.1 client never meets, yet they copy every request's headers in
+            // case (seen with `scripts/profile producer`); our retry policy decides.
+            .retry(reqwest::retry::never().max_retries_per_request(0));
         if settings.target.scheme() == "http" {
             // No TLS is spoken, so no CA certificates are needed: a slim container
             // without any must still be able to send plain HTTP webhooks.

@@ -15,7 +15,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{KeyInit as _, Mac as _};
+use hmac::Mac as _;
 
 #[cfg(test)]
 mod proptests;
@@ -223,9 +223,7 @@ impl<'a> CheckedHeaders<'a> {
 
 impl Secret {
     fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
-        // unwrap: HMAC accepts keys of any length, so new_from_slice cannot fail.
-        #[allow(clippy::unwrap_used)]
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap();
+        let mut mac = self.keyed.clone();
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.as_bytes());

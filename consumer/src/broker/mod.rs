@@ -5,6 +5,7 @@
 //! replica, totals kept in Redis) and [`memory`] (one process only, used when no
 //! `REDIS_URL` is given).
 
+pub(crate) mod accept;
 pub(crate) mod dedupe;
 pub mod eviction;
 pub(crate) mod memory;

@@ -1,12 +1,15 @@
-//! The Redis broker: publish, dedupe and count in one script call per webhook, and
-//! one subscriber per process that forwards the channel to this process's hub.
+//! The Redis broker: publish, dedupe and count in one script call per webhook (the
+//! script and the worker threads' connections are in [`super::accept`]), and one
+//! subscriber per process that forwards the channel to this process's hub.
 //!
 //! Keys, all prefixed with the channel name `<ch>`:
 //! `<ch>:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
 //! time bucket and shard, see [`super::dedupe`]; the only keys with a TTL),
 //! `<ch>:totals` (hash of priority → count), `<ch>:recent` (list of event JSON,
-//! newest first, capped) and `<ch>:seq` (last event number).
+//! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
+//! `<ch>:seq` (last event number).
 
+use super::accept::AcceptScript;
 use super::dedupe::DedupeWindow;
 use super::eviction::EvictionRisk;
 use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
@@ -31,57 +34,13 @@ pub(crate) const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
 pub(crate) const RECONNECT_DELAY: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
 
-/// Dedupe, count, remember and publish, atomically. Returns the new sequence
-/// number, or 0 for a duplicate. The event text matches `hub::event_json`.
-///
-/// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
-/// by the bucket length, so every replica agrees on it whatever its clock; the id's
-/// shard is looked up in the current bucket and the `buckets` before it, then the
-/// hash is added to the current one, which expires once it has left the window.
-/// Those keys are built here rather than passed in KEYS: they depend on Redis's
-/// clock, and the broker does not support Redis Cluster anyway.
-static ACCEPT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-        -- KEYS: totals, recent, seq.
-        -- ARGV: channel, task json, priority, cap, id hash ('' = no dedupe), shard,
-        --       bucket length in ms, buckets per window
-        if ARGV[5] ~= '' then
-            local time = redis.call('TIME')
-            local width = tonumber(ARGV[7])
-            local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / width)
-            local prefix = ARGV[1] .. ':seen:'
-            local shard = ':' .. ARGV[6]
-            local buckets = tonumber(ARGV[8])
-            for b = bucket - buckets, bucket do
-                if redis.call('HEXISTS', prefix .. string.format('%d', b) .. shard, ARGV[5]) == 1 then
-                    return 0
-                end
-            end
-            local key = prefix .. string.format('%d', bucket) .. shard
-            redis.call('HSET', key, ARGV[5], '')
-            if redis.call('HLEN', key) == 1 then
-                redis.call('PEXPIREAT', key, string.format('%d', (bucket + 1 + buckets) * width))
-            end
-        end
-        local seq = redis.call('INCR', KEYS[3])
-        redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-        local event = '{"seq":' .. seq .. ',"task":' .. ARGV[2] .. '}'
-        redis.call('LPUSH', KEYS[2], event)
-        redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
-        redis.call('PUBLISH', ARGV[1], event)
-        return seq
-        "#,
-    )
-});
-
 /// Reads sequence number, totals and recent events at one instant.
 static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-        -- KEYS: seq, totals, recent
+        -- KEYS: seq, totals, recent; ARGV: how many recent events
         local seq = tonumber(redis.call('GET', KEYS[1])) or 0
-        return {seq, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[3], 0, -1)}
+        return {seq, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[3], 0, ARGV[1] - 1)}
         "#,
     )
 });
@@ -101,11 +60,24 @@ static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
 #[derive(Clone)]
 pub struct RedisBroker {
     client: redis::Client,
+    /// The connection for everything but webhooks, driven on the thread that built it.
     conn: ConnectionManager,
     channel: Arc<str>,
-    window: DedupeWindow,
+    /// The webhook's script, for the dedupe window.
+    accept: Arc<AcceptScript>,
+    /// The keys the snapshot and totals scripts read: seq, totals, recent.
+    keys: Arc<[String; 3]>,
     /// Where the accept script's time is recorded, when metrics are kept.
     accept_seconds: Option<Histogram>,
+}
+
+/// A connection that connects on first use and reconnects by itself.
+pub(super) fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(OP_TIMEOUT))
+        .set_response_timeout(Some(OP_TIMEOUT))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
@@ -135,16 +107,15 @@ impl RedisBroker {
     /// so a consumer can start before Redis and survive its restarts.
     pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let conn = connect_lazily(&client)?;
+        let keys = ["seq", "totals", "recent"].map(|name| format!("{channel}:{name}"));
+        let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
             client,
             conn,
-            channel: channel.into(),
-            window: DedupeWindow::default(),
+            accept: Arc::new(AcceptScript::new(channel.clone(), DedupeWindow::default())),
+            channel,
+            keys: Arc::new(keys),
             accept_seconds: None,
         })
     }
@@ -152,7 +123,10 @@ impl RedisBroker {
     /// The same broker remembering webhook ids for `window`. Every replica on one
     /// Redis must use the same window: it decides where an id is kept.
     pub(crate) fn with_window(self, window: DedupeWindow) -> RedisBroker {
-        RedisBroker { window, ..self }
+        RedisBroker {
+            accept: Arc::new(AcceptScript::new(self.channel.clone(), window)),
+            ..self
+        }
     }
 
     /// The same broker recording each accept script call's time in `histogram`.
@@ -161,10 +135,6 @@ impl RedisBroker {
             accept_seconds: Some(histogram),
             ..self
         }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}:{name}", self.channel)
     }
 
     /// See [`super::Broker::accept`].
@@ -176,20 +146,10 @@ impl RedisBroker {
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
         let task_json = serde_json::to_string(task).unwrap();
-        let hash = webhook_id.map(|id| self.window.hash(id));
-        let mut invocation = ACCEPT.key(self.key("totals"));
-        invocation
-            .key(self.key("recent"))
-            .key(self.key("seq"))
-            .arg(&*self.channel)
-            .arg(task_json)
-            .arg(task.priority.as_str())
-            .arg(RECENT_CAP)
-            .arg(hash.as_ref().map_or(&[][..], |h| &h.field[..]))
-            .arg(hash.map_or(0, |h| h.shard))
-            .arg(self.window.bucket_ms())
-            .arg(super::dedupe::BUCKETS);
-        let mut conn = self.conn.clone();
+        let invocation = self.accept.invocation(webhook_id, task_json, task.priority);
+        let mut conn = self
+            .accept
+            .thread_connection(|| connect_lazily(&self.client), &self.conn);
         let started = Instant::now();
         let seq = timed(invocation.invoke_async::<u64>(&mut conn)).await;
         if let Some(histogram) = &self.accept_seconds {
@@ -209,8 +169,9 @@ impl RedisBroker {
     }
 
     async fn read_snapshot(&self) -> Result<Snapshot, BrokerError> {
-        let mut invocation = SNAPSHOT.key(self.key("seq"));
-        invocation.key(self.key("totals")).key(self.key("recent"));
+        let [seq, totals, recent] = &*self.keys;
+        let mut invocation = SNAPSHOT.key(seq);
+        invocation.key(totals).key(recent).arg(RECENT_CAP);
         let mut conn = self.conn.clone();
         let (seq, flat_totals, recent): (u64, Vec<String>, Vec<String>) =
             timed(invocation.invoke_async(&mut conn)).await?;
@@ -228,8 +189,9 @@ impl RedisBroker {
     }
 
     async fn read_totals(&self) -> Result<(u64, Totals), BrokerError> {
-        let mut invocation = TOTALS.key(self.key("seq"));
-        invocation.key(self.key("totals"));
+        let [seq, totals, _] = &*self.keys;
+        let mut invocation = TOTALS.key(seq);
+        invocation.key(totals);
         let mut conn = self.conn.clone();
         let (seq, flat_totals): (u64, Vec<String>) =
             timed(invocation.invoke_async(&mut conn)).await?;

@@ -48,10 +48,25 @@ pub(crate) async fn consume_tasks(
     let result = receive(&req, payload, &state).await;
     state.metrics.record(&result, started.elapsed());
     let answer = match result? {
-        Accepted::Published { seq } => serde_json::json!({ "status": "published", "seq": seq }),
-        Accepted::Duplicate => serde_json::json!({ "status": "duplicate" }),
+        Accepted::Published { seq } => Answer {
+            status: "published",
+            seq: Some(seq),
+        },
+        Accepted::Duplicate => Answer {
+            status: "duplicate",
+            seq: None,
+        },
     };
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// The 200 answer: `{"status":"published","seq":N}` or `{"status":"duplicate"}`. A
+/// struct, not `json!`, which builds a map for every webhook.
+#[derive(serde::Serialize)]
+struct Answer {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 async fn receive(

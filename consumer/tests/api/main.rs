@@ -13,5 +13,6 @@ mod hostile;
 mod pacing;
 mod prometheus;
 mod raw;
+mod recent;
 mod resilience;
 mod webhook;

@@ -10,8 +10,7 @@ const CASES: u32 = 600;
 const NOW: i64 = 1_700_000_000;
 
 fn secret() -> impl Strategy<Value = Secret> {
-    proptest::collection::vec(any::<u8>(), MIN_KEY_BYTES..=MAX_KEY_BYTES)
-        .prop_map(|key| Secret { key })
+    proptest::collection::vec(any::<u8>(), MIN_KEY_BYTES..=MAX_KEY_BYTES).prop_map(Secret::from_key)
 }
 
 /// A header value as a client may send it: any text, often close to a real one.

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::KeyInit as _;
 use rand::RngExt as _;
 
 /// Shortest key accepted, in bytes. 24 bytes (192 bits) is what the Standard
@@ -60,10 +61,22 @@ pub enum SecretError {
 }
 
 /// A webhook signing key. Its `Debug` output is redacted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret {
     pub(super) key: Vec<u8>,
+    /// The HMAC already keyed with `key`, cloned for each message: keying hashes the
+    /// padded key (two SHA-256 blocks of the four a task's HMAC costs), the same work
+    /// for every message (measured with `scripts/profile`, docs/benchmarks.md).
+    pub(super) keyed: super::HmacSha256,
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Secret {}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,7 +97,7 @@ impl std::str::FromStr for Secret {
             0 => Err(SecretError::Empty),
             len if len < MIN_KEY_BYTES => Err(SecretError::TooShort { len }),
             len if len > MAX_KEY_BYTES => Err(SecretError::TooLong { len }),
-            _ => Ok(Secret { key }),
+            _ => Ok(Secret::from_key(key)),
         }
     }
 }
@@ -94,7 +107,15 @@ impl Secret {
     pub fn generate() -> Secret {
         let mut key = vec![0u8; 32];
         rand::rng().fill(&mut key[..]);
-        Secret { key }
+        Secret::from_key(key)
+    }
+
+    /// The secret of `key`, of any length (the caller checks it).
+    pub(super) fn from_key(key: Vec<u8>) -> Secret {
+        // unwrap: HMAC accepts keys of any length, so new_from_slice cannot fail.
+        #[allow(clippy::unwrap_used)]
+        let keyed = super::HmacSha256::new_from_slice(&key).unwrap();
+        Secret { key, keyed }
     }
 
     /// The secret in its `whsec_<base64>` form, for handing to the other side.

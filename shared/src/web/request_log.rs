@@ -11,6 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use rand::RngExt as _;
 use std::time::Instant;
 use tracing::Instrument as _;
 
@@ -35,9 +36,16 @@ pub async fn log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let id = caller_id(&req).unwrap_or_else(|| {
+        // From the thread's own random generator: `Uuid::new_v4` asks the kernel
+        // (a getrandom system call) for every request.
+        let uuid = uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid();
         // unwrap: a hyphenated UUID is always a valid header value.
         #[allow(clippy::unwrap_used)]
-        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap()
+        HeaderValue::from_str(
+            uuid.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        )
+        .unwrap()
     });
     let span = tracing::info_span!(
         "request",
