@@ -13,6 +13,7 @@
 pub mod broker;
 mod config;
 mod error;
+mod frame;
 mod hub;
 mod metrics;
 pub mod routes;
