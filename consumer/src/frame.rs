@@ -14,6 +14,8 @@ use std::sync::Arc;
 const HEAD: &str = r#"{"type":"events","events":["#;
 /// Everything after the last.
 const TAIL: &str = "]}";
+/// The length of an events frame without its events.
+pub(crate) const FRAME_OVERHEAD: usize = HEAD.len() + TAIL.len();
 
 /// One events frame and where each of its events lies in the text.
 #[derive(Debug)]
@@ -46,9 +48,21 @@ impl Frame {
         }
     }
 
+    /// What `event` adds to a frame's length (its comma counted even for the first,
+    /// so a frame is at most [`FRAME_OVERHEAD`] plus its events' lengths).
+    pub(crate) fn length_of(event: &Event) -> usize {
+        event.json.get().len() + 1
+    }
+
     /// How many events the frame holds.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.events.len()
+    }
+
+    /// The length of its text in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.text.len()
     }
 
     /// The `seq` of its last event (0 for none).

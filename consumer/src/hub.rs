@@ -3,12 +3,12 @@
 //! The hub, not each socket, paces the events: an event that finds the hub idle (no
 //! frame in the last flush interval, `--ws-flush-interval`) goes out at once in its
 //! own frame; events arriving sooner are held and go together once the interval
-//! since the last frame has passed ([`due`]), or at once when [`MAX_BATCH`] are
-//! waiting. Each frame is serialised once ([`Frame`]) and handed to every socket
+//! since the last frame has passed ([`due`]), or at once when they would make a
+//! frame of more than [`MAX_FRAME_BYTES`]. Each frame is serialised once ([`Frame`]) and handed to every socket
 //! through one broadcast channel, so a thousand sockets cost one serialisation and
 //! one wake-up each per frame, not per event.
 
-use crate::frame::Frame;
+use crate::frame::{FRAME_OVERHEAD, Frame};
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,8 +25,11 @@ use tokio::time::Instant;
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 /// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
-/// Most events in one frame; more waiting are sent at once in several frames.
-pub const MAX_BATCH: usize = 500;
+/// Most bytes in one events frame (one event larger than this has a frame of its
+/// own); events that would make a longer one are sent at once in several frames.
+/// Small enough that a frame fits the HTTP dispatcher's 8 KiB write buffer, which
+/// then never grows: with 1,000 sockets, every KiB held per socket is a megabyte.
+pub const MAX_FRAME_BYTES: usize = 7 * 1024;
 /// How many frames the hub holds for a slow socket before that socket lags. A
 /// lagging socket is resynchronised with a fresh snapshot, so this bounds memory,
 /// not correctness: the channel keeps its last `HUB_CAPACITY` frames (about 1 MB at
@@ -87,6 +90,8 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Pacing {
     pending: Vec<Event>,
+    /// The length of `pending`'s events in a frame.
+    pending_bytes: usize,
     last_frame: Option<Instant>,
     /// A task waits to flush `pending` when it is due: one at a time, not one per event.
     timer_armed: bool,
@@ -121,6 +126,11 @@ impl Hub {
         let status = match message {
             HubMessage::Event(event) => {
                 self.forwarded.inc();
+                let bytes = Frame::length_of(&event);
+                if FRAME_OVERHEAD + pacing.pending_bytes + bytes > MAX_FRAME_BYTES {
+                    self.flush(&mut pacing, Instant::now()); // a full frame goes at once
+                }
+                pacing.pending_bytes += bytes;
                 pacing.pending.push(event);
                 return self.pace(&mut pacing);
             }
@@ -135,7 +145,7 @@ impl Hub {
     fn pace(&self, pacing: &mut Pacing) {
         let now = Instant::now();
         let due_at = due(pacing.last_frame, now, self.shared.interval);
-        if pacing.pending.len() >= MAX_BATCH || due_at.is_none() {
+        if due_at.is_none() {
             return self.flush(pacing, now);
         }
         if let Some(at) = due_at
@@ -150,8 +160,8 @@ impl Hub {
         }
     }
 
-    /// The timer: flushes the held events once they are due (a frame sent meanwhile
-    /// for [`MAX_BATCH`] events moves the moment on).
+    /// The timer: flushes the held events once they are due (a full frame sent
+    /// meanwhile moves the moment on).
     async fn flush_when_due(self, mut at: Instant) {
         loop {
             tokio::time::sleep_until(at).await;
@@ -174,6 +184,7 @@ impl Hub {
         }
         let frame = Frame::build(&pacing.pending);
         pacing.pending.clear();
+        pacing.pending_bytes = 0;
         pacing.last_frame = Some(now);
         let _ = self.shared.sender.send(Fanout::Frame(Arc::new(frame)));
     }

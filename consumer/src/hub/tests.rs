@@ -88,18 +88,30 @@ async fn events_soon_after_a_frame_are_held_then_sent_together() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_full_batch_goes_out_without_waiting() {
+async fn held_events_that_fill_a_frame_go_out_without_waiting() {
     let hub = Hub::new(INTERVAL);
     let mut frames = hub.subscribe();
     hub.send(event(1));
 
-    for seq in 2..=MAX_BATCH as u64 + 1 {
+    for seq in 2..=400 {
         hub.send(event(seq));
     }
 
     assert_eq!(seqs(frames.try_recv()), [1]);
-    let held: Vec<u64> = (2..=MAX_BATCH as u64 + 1).collect();
-    assert_eq!(seqs(frames.try_recv()), held, "without the clock moving");
+    let Ok(Fanout::Frame(full)) = frames.try_recv() else {
+        panic!("a full frame without the clock moving");
+    };
+    let count = full.seqs().len() as u64;
+    assert_eq!(full.seqs(), (2..count + 2).collect::<Vec<_>>());
+    assert!(full.bytes() <= MAX_FRAME_BYTES, "{} bytes", full.bytes());
+    assert!(
+        full.bytes() > MAX_FRAME_BYTES - 40,
+        "full: one more would not fit"
+    );
+    assert!(
+        matches!(frames.try_recv(), Err(TryRecvError::Empty)),
+        "the rest held"
+    );
 }
 
 #[tokio::test(start_paused = true)]

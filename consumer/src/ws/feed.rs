@@ -1,0 +1,238 @@
+//! A dashboard socket's outgoing bytes, pulled by the connection: events go out
+//! only when the connection asks for more, that is once it has written what it had.
+//!
+//! The HTTP dispatcher polls a response body for the next chunk when its write
+//! buffer has room, then writes it to the socket. [`Feed`] wraps the body that
+//! `actix-ws` gives (the socket task's snapshots, status, pings, pongs and close,
+//! always first) and, when that has nothing, takes the frames waiting for this socket
+//! on the hub, up to [`MAX_FRAME_BYTES`], as one WebSocket frame. It then yields once,
+//! so the dispatcher writes that frame before asking for the next one: the bytes
+//! held for a socket are one frame, not a queue, whatever the load. A socket whose
+//! client stops reading is simply not asked; its frames wait in the hub's channel
+//! (shared by every socket, bounded) until it lags and is resynchronised, or is
+//! dropped for not answering pings.
+//!
+//! When the hub says events were missed (a lag, or a resync after the broker
+//! reconnected), the feed stops taking events and asks the socket task for a fresh
+//! snapshot; the task queues it on the session, then hands the feed its `seq`, and
+//! events after it flow again.
+
+use crate::frame::{Frame, compose};
+use crate::hub::{Fanout, MAX_FRAME_BYTES};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::mpsc;
+use tokio_util::sync::ReusableBoxFuture;
+
+/// One hub message, and the receiver to wait for the next one with.
+type Received = (Result<Fanout, RecvError>, Receiver<Fanout>);
+
+/// The socket's response body: the session's messages, then the hub's events.
+pub(crate) struct Feed {
+    session: BoxBody,
+    hub: ReusableBoxFuture<'static, Received>,
+    /// A message taken from the hub after the frames before it, to act on next.
+    carried: Option<Result<Fanout, RecvError>>,
+    /// The last event the client has, by a frame or in its snapshot.
+    last_seq: u64,
+    /// No events until the socket task has queued a snapshot (the first one too).
+    paused: bool,
+    /// Set after an events frame: the next poll yields, so that frame is written first.
+    just_sent: bool,
+    /// From the socket task: the `seq` of each snapshot it queued on the session.
+    snapshots: mpsc::UnboundedReceiver<u64>,
+    /// To the socket task: send the client a fresh snapshot.
+    resync: mpsc::Sender<()>,
+}
+
+/// The socket task's ends of the feed's two channels.
+pub(crate) struct FeedControl {
+    /// Hand the feed the `seq` of each snapshot, once it is queued on the session.
+    pub(crate) snapshots: mpsc::UnboundedSender<u64>,
+    /// Receives the feed's requests for a snapshot.
+    pub(crate) resync: mpsc::Receiver<()>,
+}
+
+impl Feed {
+    /// The feed of `session` (the body `actix-ws` made) and of `events` (subscribed
+    /// before the first snapshot is read, so no event falls between the two).
+    pub(crate) fn new(session: BoxBody, events: Receiver<Fanout>) -> (Feed, FeedControl) {
+        let (snapshots_tx, snapshots) = mpsc::unbounded_channel();
+        // One request waiting is enough: a snapshot answers every request before it.
+        let (resync, resync_rx) = mpsc::channel(1);
+        let feed = Feed {
+            session,
+            hub: ReusableBoxFuture::new(next(events)),
+            carried: None,
+            last_seq: 0,
+            paused: true,
+            just_sent: false,
+            snapshots,
+            resync,
+        };
+        let control = FeedControl {
+            snapshots: snapshots_tx,
+            resync: resync_rx,
+        };
+        (feed, control)
+    }
+
+    /// The next events frame, or a status frame, from the hub; `None` when there is
+    /// nothing to send now (the hub has nothing, or the feed waits for a snapshot).
+    fn poll_hub(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let first = match self.carried.take() {
+            Some(carried) => carried,
+            None => {
+                let (received, mut events) = std::task::ready!(self.hub.poll(cx));
+                let (frames, after) = take_waiting(received, &mut events);
+                self.hub.set(next(events));
+                self.carried = after;
+                if !frames.is_empty() {
+                    return Poll::Ready(self.events_frame(&frames));
+                }
+                match self.carried.take() {
+                    Some(first) => first,
+                    None => return Poll::Ready(None),
+                }
+            }
+        };
+        Poll::Ready(self.act(first))
+    }
+
+    /// The frame for the events of `frames` the client does not have yet.
+    fn events_frame(&mut self, frames: &[Arc<Frame>]) -> Option<Bytes> {
+        let text = compose(frames, self.last_seq);
+        if let Some(last) = frames.last() {
+            self.last_seq = self.last_seq.max(last.last_seq());
+        }
+        self.just_sent = text.is_some();
+        text.map(|text| text_frame(text.as_bytes()))
+    }
+
+    /// Acts on a hub message that is not events: a status frame, or a pause until
+    /// the socket task has queued a snapshot.
+    fn act(&mut self, message: Result<Fanout, RecvError>) -> Option<Bytes> {
+        match message {
+            Ok(Fanout::Frame(frame)) => self.events_frame(&[frame]),
+            Ok(Fanout::Unavailable(reason)) => {
+                let status = serde_json::json!({
+                    "type": "status", "status": "unavailable", "error": &*reason
+                });
+                Some(text_frame(status.to_string().as_bytes()))
+            }
+            Ok(Fanout::Resync) | Err(RecvError::Lagged(_)) => {
+                self.paused = true;
+                // Full means a request is already waiting: that one will do.
+                let _ = self.resync.try_send(());
+                None
+            }
+            // The hub is gone: the server is stopping, and the socket task closes.
+            Err(RecvError::Closed) => {
+                self.paused = true;
+                None
+            }
+        }
+    }
+}
+
+impl MessageBody for Feed {
+    type Error = Box<dyn StdError>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            // The session first: a snapshot must go out before the events after it.
+            match Pin::new(&mut this.session).poll_next(cx) {
+                Poll::Ready(chunk) => return Poll::Ready(chunk),
+                Poll::Pending => {}
+            }
+            if let Poll::Ready(Some(seq)) = this.snapshots.poll_recv(cx) {
+                // Queued on the session before its seq was sent: poll that again first.
+                this.last_seq = seq;
+                this.paused = false;
+                continue;
+            }
+            if this.paused {
+                return Poll::Pending;
+            }
+            if std::mem::take(&mut this.just_sent) {
+                // Let the dispatcher write the last frame before it takes another.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            match this.poll_hub(cx) {
+                Poll::Ready(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(None) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Waits for the hub's next message.
+async fn next(mut events: Receiver<Fanout>) -> Received {
+    (events.recv().await, events)
+}
+
+/// The frames waiting from `first` on, up to [`MAX_FRAME_BYTES`] (at least one), and
+/// the first message after them that is not taken (a status, or a frame too many).
+fn take_waiting(
+    first: Result<Fanout, RecvError>,
+    events: &mut Receiver<Fanout>,
+) -> (Vec<Arc<Frame>>, Option<Result<Fanout, RecvError>>) {
+    let mut frames = Vec::new();
+    let mut bytes = 0;
+    let mut message = first;
+    loop {
+        match message {
+            Ok(Fanout::Frame(frame))
+                if frames.is_empty() || bytes + frame.bytes() <= MAX_FRAME_BYTES =>
+            {
+                bytes += frame.bytes();
+                frames.push(frame);
+            }
+            other => return (frames, Some(other)),
+        }
+        message = match events.try_recv() {
+            Ok(message) => Ok(message),
+            Err(TryRecvError::Empty) => return (frames, None),
+            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+        };
+    }
+}
+
+/// A server's unfragmented WebSocket text frame of `payload` (RFC 6455, 5.2: FIN and
+/// opcode 1, no mask, the length in 7, 16 or 64 bits). Written here rather than by
+/// actix-http's codec, which this crate does not depend on.
+pub(crate) fn text_frame(payload: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(payload.len() + 10);
+    frame.extend_from_slice(&[0x81]);
+    match payload.len() {
+        // as: each arm's range fits the type it is cast to.
+        len @ 0..=125 => frame.extend_from_slice(&[len as u8]),
+        len @ 126..=0xFFFF => {
+            frame.extend_from_slice(&[126]);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.extend_from_slice(&[127]);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame.freeze()
+}
