@@ -2,7 +2,7 @@
 //!
 //! The socket first gets a snapshot (totals, recent events, sequence number), then
 //! the hub's events frames, which the hub paces and serialises once for every
-//! socket ([`crate::hub`]). Events are pulled by the connection ([`feed`]): a frame
+//! socket ([`crate::hub`]). Both are pulled by the connection ([`feed`]): a frame
 //! is taken from the hub only once the previous one is written, and a socket whose
 //! turn comes late takes every frame waiting (up to [`MAX_FRAME_BYTES`]) as one,
 //! so the slower a socket, the fewer and fuller its frames, and the bytes held per
@@ -15,8 +15,9 @@
 //!
 //! At most `--max-websockets` sockets are open at once (one more is refused with 503
 //! before the upgrade); snapshots are shared by sockets that ask at the same time
-//! ([`crate::snapshots`]); every message the task sends (snapshots, pings, pongs) has
-//! [`SEND_TIMEOUT`], so a client that stops reading cannot hold its task for ever.
+//! ([`crate::snapshots`]) and sent in fragments like events; every message the task
+//! sends itself (pings, pongs) has [`SEND_TIMEOUT`], so a client that stops reading
+//! cannot hold its task for ever.
 
 mod feed;
 
@@ -110,10 +111,6 @@ impl Socket {
         }
     }
 
-    async fn send(&mut self, text: String) -> Result<(), Ended> {
-        within_send_timeout(self.session.text(text)).await
-    }
-
     async fn send_snapshot(&mut self, snapshots: &SharedSnapshots) -> Result<(), Ended> {
         let snapshot = match snapshots.read().await {
             Ok(snapshot) => snapshot,
@@ -123,9 +120,9 @@ impl Socket {
                 return Err(reason);
             }
         };
-        self.send(snapshot.to_message()).await?;
-        // Queued on the session: the feed sends it before any event after its seq.
-        let _ = self.control.snapshots.send(snapshot.seq);
+        // The feed sends it, then the events after its seq. It is gone only when the
+        // connection is, which the client stream says.
+        let _ = self.control.snapshots.send(snapshot);
         Ok(())
     }
 

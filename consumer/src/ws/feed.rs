@@ -1,24 +1,28 @@
-//! A dashboard socket's outgoing bytes, pulled by the connection: events go out
-//! only when the connection asks for more, that is once it has written what it had.
+//! A dashboard socket's outgoing bytes, pulled by the connection: snapshots and
+//! events go out only when the connection asks for more, that is once it has
+//! written what it had.
 //!
 //! The HTTP dispatcher polls a response body for the next chunk when its write
 //! buffer has room, then writes it to the socket. [`Feed`] wraps the body that
-//! `actix-ws` gives (the socket task's snapshots, status, pings, pongs and close,
-//! always first) and, when that has nothing, takes the frames waiting for this socket
-//! on the hub, up to [`MAX_FRAME_BYTES`], as one WebSocket frame. It then yields once,
-//! so the dispatcher writes that frame before asking for the next one: the bytes
-//! held for a socket are one frame, not a queue, whatever the load. A socket whose
-//! client stops reading is simply not asked; its frames wait in the hub's channel
-//! (shared by every socket, bounded) until it lags and is resynchronised, or is
-//! dropped for not answering pings.
+//! `actix-ws` gives (the socket task's pings, pongs and close, always first); when
+//! that has nothing, it sends the snapshot the task handed it, in fragments of at
+//! most [`MAX_FRAME_BYTES`] (RFC 6455 continuation frames: the client sees one
+//! message), or else takes the frames waiting for this socket on the hub, up to
+//! [`MAX_FRAME_BYTES`], as one WebSocket frame. After each it yields once, so the
+//! dispatcher writes it before asking for the next: the bytes held for a socket are
+//! one frame, not a queue, whatever the load, and actix's 8 KiB write buffer never
+//! grows. A socket whose client stops reading is simply not asked; its frames wait
+//! in the hub's channel (shared by every socket, bounded) until it lags and is
+//! resynchronised, or is dropped for not answering pings.
 //!
 //! When the hub says events were missed (a lag, or a resync after the broker
 //! reconnected), the feed stops taking events and asks the socket task for a fresh
-//! snapshot; the task queues it on the session, then hands the feed its `seq`, and
-//! events after it flow again.
+//! snapshot; once the task hands it one, the feed sends it, then the events after
+//! its `seq`.
 
 use crate::frame::{Frame, compose};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
+use crate::snapshots::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use std::error::Error as StdError;
@@ -43,18 +47,20 @@ pub(crate) struct Feed {
     last_seq: u64,
     /// No events until the socket task has queued a snapshot (the first one too).
     paused: bool,
-    /// Set after an events frame: the next poll yields, so that frame is written first.
+    /// Set after a frame of ours: the next poll yields, so that frame is written first.
     just_sent: bool,
-    /// From the socket task: the `seq` of each snapshot it queued on the session.
-    snapshots: mpsc::UnboundedReceiver<u64>,
+    /// The snapshot being sent, and how many of its bytes are sent.
+    snapshot: Option<(Arc<ReadSnapshot>, usize)>,
+    /// From the socket task: snapshots to send, in order.
+    snapshots: mpsc::UnboundedReceiver<Arc<ReadSnapshot>>,
     /// To the socket task: send the client a fresh snapshot.
     resync: mpsc::Sender<()>,
 }
 
 /// The socket task's ends of the feed's two channels.
 pub(crate) struct FeedControl {
-    /// Hand the feed the `seq` of each snapshot, once it is queued on the session.
-    pub(crate) snapshots: mpsc::UnboundedSender<u64>,
+    /// Snapshots for the feed to send, before the events after them.
+    pub(crate) snapshots: mpsc::UnboundedSender<Arc<ReadSnapshot>>,
     /// Receives the feed's requests for a snapshot.
     pub(crate) resync: mpsc::Receiver<()>,
 }
@@ -73,6 +79,7 @@ impl Feed {
             last_seq: 0,
             paused: true,
             just_sent: false,
+            snapshot: None,
             snapshots,
             resync,
         };
@@ -112,7 +119,24 @@ impl Feed {
             self.last_seq = self.last_seq.max(last.last_seq());
         }
         self.just_sent = text.is_some();
-        text.map(|text| text_frame(text.as_bytes()))
+        text.map(|text| ws_frame(true, true, text.as_bytes()))
+    }
+
+    /// The next fragment of the snapshot being sent, if any; the last one also
+    /// ends it, and events after its `seq` may follow.
+    fn snapshot_fragment(&mut self) -> Option<Bytes> {
+        let (snapshot, sent) = self.snapshot.as_mut()?;
+        let message = &snapshot.message;
+        let end = message.len().min(*sent + MAX_FRAME_BYTES);
+        let fragment = ws_frame(*sent == 0, end == message.len(), &message[*sent..end]);
+        *sent = end;
+        if end == message.len() {
+            self.last_seq = snapshot.seq;
+            self.paused = false;
+            self.snapshot = None;
+        }
+        self.just_sent = true;
+        Some(fragment)
     }
 
     /// Acts on a hub message that is not events: a status frame, or a pause until
@@ -124,7 +148,7 @@ impl Feed {
                 let status = serde_json::json!({
                     "type": "status", "status": "unavailable", "error": &*reason
                 });
-                Some(text_frame(status.to_string().as_bytes()))
+                Some(ws_frame(true, true, status.to_string().as_bytes()))
             }
             Ok(Fanout::Resync) | Err(RecvError::Lagged(_)) => {
                 self.paused = true;
@@ -154,23 +178,24 @@ impl MessageBody for Feed {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
         loop {
-            // The session first: a snapshot must go out before the events after it.
+            // The session first: pongs and the close frame do not wait for events.
             match Pin::new(&mut this.session).poll_next(cx) {
                 Poll::Ready(chunk) => return Poll::Ready(chunk),
                 Poll::Pending => {}
             }
-            if let Poll::Ready(Some(seq)) = this.snapshots.poll_recv(cx) {
-                // Queued on the session before its seq was sent: poll that again first.
-                this.last_seq = seq;
-                this.paused = false;
-                continue;
-            }
-            if this.paused {
-                return Poll::Pending;
-            }
             if std::mem::take(&mut this.just_sent) {
                 // Let the dispatcher write the last frame before it takes another.
                 cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if let Some(fragment) = this.snapshot_fragment() {
+                return Poll::Ready(Some(Ok(fragment)));
+            }
+            if let Poll::Ready(Some(snapshot)) = this.snapshots.poll_recv(cx) {
+                this.snapshot = Some((snapshot, 0));
+                continue;
+            }
+            if this.paused {
                 return Poll::Pending;
             }
             match this.poll_hub(cx) {
@@ -215,12 +240,14 @@ fn take_waiting(
     }
 }
 
-/// A server's unfragmented WebSocket text frame of `payload` (RFC 6455, 5.2: FIN and
-/// opcode 1, no mask, the length in 7, 16 or 64 bits). Written here rather than by
-/// actix-http's codec, which this crate does not depend on.
-pub(crate) fn text_frame(payload: &[u8]) -> Bytes {
+/// A server's WebSocket frame of `payload`, part of a text message (RFC 6455, 5.2):
+/// opcode 1 if it is the `first` fragment, else 0 (continuation), FIN if it is the
+/// `last`, no mask, the length in 7, 16 or 64 bits. Written here rather than by
+/// actix-http's codec, which cannot write a fragment from a slice and which this
+/// crate does not depend on.
+fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
     let mut frame = BytesMut::with_capacity(payload.len() + 10);
-    frame.extend_from_slice(&[0x81]);
+    frame.extend_from_slice(&[u8::from(last) << 7 | u8::from(first)]);
     match payload.len() {
         // as: each arm's range fits the type it is cast to.
         len @ 0..=125 => frame.extend_from_slice(&[len as u8]),
@@ -235,4 +262,27 @@ pub(crate) fn text_frame(payload: &[u8]) -> Bytes {
     }
     frame.extend_from_slice(payload);
     frame.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_message_is_one_final_text_frame_with_its_length() {
+        assert_eq!(&ws_frame(true, true, b"hi")[..], b"\x81\x02hi");
+        let medium = ws_frame(true, true, &[b'a'; 300]);
+        assert_eq!(&medium[..4], &[0x81, 126, 0x01, 0x2C]);
+        assert_eq!(medium.len(), 4 + 300);
+        let large = ws_frame(true, true, &[b'a'; 70_000]);
+        assert_eq!(&large[..2], &[0x81, 127]);
+        assert_eq!(&large[2..10], &70_000u64.to_be_bytes());
+    }
+
+    #[test]
+    fn fragments_are_a_text_frame_then_continuations_the_last_one_final() {
+        assert_eq!(ws_frame(true, false, b"a")[0], 0x01);
+        assert_eq!(ws_frame(false, false, b"b")[0], 0x00);
+        assert_eq!(ws_frame(false, true, b"c")[0], 0x80);
+    }
 }
