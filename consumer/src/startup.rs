@@ -99,7 +99,7 @@ impl Application {
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: Some(config.max_connections),
-            on_connect: None,
+            on_connect: Some(crate::ws::send_without_delay),
         };
         let server = serve(listener, state, origins, routes::configure, settings)?;
         tracing::info!(

@@ -25,9 +25,11 @@ use crate::error::ApiError;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::snapshots::SharedSnapshots;
 use crate::state::AppState;
+use actix_web::dev::Extensions;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use feed::{Feed, FeedControl};
+use std::any::Any;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,19 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted from a client (clients only send pongs and closes).
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
+
+/// The server's `on_connect` hook: turns off Nagle's algorithm on every connection.
+/// A dashboard's frames are small and frequent; with Nagle on, a frame written while
+/// the last one is unacknowledged waits for the client's (delayed) ACK: measured, p50
+/// creation-to-socket latency was 9 ms with every event in its own frame. Webhook
+/// responses are one write each, so they lose nothing by it.
+pub(crate) fn send_without_delay(connection: &dyn Any, _data: &mut Extensions) {
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(%err, "TCP_NODELAY could not be set");
+    }
+}
 
 /// Upgrades the request and spawns the socket's task.
 pub(crate) async fn connect(
