@@ -23,6 +23,11 @@ use tokio::time::Instant;
 /// whatever the frame rate, so a browser pays per frame only a `JSON.parse` and a few
 /// counter updates (docs/benchmarks.md has the measured cost).
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
+/// Socket writes a second the hub aims to stay under when it has many sockets: each
+/// frame costs one write per socket, so with more than `WRITE_BUDGET ×` the flush
+/// interval sockets the interval grows with them (1,000 sockets: 20 ms). Measured
+/// with 1,000 sockets on two shared cores, 2 ms frames took a core for writes alone.
+const WRITE_BUDGET: u32 = 50_000;
 /// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.
 const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
 /// Most bytes in one events frame (one event larger than this has a frame of its
@@ -141,10 +146,17 @@ impl Hub {
         let _ = self.shared.sender.send(status);
     }
 
+    /// The least time between two frames now: the flush interval, or longer with
+    /// more sockets than [`WRITE_BUDGET`] allows at it.
+    fn interval(&self) -> Duration {
+        let sockets = self.shared.sender.receiver_count();
+        paced_interval(self.shared.interval, sockets)
+    }
+
     /// Sends the held events if they are due, else makes sure a timer will.
     fn pace(&self, pacing: &mut Pacing) {
         let now = Instant::now();
-        let due_at = due(pacing.last_frame, now, self.shared.interval);
+        let due_at = due(pacing.last_frame, now, self.interval());
         if due_at.is_none() {
             return self.flush(pacing, now);
         }
@@ -167,7 +179,7 @@ impl Hub {
             tokio::time::sleep_until(at).await;
             let mut pacing = self.lock();
             let now = Instant::now();
-            match due(pacing.last_frame, now, self.shared.interval) {
+            match due(pacing.last_frame, now, self.interval()) {
                 Some(later) if !pacing.pending.is_empty() => at = later,
                 _ => {
                     pacing.timer_armed = false;
@@ -206,6 +218,13 @@ impl Hub {
 fn due(last_frame: Option<Instant>, now: Instant, interval: Duration) -> Option<Instant> {
     let next = last_frame? + interval;
     (next > now).then_some(next)
+}
+
+/// The least time between two frames with `sockets` subscribed: `interval`, or the
+/// time in which [`WRITE_BUDGET`] writes a second allow one frame to every socket.
+fn paced_interval(interval: Duration, sockets: usize) -> Duration {
+    let sockets = u32::try_from(sockets).unwrap_or(u32::MAX);
+    interval.max(Duration::from_secs(1) * sockets / WRITE_BUDGET)
 }
 
 /// Parses `--ws-flush-interval`: a duration with units (`2ms`, `1s`), from 0 (every

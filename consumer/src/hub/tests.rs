@@ -47,6 +47,18 @@ fn a_zero_interval_sends_every_event_at_once() {
 }
 
 #[test]
+fn many_sockets_stretch_the_interval_to_the_write_budget() {
+    let two_ms = Duration::from_millis(2);
+    assert_eq!(paced_interval(two_ms, 10), two_ms);
+    assert_eq!(paced_interval(two_ms, 100), two_ms, "exactly the budget");
+    assert_eq!(paced_interval(two_ms, 1000), Duration::from_millis(20));
+    assert_eq!(
+        paced_interval(Duration::from_millis(50), 1000),
+        Duration::from_millis(50)
+    );
+}
+
+#[test]
 fn the_flush_interval_takes_units_and_is_bounded() {
     assert_eq!(parse_flush_interval("2ms"), Ok(FLUSH_INTERVAL));
     assert_eq!(parse_flush_interval("0s"), Ok(Duration::ZERO));
