@@ -1,12 +1,12 @@
 //! An events frame, `{"type":"events","events":[…]}`, written once by the hub and
-//! shared by every socket of the process: a socket sends the very same bytes (a
-//! reference count, not a copy), so a thousand sockets cost one serialisation, not
-//! a thousand. A socket that needs less (its snapshot already holds the first
-//! events) or more (several frames waiting, sent as one) composes a new text from
-//! the frames' event slices, without parsing anything.
+//! shared by every socket of the process, so a thousand sockets cost one
+//! serialisation, not a thousand: each copies the text into its WebSocket frame as
+//! it is. A socket that needs less (its snapshot already holds the first events) or
+//! more (several frames waiting, sent as one) composes its text from the frames'
+//! event slices instead, without parsing anything.
 
 use crate::hub::Event;
-use bytestring::ByteString;
+use actix_web::web::BytesMut;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ pub(crate) const FRAME_OVERHEAD: usize = HEAD.len() + TAIL.len();
 #[derive(Debug)]
 pub(crate) struct Frame {
     /// The frame's JSON text, sent as is by every socket that needs all of it.
-    text: ByteString,
+    text: Box<str>,
     /// Each event's `seq` and the byte range of its JSON in `text`, in order.
     events: Vec<(u64, Range<usize>)>,
 }
@@ -43,7 +43,7 @@ impl Frame {
         }
         text.push_str(TAIL);
         Frame {
-            text: ByteString::from(text),
+            text: text.into_boxed_str(),
             events: slices,
         }
     }
@@ -82,30 +82,60 @@ impl Frame {
     }
 }
 
-/// The one frame text holding the events of `frames` after `seen` (the last `seq`
-/// the client has), in order; `None` when it has them all. One whole frame is
-/// shared as it is; anything else is composed from the frames' event slices.
-pub(crate) fn compose(frames: &[Arc<Frame>], seen: u64) -> Option<ByteString> {
+/// The length of the frame text holding the events of `frames` after `seen` (the
+/// last `seq` the client has); 0 when it has them all.
+pub(crate) fn payload_len(frames: &[Arc<Frame>], seen: u64) -> usize {
     if let [frame] = frames
         && frame.first_seq() > seen
     {
-        return Some(frame.text.clone());
+        return frame.text.len();
     }
-    let mut text = String::new();
-    for frame in frames {
-        for (seq, range) in &frame.events {
-            if *seq <= seen {
-                continue; // already in the snapshot this client has
-            }
-            text.push_str(if text.is_empty() { HEAD } else { "," });
-            text.push_str(&frame.text[range.clone()]);
-        }
+    let events = new_events(frames, seen)
+        .map(|json| json.len() + 1)
+        .sum::<usize>();
+    if events == 0 {
+        0
+    } else {
+        FRAME_OVERHEAD + events - 1
     }
-    if text.is_empty() {
-        return None;
+}
+
+/// Appends that frame text to `out`: one whole frame as it is, anything else
+/// composed from the frames' event slices, in order.
+pub(crate) fn write_payload(frames: &[Arc<Frame>], seen: u64, out: &mut BytesMut) {
+    if let [frame] = frames
+        && frame.first_seq() > seen
+    {
+        return out.extend_from_slice(frame.text.as_bytes());
     }
-    text.push_str(TAIL);
-    Some(ByteString::from(text))
+    let mut first = true;
+    for json in new_events(frames, seen) {
+        let before = if std::mem::take(&mut first) {
+            HEAD
+        } else {
+            ","
+        };
+        out.extend_from_slice(before.as_bytes());
+        out.extend_from_slice(json.as_bytes());
+    }
+    if !first {
+        out.extend_from_slice(TAIL.as_bytes());
+    }
+}
+
+/// The JSON of the events of `frames` after `seen`, in order.
+fn new_events(frames: &[Arc<Frame>], seen: u64) -> impl Iterator<Item = &str> {
+    let events = frames.iter().flat_map(|frame| {
+        let text = &frame.text;
+        frame
+            .events
+            .iter()
+            .map(move |(seq, range)| (*seq, &text[range.clone()]))
+    });
+    // Skipped: already in the snapshot this client has.
+    events
+        .filter(move |(seq, _)| *seq > seen)
+        .map(|(_, json)| json)
 }
 
 #[cfg(test)]
@@ -125,6 +155,18 @@ mod tests {
     fn frame(seqs: impl IntoIterator<Item = u64>) -> Arc<Frame> {
         let events: Vec<Event> = seqs.into_iter().map(event).collect();
         Arc::new(Frame::build(&events))
+    }
+
+    /// The frame text for the events of `frames` after `seen`, if any.
+    fn compose(frames: &[Arc<Frame>], seen: u64) -> Option<String> {
+        let mut out = BytesMut::new();
+        write_payload(frames, seen, &mut out);
+        assert_eq!(
+            out.len(),
+            payload_len(frames, seen),
+            "the length said beforehand"
+        );
+        (!out.is_empty()).then(|| String::from_utf8(out.to_vec()).expect("UTF-8"))
     }
 
     fn seqs_of(text: &str) -> Vec<u64> {
@@ -148,10 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_frame_is_shared_not_copied() {
+    fn a_whole_frame_is_sent_as_it_is() {
         let built = frame([3, 4]);
         let text = compose(std::slice::from_ref(&built), 2).expect("both events are new");
-        assert_eq!(text.as_ptr(), built.text.as_ptr(), "the same bytes");
+        assert_eq!(text, &*built.text);
     }
 
     #[test]

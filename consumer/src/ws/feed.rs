@@ -20,7 +20,7 @@
 //! snapshot; once the task hands it one, the feed sends it, then the events after
 //! its `seq`.
 
-use crate::frame::{Frame, compose};
+use crate::frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::snapshots::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
@@ -112,14 +112,22 @@ impl Feed {
         Poll::Ready(self.act(first))
     }
 
-    /// The frame for the events of `frames` the client does not have yet.
+    /// The frame for the events of `frames` the client does not have yet, written
+    /// straight into the WebSocket frame.
     fn events_frame(&mut self, frames: &[Arc<Frame>]) -> Option<Bytes> {
-        let text = compose(frames, self.last_seq);
+        let seen = self.last_seq;
         if let Some(last) = frames.last() {
-            self.last_seq = self.last_seq.max(last.last_seq());
+            self.last_seq = seen.max(last.last_seq());
         }
-        self.just_sent = text.is_some();
-        text.map(|text| ws_frame(true, true, text.as_bytes()))
+        let len = payload_len(frames, seen);
+        if len == 0 {
+            return None; // all already in the snapshot this client has
+        }
+        let mut frame = BytesMut::with_capacity(len + MAX_HEADER);
+        write_header(&mut frame, true, true, len);
+        write_payload(frames, seen, &mut frame);
+        self.just_sent = true;
+        Some(frame.freeze())
     }
 
     /// The next fragment of the snapshot being sent, if any; the last one also
@@ -246,9 +254,19 @@ fn take_waiting(
 /// actix-http's codec, which cannot write a fragment from a slice and which this
 /// crate does not depend on.
 fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(payload.len() + 10);
+    let mut frame = BytesMut::with_capacity(payload.len() + MAX_HEADER);
+    write_header(&mut frame, first, last, payload.len());
+    frame.extend_from_slice(payload);
+    frame.freeze()
+}
+
+/// The longest header [`write_header`] writes.
+const MAX_HEADER: usize = 10;
+
+/// Appends the header of a [`ws_frame`] whose payload is `len` bytes long.
+fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
     frame.extend_from_slice(&[u8::from(last) << 7 | u8::from(first)]);
-    match payload.len() {
+    match len {
         // as: each arm's range fits the type it is cast to.
         len @ 0..=125 => frame.extend_from_slice(&[len as u8]),
         len @ 126..=0xFFFF => {
@@ -260,8 +278,6 @@ fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
             frame.extend_from_slice(&(len as u64).to_be_bytes());
         }
     }
-    frame.extend_from_slice(payload);
-    frame.freeze()
 }
 
 #[cfg(test)]
