@@ -30,6 +30,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
 use feed::{Feed, FeedControl};
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +99,7 @@ struct Socket {
     session: Session,
     stream: MessageStream,
     /// The socket's events feed: asks for snapshots, is told their `seq`.
-    control: FeedControl,
+    control: Arc<FeedControl>,
     last_heard: Instant,
 }
 
@@ -116,10 +117,7 @@ impl Socket {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return self.close(CloseCode::Away, "server shutting down").await,
-                asked = self.control.resync.recv() => match asked {
-                    Some(()) => self.send_snapshot(snapshots).await?,
-                    None => return Err("connection ended".into()),
-                },
+                () = self.control.resync_asked() => self.send_snapshot(snapshots).await?,
                 _ = heartbeat.tick() => self.heartbeat().await?,
                 message = self.stream.recv() => self.handle_client(message).await?,
             }
@@ -135,9 +133,8 @@ impl Socket {
                 return Err(reason);
             }
         };
-        // The feed sends it, then the events after its seq. It is gone only when the
-        // connection is, which the client stream says.
-        let _ = self.control.snapshots.send(snapshot);
+        // The feed sends it, then the events after its seq.
+        self.control.send_snapshot(snapshot);
         Ok(())
     }
 

@@ -25,13 +25,15 @@ use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::snapshots::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
+use futures_util::task::AtomicWaker;
 use std::error::Error as StdError;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use tokio::sync::Notify;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::mpsc;
 use tokio_util::sync::ReusableBoxFuture;
 
 /// One hub message, and the receiver to wait for the next one with.
@@ -51,27 +53,49 @@ pub(crate) struct Feed {
     just_sent: bool,
     /// The snapshot being sent, and how many of its bytes are sent.
     snapshot: Option<(Arc<ReadSnapshot>, usize)>,
-    /// From the socket task: snapshots to send, in order.
-    snapshots: mpsc::UnboundedReceiver<Arc<ReadSnapshot>>,
-    /// To the socket task: send the client a fresh snapshot.
-    resync: mpsc::Sender<()>,
+    /// Shared with the socket task: snapshots handed over, and requests for them.
+    control: Arc<FeedControl>,
 }
 
-/// The socket task's ends of the feed's two channels.
+/// Between the feed and its socket task: a slot and two wake-ups, not two channels
+/// (a tokio channel costs about 700 bytes, a KB a socket with two: a megabyte per
+/// thousand sockets, against a 30 MB goal).
+#[derive(Default)]
 pub(crate) struct FeedControl {
-    /// Snapshots for the feed to send, before the events after them.
-    pub(crate) snapshots: mpsc::UnboundedSender<Arc<ReadSnapshot>>,
-    /// Receives the feed's requests for a snapshot.
-    pub(crate) resync: mpsc::Receiver<()>,
+    /// The next snapshot to send; a newer one replaces one not yet started.
+    // A std Mutex: held for one assignment, never across an .await.
+    snapshot: Mutex<Option<Arc<ReadSnapshot>>>,
+    /// Wakes the feed when a snapshot is handed over.
+    feed: AtomicWaker,
+    /// Wakes the socket task when the feed asks for a snapshot; a request made while
+    /// the task is busy is kept (one permit), and one snapshot answers all before it.
+    resync: Notify,
+}
+
+impl FeedControl {
+    /// Hands the feed a snapshot to send, then the events after its `seq`.
+    pub(crate) fn send_snapshot(&self, snapshot: Arc<ReadSnapshot>) {
+        *self.lock() = Some(snapshot);
+        self.feed.wake();
+    }
+
+    /// Waits until the feed asks for a fresh snapshot.
+    pub(crate) async fn resync_asked(&self) {
+        self.resync.notified().await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<ReadSnapshot>>> {
+        // Only an Option is assigned under the lock: a poisoned one is consistent.
+        let slot = &self.snapshot;
+        slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Feed {
     /// The feed of `session` (the body `actix-ws` made) and of `events` (subscribed
     /// before the first snapshot is read, so no event falls between the two).
-    pub(crate) fn new(session: BoxBody, events: Receiver<Fanout>) -> (Feed, FeedControl) {
-        let (snapshots_tx, snapshots) = mpsc::unbounded_channel();
-        // One request waiting is enough: a snapshot answers every request before it.
-        let (resync, resync_rx) = mpsc::channel(1);
+    pub(crate) fn new(session: BoxBody, events: Receiver<Fanout>) -> (Feed, Arc<FeedControl>) {
+        let control = Arc::new(FeedControl::default());
         let feed = Feed {
             session,
             hub: ReusableBoxFuture::new(next(events)),
@@ -80,12 +104,7 @@ impl Feed {
             paused: true,
             just_sent: false,
             snapshot: None,
-            snapshots,
-            resync,
-        };
-        let control = FeedControl {
-            snapshots: snapshots_tx,
-            resync: resync_rx,
+            control: control.clone(),
         };
         (feed, control)
     }
@@ -161,7 +180,7 @@ impl Feed {
             Ok(Fanout::Resync) | Err(RecvError::Lagged(_)) => {
                 self.paused = true;
                 // Full means a request is already waiting: that one will do.
-                let _ = self.resync.try_send(());
+                self.control.resync.notify_one();
                 None
             }
             // The hub is gone: the server is stopping, and the socket task closes.
@@ -199,7 +218,8 @@ impl MessageBody for Feed {
             if let Some(fragment) = this.snapshot_fragment() {
                 return Poll::Ready(Some(Ok(fragment)));
             }
-            if let Poll::Ready(Some(snapshot)) = this.snapshots.poll_recv(cx) {
+            this.control.feed.register(cx.waker());
+            if let Some(snapshot) = this.control.lock().take() {
                 this.snapshot = Some((snapshot, 0));
                 continue;
             }
