@@ -167,7 +167,7 @@ impl Feed {
     }
 
     /// Acts on a hub message that is not events: a status frame, or a pause until
-    /// the socket task has queued a snapshot.
+    /// the socket task has handed over a fresh snapshot.
     fn act(&mut self, message: Result<Fanout, RecvError>) -> Option<Bytes> {
         match message {
             Ok(Fanout::Frame(frame)) => self.events_frame(&[frame]),
@@ -179,7 +179,8 @@ impl Feed {
             }
             Ok(Fanout::Resync) | Err(RecvError::Lagged(_)) => {
                 self.paused = true;
-                // Full means a request is already waiting: that one will do.
+                // A request already waiting is not doubled (one permit): one snapshot,
+                // read after both, answers both.
                 self.control.resync.notify_one();
                 None
             }
