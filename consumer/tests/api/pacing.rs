@@ -1,7 +1,8 @@
-//! Pacing of a dashboard socket: an event that finds the socket idle is sent at
-//! once, later ones wait for the flush interval. The interval is set to 10 minutes
-//! here so that what is sent at once cannot be mistaken for a timer's flush, and no
-//! assertion depends on how fast the machine is.
+//! Pacing of the dashboards' frames: an event that finds the consumer idle is sent
+//! at once, later ones wait for the flush interval, or go at once when they fill a
+//! frame. The interval is set to 10 minutes here so that what is sent at once cannot
+//! be mistaken for a timer's flush, and no assertion depends on how fast the machine
+//! is (the hub's own tests check the interval itself on a paused clock).
 
 use crate::helpers::{spawn_app_with, task};
 use consumer::ws::MAX_FRAME_BYTES;
