@@ -27,6 +27,14 @@ pub struct ReadSnapshot {
     pub(crate) message: Bytes,
 }
 
+impl ReadSnapshot {
+    /// `snapshot` with its message.
+    pub(crate) fn new(snapshot: Snapshot) -> ReadSnapshot {
+        let message = Bytes::from(snapshot.to_message());
+        ReadSnapshot { snapshot, message }
+    }
+}
+
 impl Deref for ReadSnapshot {
     type Target = Snapshot;
 
@@ -92,7 +100,6 @@ impl SharedSnapshots {
         // Closed to newcomers before the read is sent: whoever joined asked before it.
         self.lock().open = None;
         let snapshot = self.broker.snapshot().await.map_err(Arc::new)?;
-        let message = Bytes::from(snapshot.to_message());
-        Ok(Arc::new(ReadSnapshot { snapshot, message }))
+        Ok(Arc::new(ReadSnapshot::new(snapshot)))
     }
 }

@@ -304,6 +304,117 @@ fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Snapshot;
+    use crate::hub::{Event, HUB_CAPACITY, Hub, HubMessage};
+    use actix_web::body::BodyStream;
+    use futures_util::FutureExt as _;
+    use serde_json::Value;
+    use std::time::Duration;
+
+    /// A feed on `hub` whose session never sends anything.
+    fn feed(hub: &Hub) -> (Feed, Arc<FeedControl>) {
+        let silent = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+        Feed::new(BoxBody::new(BodyStream::new(silent)), hub.subscribe())
+    }
+
+    /// Every message the feed gives now, as JSON (fragments joined), polling as the
+    /// dispatcher does until it has nothing more (two Pendings in a row: the first
+    /// may be the yield after a frame).
+    fn drain(feed: &mut Feed) -> Vec<Value> {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let (mut messages, mut partial, mut idle) = (Vec::new(), Vec::new(), 0);
+        while idle < 2 {
+            let Poll::Ready(Some(chunk)) = Pin::new(&mut *feed).poll_next(&mut cx) else {
+                idle += 1;
+                continue;
+            };
+            idle = 0;
+            let chunk = chunk.expect("no error");
+            let (fin, header) = (
+                chunk[0] & 0x80 != 0,
+                match chunk[1] {
+                    126 => 4,
+                    127 => 10,
+                    _ => 2,
+                },
+            );
+            partial.extend_from_slice(&chunk[header..]);
+            if fin {
+                messages.push(serde_json::from_slice(&partial).expect("JSON"));
+                partial.clear();
+            }
+        }
+        messages
+    }
+
+    fn send_events(hub: &Hub, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            let json = format!(r#"{{"seq":{seq},"task":{{"id":{seq}}}}}"#);
+            hub.send(HubMessage::Event(
+                Event::from_json(&json).expect("an event"),
+            ));
+        }
+    }
+
+    fn snapshot(seq: u64) -> Arc<ReadSnapshot> {
+        Arc::new(ReadSnapshot::new(Snapshot {
+            seq,
+            ..Snapshot::default()
+        }))
+    }
+
+    fn event_seqs(messages: &[Value]) -> Vec<u64> {
+        let events = messages.iter().flat_map(|m| {
+            assert_eq!(m["type"], "events", "{m}");
+            m["events"].as_array().expect("events").clone()
+        });
+        events.map(|e| e["seq"].as_u64().expect("seq")).collect()
+    }
+
+    #[test]
+    fn nothing_before_the_snapshot_then_the_events_after_it() {
+        let hub = Hub::new(Duration::ZERO); // every event its own frame
+        let (mut feed, control) = feed(&hub);
+        send_events(&hub, 1..=3);
+        assert!(drain(&mut feed).is_empty(), "no events before a snapshot");
+
+        control.send_snapshot(snapshot(2));
+
+        let messages = drain(&mut feed);
+        assert_eq!(messages[0]["type"], "snapshot");
+        assert_eq!(
+            event_seqs(&messages[1..]),
+            [3],
+            "1 and 2 are in the snapshot"
+        );
+    }
+
+    #[test]
+    fn a_socket_that_lags_asks_for_a_snapshot_and_resumes_after_it() {
+        let hub = Hub::new(Duration::ZERO);
+        let (mut feed, control) = feed(&hub);
+        control.send_snapshot(snapshot(0));
+        assert_eq!(drain(&mut feed).len(), 1, "the first snapshot");
+        let last = HUB_CAPACITY as u64 + 10;
+
+        send_events(&hub, 1..=last); // more frames than the hub keeps for it
+
+        assert!(drain(&mut feed).is_empty(), "no events once it has lagged");
+        assert_eq!(
+            control.resync_asked().now_or_never(),
+            Some(()),
+            "a snapshot asked for"
+        );
+        control.send_snapshot(snapshot(last - 5));
+        let messages = drain(&mut feed);
+        assert_eq!(messages[0]["type"], "snapshot");
+        let resumed: Vec<u64> = (last - 4..=last).collect();
+        assert_eq!(
+            event_seqs(&messages[1..]),
+            resumed,
+            "only what the snapshot lacks"
+        );
+    }
 
     #[test]
     fn a_whole_message_is_one_final_text_frame_with_its_length() {
