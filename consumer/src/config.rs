@@ -71,7 +71,7 @@ pub struct Config {
 
     /// Least time between two events frames of one dashboard socket (e.g. 50ms; 0s to
     /// 1h): an event on an idle socket is sent at once, a burst in one frame per interval.
-    #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "50ms",
-          value_parser = crate::ws::parse_flush_interval)]
+    #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "2ms",
+          value_parser = crate::hub::parse_flush_interval)]
     pub ws_flush_interval: Duration,
 }

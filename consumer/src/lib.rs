@@ -7,12 +7,14 @@
 //! 2. [`broker`] deduplicates, counts and publishes it in one Redis round trip (or in
 //!    process when no Redis is configured) and answers only once it is published;
 //! 3. the broker's subscriber hands every published event to the process's hub (`hub.rs`);
-//! 4. [`ws`] runs one task per dashboard socket, forwarding hub events in small
-//!    batches after an initial snapshot.
+//! 4. the hub paces events into frames, serialised once for every socket, and [`ws`]
+//!    runs one task per dashboard socket, whose connection pulls the snapshot, then
+//!    the frames waiting for it.
 
 pub mod broker;
 mod config;
 mod error;
+mod frame;
 mod hub;
 mod metrics;
 pub mod routes;

@@ -1,6 +1,6 @@
 //! Snapshots shared by the sockets that ask at the same time ("single flight"), so a
 //! thousand dashboards connecting or resynchronising at once cost two store reads,
-//! not a thousand.
+//! not a thousand, and one serialisation of the message they all send.
 //!
 //! Correctness rule: a socket skips every event whose `seq` is in its snapshot, so
 //! its snapshot must have been read *after* it subscribed to the hub (an older one
@@ -10,11 +10,38 @@
 //! is in flight, and every socket's snapshot is read after it asked.
 
 use crate::broker::{Broker, BrokerError, Snapshot};
+use actix_web::web::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-type Read = Shared<BoxFuture<'static, Result<Arc<Snapshot>, Arc<BrokerError>>>>;
+type Read = Shared<BoxFuture<'static, Result<Arc<ReadSnapshot>, Arc<BrokerError>>>>;
+
+/// A snapshot as read, with its WebSocket message `{"type":"snapshot",…}` (the
+/// same bytes for every socket that shared the read).
+#[derive(Debug)]
+pub struct ReadSnapshot {
+    snapshot: Snapshot,
+    /// The message every socket sends its client.
+    pub(crate) message: Bytes,
+}
+
+impl ReadSnapshot {
+    /// `snapshot` with its message.
+    pub(crate) fn new(snapshot: Snapshot) -> ReadSnapshot {
+        let message = Bytes::from(snapshot.to_message());
+        ReadSnapshot { snapshot, message }
+    }
+}
+
+impl Deref for ReadSnapshot {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
 
 #[derive(Default)]
 struct Flights {
@@ -50,7 +77,7 @@ impl SharedSnapshots {
 
     /// A snapshot read after this call began, shared with everyone who asked while
     /// the previous read was in flight. Call it after subscribing to the hub.
-    pub async fn read(&self) -> Result<Arc<Snapshot>, Arc<BrokerError>> {
+    pub async fn read(&self) -> Result<Arc<ReadSnapshot>, Arc<BrokerError>> {
         let read = {
             let mut flights = self.lock();
             match &flights.open {
@@ -66,12 +93,13 @@ impl SharedSnapshots {
         read.await
     }
 
-    async fn fly(self, previous: Option<Read>) -> Result<Arc<Snapshot>, Arc<BrokerError>> {
+    async fn fly(self, previous: Option<Read>) -> Result<Arc<ReadSnapshot>, Arc<BrokerError>> {
         if let Some(previous) = previous {
             let _ = previous.await;
         }
         // Closed to newcomers before the read is sent: whoever joined asked before it.
         self.lock().open = None;
-        self.broker.snapshot().await.map(Arc::new).map_err(Arc::new)
+        let snapshot = self.broker.snapshot().await.map_err(Arc::new)?;
+        Ok(Arc::new(ReadSnapshot::new(snapshot)))
     }
 }

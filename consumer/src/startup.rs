@@ -51,7 +51,7 @@ impl Application {
             &config.allowed_origins,
             &config.allowed_hosts,
         )?);
-        let hub = Hub::default();
+        let hub = Hub::new(config.ws_flush_interval);
         let mut metrics = Metrics::new(&hub);
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
@@ -86,7 +86,6 @@ impl Application {
             snapshots: SharedSnapshots::new(broker.clone()),
             websockets: Arc::new(Semaphore::new(config.max_websockets)),
             max_websockets: config.max_websockets,
-            flush_interval: config.ws_flush_interval,
             broker,
             metrics,
             hub,
@@ -100,7 +99,7 @@ impl Application {
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: Some(config.max_connections),
-            on_connect: None,
+            on_connect: Some(crate::ws::send_without_delay),
         };
         let server = serve(listener, state, origins, routes::configure, settings)?;
         tracing::info!(

@@ -6,7 +6,6 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::snapshots::SharedSnapshots;
 use std::sync::Arc;
-use std::time::Duration;
 use taskhooks_shared::signing::Signing;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -21,8 +20,6 @@ pub(crate) struct AppState {
     pub(crate) websockets: Arc<Semaphore>,
     /// The cap on open dashboard sockets, for the refusal's message.
     pub(crate) max_websockets: usize,
-    /// Least time between two events frames of one socket (`--ws-flush-interval`).
-    pub(crate) flush_interval: Duration,
     /// This process's fan-out to its WebSocket clients.
     pub(crate) hub: Hub,
     /// How webhooks are authenticated: by any of these secrets, or not at all.

@@ -38,11 +38,18 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** The path of a debug binary, or an error saying how to build it. */
+/** Which build the programs under test come from: `debug` (scripts/e2e), or `release` (scripts/bench). */
+const PROFILE = process.env.E2E_PROFILE ?? 'debug';
+if (!['debug', 'release'].includes(PROFILE)) {
+  throw new Error(`E2E_PROFILE must be debug or release, got '${PROFILE}'`);
+}
+
+/** The path of a binary of the E2E_PROFILE build, or an error saying how to build it. */
 export function binary(name) {
-  const path = join(TARGET, 'debug', name);
+  const path = join(TARGET, PROFILE, name);
   if (!existsSync(path)) {
-    throw new Error(`${path} does not exist: run \`cargo build --bins\` first (scripts/e2e does)`);
+    const build = PROFILE === 'release' ? 'cargo build --release --bins' : 'cargo build --bins';
+    throw new Error(`${path} does not exist: run \`${build}\` first (scripts/e2e does for debug)`);
   }
   return path;
 }

@@ -26,6 +26,9 @@
 #   BENCH_FANOUT_RATE (5000)      tasks/s in the fan-out run
 #   BENCH_FANOUT_SECONDS (10)     length of the fan-out run
 #   BENCH_FANOUT_PORT (15103)     the stage's consumer's port
+#   BENCH_FANOUT_CONSUMER (target/release/consumer)
+#                                 the consumer binary this stage runs: another build
+#                                 (an older commit's) to compare before and after
 
 fanout=${BENCH_FANOUT:-1}
 latency_seconds=${BENCH_LATENCY_SECONDS:-10}
@@ -34,6 +37,7 @@ fanout_sockets=${BENCH_FANOUT_SOCKETS:-1000}
 fanout_rate=${BENCH_FANOUT_RATE:-5000}
 fanout_seconds=${BENCH_FANOUT_SECONDS:-10}
 fanout_port=${BENCH_FANOUT_PORT:-15103}
+fanout_consumer=${BENCH_FANOUT_CONSUMER:-target/release/consumer}
 
 [[ $fanout =~ ^[01]$ ]] || die "BENCH_FANOUT must be 1 (run the fan-out stage) or 0 (skip it), got '$fanout'"
 fanout_whole() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a whole number >= 1, got '$2'"; }
@@ -45,6 +49,8 @@ fanout_whole BENCH_FANOUT_SECONDS "$fanout_seconds"
 [[ $fanout_port =~ ^[1-9][0-9]*$ ]] && [ "$fanout_port" -le 65535 ] \
   && [ "$fanout_port" -ne "$port" ] && [ "$fanout_port" -ne "$sink_port" ] \
   || die "BENCH_FANOUT_PORT must be a TCP port other than BENCH_PORT and BENCH_SINK_PORT, got '$fanout_port'"
+[ "$fanout" -eq 0 ] || [ -x "$fanout_consumer" ] || [ "$fanout_consumer" = target/release/consumer ] \
+  || die "BENCH_FANOUT_CONSUMER is not an executable file: '$fanout_consumer'"
 [ "$fanout" -eq 0 ] || port_free "$fanout_port" \
   || die "port $fanout_port is in use; run with BENCH_FANOUT_PORT=<another port>"
 
@@ -90,7 +96,7 @@ or lower BENCH_FANOUT_SOCKETS"
 
 fanout_start_consumer() {
   local base=http://127.0.0.1:$fanout_port
-  target/release/consumer --bind "127.0.0.1:$fanout_port" --redis-url "redis+unix://$sock" \
+  "$fanout_consumer" --bind "127.0.0.1:$fanout_port" --redis-url "redis+unix://$sock" \
     --channel taskhooks-fanout --max-websockets "$fanout_most_sockets" \
     >"$workdir/fanout-consumer.log" 2>&1 &
   fanout_pid=$!

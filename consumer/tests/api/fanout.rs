@@ -2,6 +2,7 @@
 //! the true totals.
 
 use crate::helpers::{spawn_app, task};
+use consumer::ws::MAX_FRAME_BYTES;
 use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
 
@@ -44,6 +45,35 @@ async fn a_fresh_websocket_gets_a_snapshot_of_totals_and_recent_tasks() {
         .map(|event| event["task"]["id"].as_u64().expect("task id"))
         .collect();
     assert_eq!(recent, [2, 1, 0], "newest first");
+}
+
+#[tokio::test]
+async fn a_snapshot_longer_than_a_frame_arrives_whole_in_fragments() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let count = 2 * MAX_FRAME_BYTES as u64 / 100; // events of over 100 bytes each
+    let sent: Vec<_> = (0..count)
+        .map(|id| task("big", id, Priority::Low))
+        .collect();
+    futures_util::future::join_all(sent.iter().map(|t| app.deliver(t))).await;
+    let mut ws = app.websocket().await;
+
+    let snapshot = ws.snapshot().await;
+    let message = snapshot.to_string().len();
+
+    assert!(
+        message > MAX_FRAME_BYTES,
+        "{message} bytes: more than one frame"
+    );
+    assert_eq!(snapshot["totals"]["Low"], count);
+    assert_eq!(
+        snapshot["recent"].as_array().map(Vec::len),
+        Some(count as usize)
+    );
+    // Events after it still flow, after the whole snapshot.
+    let later = task("big", count, Priority::Major);
+    app.deliver(&later).await;
+    assert_eq!(ws.tasks(1).await, vec![later]);
 }
 
 #[tokio::test]

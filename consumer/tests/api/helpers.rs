@@ -183,6 +183,11 @@ pub struct WsClient {
 impl WsClient {
     /// The next JSON text message, failing after [`WAIT`].
     pub async fn next_json(&mut self) -> Value {
+        serde_json::from_str(&self.next_text().await).expect("JSON message")
+    }
+
+    /// The next text message as it came, failing after [`WAIT`].
+    pub async fn next_text(&mut self) -> String {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.stream.next())
@@ -191,7 +196,7 @@ impl WsClient {
                 .expect("the socket is open")
                 .expect("a valid frame");
             match frame {
-                Message::Text(text) => return serde_json::from_str(&text).expect("JSON message"),
+                Message::Text(text) => return text.to_string(),
                 Message::Close(frame) => panic!("socket closed: {frame:?}"),
                 _ => continue, // pings are answered by tungstenite itself
             }

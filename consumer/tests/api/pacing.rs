@@ -1,10 +1,11 @@
-//! Pacing of a dashboard socket: an event that finds the socket idle is sent at
-//! once, later ones wait for the flush interval. The interval is set to 10 minutes
-//! here so that what is sent at once cannot be mistaken for a timer's flush, and no
-//! assertion depends on how fast the machine is.
+//! Pacing of the dashboards' frames: an event that finds the consumer idle is sent
+//! at once, later ones wait for the flush interval, or go at once when they fill a
+//! frame. The interval is set to 10 minutes here so that what is sent at once cannot
+//! be mistaken for a timer's flush, and no assertion depends on how fast the machine
+//! is (the hub's own tests check the interval itself on a paused clock).
 
 use crate::helpers::{spawn_app_with, task};
-use consumer::ws::MAX_BATCH;
+use consumer::ws::MAX_FRAME_BYTES;
 use serde_json::Value;
 use taskhooks_shared::testing::RedisServer;
 use taskhooks_shared::{Priority, Secret};
@@ -50,13 +51,14 @@ async fn an_event_on_an_idle_socket_is_sent_at_once_not_at_the_next_flush() {
 }
 
 #[tokio::test]
-async fn events_right_after_a_frame_are_held_and_sent_together() {
+async fn events_right_after_a_frame_are_held_until_they_fill_one() {
     let redis = RedisServer::start();
     let app = spawn_slow_flushing_app(&redis).await;
     let mut ws = app.websocket().await;
     ws.snapshot().await;
     let first = task("held", 0, Priority::Low);
-    let rest: Vec<_> = (1..=MAX_BATCH as u64)
+    // Events of about 150 bytes: far more than one frame's worth.
+    let rest: Vec<_> = (1..=3 * MAX_FRAME_BYTES as u64 / 100)
         .map(|id| task("held", id, Priority::ALL[id as usize % 4]))
         .collect();
 
@@ -64,9 +66,16 @@ async fn events_right_after_a_frame_are_held_and_sent_together() {
     futures_util::future::join_all(rest.iter().map(|t| app.deliver(t))).await;
 
     // The first event found the socket idle: alone in its frame. Every later one
-    // came within the 10-minute interval, so they were held until MAX_BATCH of them
-    // were pending, then sent in one frame, in order.
+    // came within the 10-minute interval, so they were held until they filled a
+    // frame, which then went at once: in order, none longer than MAX_FRAME_BYTES.
     assert_eq!(seqs(&ws.next_json().await), [1]);
-    let held: Vec<u64> = (2..=MAX_BATCH as u64 + 1).collect();
-    assert_eq!(seqs(&ws.next_json().await), held);
+    let text = ws.next_text().await;
+    assert!(text.len() <= MAX_FRAME_BYTES, "{} bytes", text.len());
+    assert!(
+        text.len() > MAX_FRAME_BYTES / 2,
+        "a full frame: {} bytes",
+        text.len()
+    );
+    let held = seqs(&serde_json::from_str(&text).expect("JSON"));
+    assert_eq!(held, (2..held.len() as u64 + 2).collect::<Vec<_>>());
 }
