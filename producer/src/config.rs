@@ -152,6 +152,13 @@ pub struct Config {
     #[arg(long, env = "KEEP_FINISHED", default_value = "1h", value_parser = humantime::parse_duration)]
     pub keep_finished: Duration,
 
+    /// Most tasks waiting in the Redis outbox (queued or in flight, every batch
+    /// of every producer together); a batch that would go past it is refused with
+    /// 429, so a flood of batches cannot fill Redis. The default is what the
+    /// in-memory mode allows: 64 running batches of the page's largest size.
+    #[arg(long, env = "MAX_WAITING_TASKS", default_value_t = 640_000)]
+    pub max_waiting_tasks: u64,
+
     /// How long a task may be pending on a producer that shows no sign of life
     /// before another producer takes it over (`30s`).
     #[arg(long, env = "CLAIM_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]

@@ -3,7 +3,7 @@
 
 use crate::batches::{KEEP_FINISHED, RegistryFull};
 use crate::deliveries::Refusal;
-use crate::outbox::redis::StoreError;
+use crate::outbox::redis::{OutboxFull, StoreError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::web::{BodyError, error_body};
@@ -42,6 +42,9 @@ pub(crate) enum ApiError {
     InFlight(Vec<u64>),
     #[error("{0}")]
     TooManyBatches(#[from] RegistryFull),
+    /// The Redis outbox holds too many tasks to take this batch.
+    #[error("{0}")]
+    OutboxFull(#[from] OutboxFull),
     /// The server is shutting down and starts nothing new.
     #[error("the producer is shutting down and starts no new batches; try again once it is back")]
     ShuttingDown,
@@ -59,7 +62,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownBatch(_) | ApiError::UnknownTask { .. } => StatusCode::NOT_FOUND,
             ApiError::InFlight(_) => StatusCode::CONFLICT,
-            ApiError::TooManyBatches(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyBatches(_) | ApiError::OutboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
@@ -80,6 +83,11 @@ impl ResponseError for ApiError {
         if let ApiError::TooManyBatches(full) = self {
             let seconds = full.retry_after.as_secs().to_string();
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        if let ApiError::OutboxFull(_) = self {
+            // Unknown when room is made (it depends on the receiver): a pause
+            // long enough that a retrying client does not hammer.
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
         }
         if let ApiError::StoreUnavailable(_) = self {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));

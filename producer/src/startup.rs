@@ -123,7 +123,8 @@ async fn durable_outbox(
     );
     let shown = redact_url(url);
     let store = RedisStore::new(url, config.keep_finished)
-        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?;
+        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?
+        .with_max_waiting(config.max_waiting_tasks);
     store.ensure_group().await.with_context(|| {
         format!("cannot reach Redis at {shown} (REDIS_URL) to set up the outbox")
     })?;

@@ -49,6 +49,7 @@ impl AppState {
             });
         };
         let tasks = self.generate(min, max);
+        workers.store.check_room(tasks.total).await??;
         let id = tasks.batchid.clone();
         let total = workers.store.create(&id, tasks, pace).await?;
         tracing::info!(batch = %id, total, ?pace, "batch queued in Redis");

@@ -29,6 +29,22 @@ pub(crate) enum StoreError {
     Corrupt(String),
 }
 
+/// Why a batch was not queued: the outbox holds too many tasks already.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "the outbox already holds {waiting} tasks waiting to be delivered and this batch has \
+     {total}, over the limit of {max} (MAX_WAITING_TASKS); stop a batch or try again when \
+     some have been delivered"
+)]
+pub(crate) struct OutboxFull {
+    /// Tasks queued or in flight now.
+    pub(crate) waiting: u64,
+    /// The refused batch's size.
+    pub(crate) total: u64,
+    /// The limit.
+    pub(crate) max: u64,
+}
+
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
         StoreError::Redis(err.to_string())
@@ -55,6 +71,8 @@ pub(crate) struct RedisStore {
     conn: ConnectionManager,
     /// How long a finished batch is kept.
     pub(crate) keep_finished: Duration,
+    /// Most tasks waiting in the queue before a new batch is refused.
+    max_waiting: u64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -62,6 +80,7 @@ impl std::fmt::Debug for RedisStore {
         // The client's URL may hold a password: not shown.
         f.debug_struct("RedisStore")
             .field("keep_finished", &self.keep_finished)
+            .field("max_waiting", &self.max_waiting)
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +98,37 @@ impl RedisStore {
             client,
             conn,
             keep_finished,
+            max_waiting: u64::MAX,
         })
+    }
+
+    /// Refuses batches that would put more than `max` tasks in the queue.
+    pub(crate) fn with_max_waiting(self, max: u64) -> RedisStore {
+        RedisStore {
+            max_waiting: max,
+            ..self
+        }
+    }
+
+    /// Refuses a batch of `total` tasks when the queue (every task not yet
+    /// final: acknowledged entries are deleted) would go past the limit. Two
+    /// batches checked at the same moment may both pass: the limit can be passed
+    /// by the batches being started at once, never by more.
+    pub(crate) async fn check_room(
+        &self,
+        total: u64,
+    ) -> Result<Result<(), OutboxFull>, StoreError> {
+        let mut conn = self.conn();
+        let waiting: u64 =
+            timed(redis::cmd("XLEN").arg(queue_key()).query_async(&mut conn)).await?;
+        if waiting.saturating_add(total) <= self.max_waiting {
+            return Ok(Ok(()));
+        }
+        Ok(Err(OutboxFull {
+            waiting,
+            total,
+            max: self.max_waiting,
+        }))
     }
 
     /// A handle on the shared connection.

@@ -1,6 +1,7 @@
 //! The durable outbox's bounds and refusals on a real Redis: what its event
 //! stream answers a client with nothing left or a foreign id, 503 while Redis is
-//! down (and delivering again once it is back), and a finished batch expiring.
+//! down (and delivering again once it is back), a finished batch expiring, and
+//! a batch refused when the outbox is full.
 
 use crate::durable::{durable, summary_path, wait_for};
 use crate::helpers::{Receiver, Started, TestApp, WAIT, spawn_app};
@@ -167,4 +168,47 @@ async fn a_batch_and_its_event_stream_carry_on_across_a_restart_of_a_persistent_
         events.last().map(|e| e.data["delivered"].clone()),
         Some(json!(20))
     );
+}
+
+#[tokio::test]
+async fn a_batch_that_would_overfill_the_outbox_is_refused_with_429_until_room_is_made() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &["--max-waiting-tasks", "10"])).await;
+    let slow = r#"{"min":8,"max":8,"pace_ms":10000}"#;
+    let first = app.start(serde_json::from_str(slow).expect("JSON")).await;
+
+    let refused = app
+        .client
+        .post(format!("{}/producetasks", app.address))
+        .header("content-type", "application/json")
+        .body(slow)
+        .send()
+        .await
+        .expect("answered");
+    let status = refused.status().as_u16();
+    let retry_after = refused.headers().get("retry-after").cloned();
+    let error: Value = refused.json().await.expect("JSON");
+    app.call("POST", &first.stop_url, Some("{}")).await;
+    // Once the stopped batch's tasks are final (cancelled), their entries are
+    // gone from the queue and a batch fits again.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let accepted = loop {
+        let (status, body) = app.call("POST", "/producetasks", Some(slow)).await;
+        if status == 202 || tokio::time::Instant::now() >= deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    assert_eq!(status, 429, "{error}");
+    assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"10"[..]));
+    let text = error["error"].as_str().unwrap_or("");
+    assert!(
+        text.contains("tasks waiting to be delivered and this batch has 8")
+            && text.contains("limit of 10 (MAX_WAITING_TASKS)"),
+        "{text}"
+    );
+    assert_eq!(accepted.0, 202, "room was never made: {}", accepted.1);
 }
