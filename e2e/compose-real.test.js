@@ -97,7 +97,11 @@ test('a Redis restart keeps the totals, and tasks flow again afterwards', async 
   await compose('restart', '-t', '5', 'redis');
   await waitHealthy('redis', 1);
   await waitFor('/readyz through nginx', async () => (await fetch(`${DASHBOARD_URL}/readyz`)).status === 200);
-  assert.deepEqual(await getJson(`${DASHBOARD_URL}/api/stats`), kept, 'the totals after the restart');
+  // /readyz through nginx proves one replica ready; the other may still be
+  // reconnecting, and its reads answer 503 (retry later) until it is: so the
+  // totals are read until a replica answers them, then compared.
+  const totals = await waitFor('/api/stats to answer after the restart', () => getJson(`${DASHBOARD_URL}/api/stats`));
+  assert.deepEqual(totals, kept, 'the totals after the restart');
   for (const page of dashboards) await page.reload();
   await assertEveryDashboardShows(kept.totals);
   const counted = await produceBatch(20);
