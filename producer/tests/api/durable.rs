@@ -3,6 +3,7 @@
 //! streams resume on another producer; redelivery keeps its promise there too.
 
 use crate::end_to_end::Consumer;
+use crate::faults::consumer_total;
 use crate::helpers::{
     Receiver, Reply, SseEvent, Started, TestApp, WAIT, done, final_states, spawn_app, spawn_with,
 };
@@ -268,18 +269,6 @@ async fn producer_binary(consumer: &Consumer, redis: &str) -> (Child, String) {
     // Keep reading its log, so a full pipe never blocks it.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, format!("http://127.0.0.1:{port}"))
-}
-
-async fn consumer_total(client: &reqwest::Client, port: u16) -> u64 {
-    let stats: Value = client
-        .get(format!("http://127.0.0.1:{port}/api/stats"))
-        .send()
-        .await
-        .expect("stats answer")
-        .json()
-        .await
-        .expect("stats JSON");
-    stats["total"].as_u64().expect("a total")
 }
 
 #[tokio::test]

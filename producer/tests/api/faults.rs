@@ -26,7 +26,8 @@ fn field(report: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {label:?} in the report:\n{report}"))
 }
 
-async fn consumer_total(client: &reqwest::Client, port: u16) -> u64 {
+/// The consumer's `/api/stats` total.
+pub(crate) async fn consumer_total(client: &reqwest::Client, port: u16) -> u64 {
     let stats: serde_json::Value = client
         .get(format!("http://127.0.0.1:{port}/api/stats"))
         .send()
