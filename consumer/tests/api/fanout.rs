@@ -1,7 +1,7 @@
 //! Fan-out: events reach every replica's sockets, and a fresh socket starts from
 //! the true totals.
 
-use crate::helpers::{spawn_app, task};
+use crate::helpers::{recent_ids, spawn_app, task};
 use consumer::ws::MAX_FRAME_BYTES;
 use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
@@ -38,12 +38,7 @@ async fn a_fresh_websocket_gets_a_snapshot_of_totals_and_recent_tasks() {
     assert_eq!(snapshot["totals"]["Low"], 2);
     assert_eq!(snapshot["totals"]["Moderate"], 0);
     assert_eq!(snapshot["totals"]["Critical"], 1);
-    let recent: Vec<u64> = snapshot["recent"]
-        .as_array()
-        .expect("recent array")
-        .iter()
-        .map(|event| event["task"]["id"].as_u64().expect("task id"))
-        .collect();
+    let recent: Vec<u64> = recent_ids(&snapshot);
     assert_eq!(recent, [2, 1, 0], "newest first");
 }
 

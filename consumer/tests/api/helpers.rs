@@ -75,6 +75,16 @@ pub fn config(extra: &[String]) -> Config {
     Config::try_parse_from(args).expect("test arguments parse")
 }
 
+/// The task ids of a snapshot's `recent` list, in its order (newest first).
+pub fn recent_ids(snapshot: &Value) -> Vec<u64> {
+    snapshot["recent"]
+        .as_array()
+        .expect("recent array")
+        .iter()
+        .map(|event| event["task"]["id"].as_u64().expect("task id"))
+        .collect()
+}
+
 /// A task of batch `batch`.
 pub fn task(batch: &str, id: u64, priority: Priority) -> Task {
     Task {

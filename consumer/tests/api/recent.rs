@@ -1,7 +1,7 @@
 //! The recent list a fresh dashboard starts from: the newest 200 events, newest
 //! first, even though Redis trims the list only every few events.
 
-use crate::helpers::{spawn_app, task};
+use crate::helpers::{recent_ids, spawn_app, task};
 use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
 
@@ -21,12 +21,7 @@ async fn a_snapshot_holds_exactly_the_newest_200_events_between_trims() {
 
     let snapshot = app.websocket().await.snapshot().await;
 
-    let recent: Vec<u64> = snapshot["recent"]
-        .as_array()
-        .expect("recent array")
-        .iter()
-        .map(|event| event["task"]["id"].as_u64().expect("task id"))
-        .collect();
+    let recent: Vec<u64> = recent_ids(&snapshot);
     let newest: Vec<u64> = (SENT - RECENT..SENT).rev().collect();
     assert_eq!(recent, newest, "the newest {RECENT}, newest first");
     assert_eq!(snapshot["seq"], SENT);
