@@ -53,65 +53,78 @@ pub(crate) fn stream(
         after,
         closing,
         keep_alive,
-        started: false,
         ended: false,
     };
+    serve(follower, open, connection)
+}
+
+/// Where an event stream's chunks come from: a batch's log in memory
+/// ([`Follower`]) or its event stream in Redis (`outbox::events`).
+pub(crate) trait ChunkSource: Send + 'static {
+    /// The next bytes to write after [`RETRY_HINT`], `None` once the stream is over.
+    fn next_chunk(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+
+    /// Names the stream in the log line of a client dropped for stalling.
+    fn describe(&self) -> String;
+}
+
+/// A response body of [`RETRY_HINT`] and then `source`'s chunks, written by a task
+/// of its own that ends with the stream, when the client goes, or once the client
+/// leaves a chunk untaken for [`STALL_TIMEOUT`] (then `connection` is shut down).
+/// `open` counts the stream as open until that task ends.
+pub(crate) fn serve(
+    source: impl ChunkSource,
+    open: InFlight,
+    connection: Option<Connection>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let (chunks, taken) = mpsc::channel(1);
-    tokio::spawn(follower.feed(chunks, open, connection));
+    tokio::spawn(feed(source, chunks, open, connection));
     futures_util::stream::unfold(taken, |mut taken| async move {
         let bytes = taken.recv().await?;
         Some((Ok(bytes), taken))
     })
 }
 
+/// Hands `source`'s chunks to the response, one at a time (see [`serve`]).
+async fn feed(
+    mut source: impl ChunkSource,
+    chunks: mpsc::Sender<Bytes>,
+    _open: InFlight,
+    connection: Option<Connection>,
+) {
+    let mut next = Some(Bytes::from_static(RETRY_HINT));
+    while let Some(bytes) = next.take() {
+        match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return, // the client went away
+            Err(_) => {
+                tracing::info!(stream = %source.describe(),
+                    "an event stream's client stopped reading; dropping it");
+                if let Some(connection) = &connection {
+                    connection.shut_down();
+                }
+                return;
+            }
+        }
+        next = tokio::select! {
+            next = source.next_chunk() => next,
+            () = chunks.closed() => return, // the client went away while idle
+        };
+    }
+}
+
+/// A batch's log in memory, followed from event id `after`.
 struct Follower {
     batch: Arc<Batch>,
     published: watch::Receiver<usize>,
     after: usize,
     closing: CancellationToken,
     keep_alive: Interval,
-    started: bool,
     ended: bool,
 }
 
-impl Follower {
-    /// Hands the stream's chunks to the response, until the stream ends, the
-    /// client goes, or it leaves a chunk untaken for [`STALL_TIMEOUT`].
-    async fn feed(
-        mut self,
-        chunks: mpsc::Sender<Bytes>,
-        _open: InFlight,
-        connection: Option<Connection>,
-    ) {
-        loop {
-            let bytes = tokio::select! {
-                next = self.next_chunk() => match next {
-                    Some(bytes) => bytes,
-                    None => return,
-                },
-                () = chunks.closed() => return, // the client went away while idle
-            };
-            match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return, // the client went away
-                Err(_) => {
-                    tracing::info!(batch = %self.batch.id, after = self.after,
-                        "an event stream's client stopped reading; dropping it");
-                    if let Some(connection) = connection {
-                        connection.shut_down();
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The next bytes to write, or `None` when the stream is over.
+impl ChunkSource for Follower {
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if !self.started {
-            self.started = true;
-            return Some(Bytes::from_static(RETRY_HINT));
-        }
         loop {
             if self.ended {
                 return None;
@@ -142,6 +155,10 @@ impl Follower {
                 _ = self.keep_alive.tick() => return Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
             }
         }
+    }
+
+    fn describe(&self) -> String {
+        format!("batch {} after event {}", self.batch.id, self.after)
     }
 }
 

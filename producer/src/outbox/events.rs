@@ -8,9 +8,7 @@
 use super::layout::Keys;
 use super::redis::{OP_TIMEOUT, RedisStore, StoreError, timed};
 use crate::metrics::InFlight;
-use crate::sse::{
-    CLOSING_COMMENT, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT, RETRY_HINT, STALL_TIMEOUT,
-};
+use crate::sse::{self, CLOSING_COMMENT, ChunkSource, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use redis::AsyncConnectionConfig;
@@ -18,7 +16,6 @@ use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Most events written to a client in one chunk.
@@ -69,74 +66,42 @@ pub(crate) fn stream(
     open: InFlight,
     connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    let (chunks, taken) = mpsc::channel(1);
     let follower = Follower {
         store,
         key: Keys::of(&id).events,
         after,
         closing,
+        conn: None,
     };
-    tokio::spawn(follower.feed(chunks, open, connection));
-    futures_util::stream::unfold(taken, |mut taken| async move {
-        let bytes = taken.recv().await?;
-        Some((Ok(bytes), taken))
-    })
+    sse::serve(follower, open, connection)
 }
 
+/// A batch's event stream in Redis, read from entry id `after` (emptied once the
+/// `done` was sent) on a connection of its own.
 struct Follower {
     store: RedisStore,
     key: String,
     after: String,
     closing: CancellationToken,
+    conn: Option<MultiplexedConnection>,
 }
 
-impl Follower {
-    /// Hands chunks to the response until a `done`, shutdown, the client's
-    /// departure, or [`STALL_TIMEOUT`] with a chunk untaken.
-    async fn feed(
-        mut self,
-        chunks: mpsc::Sender<Bytes>,
-        _open: InFlight,
-        connection: Option<Connection>,
-    ) {
-        let mut next = Some(Bytes::from_static(RETRY_HINT));
-        let mut conn = None;
-        while let Some(bytes) = next.take() {
-            match tokio::time::timeout(STALL_TIMEOUT, chunks.send(bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    if let Some(connection) = &connection {
-                        connection.shut_down();
-                    }
-                    return;
-                }
-            }
-            next = tokio::select! {
-                next = self.next_chunk(&mut conn) => next,
-                () = chunks.closed() => return,
-            };
-        }
-    }
-
-    /// The next bytes to write, `None` once the stream is over.
-    async fn next_chunk(&mut self, conn: &mut Option<MultiplexedConnection>) -> Option<Bytes> {
+impl ChunkSource for Follower {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.after.is_empty() {
             return None; // the done was sent
         }
-        let read = tokio::select! {
-            () = self.closing.cancelled() => {
-                self.after.clear();
-                return Some(Bytes::from_static(CLOSING_COMMENT));
-            }
-            read = self.read(conn) => read,
+        let closing = self.closing.clone();
+        let Some(read) = closing.run_until_cancelled(self.read()).await else {
+            self.after.clear();
+            return Some(Bytes::from_static(CLOSING_COMMENT));
         };
         match read {
             Ok(Some(entries)) if !entries.is_empty() => Some(self.frames(&entries)),
             Ok(_) => Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
             Err(err) => {
                 tracing::warn!(%err, key = %self.key, "reading a batch's events failed");
-                conn.take();
+                self.conn.take();
                 // Not at once again: while Redis is down that would spin.
                 tokio::select! {
                     () = self.closing.cancelled() => {}
@@ -147,20 +112,23 @@ impl Follower {
         }
     }
 
+    fn describe(&self) -> String {
+        format!("{} after {}", self.key, self.after)
+    }
+}
+
+impl Follower {
     /// Blocks up to [`KEEP_ALIVE`] for entries after `after`.
-    async fn read(
-        &self,
-        conn: &mut Option<MultiplexedConnection>,
-    ) -> Result<Option<Entries>, StoreError> {
-        if conn.is_none() {
+    async fn read(&mut self) -> Result<Option<Entries>, StoreError> {
+        if self.conn.is_none() {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(OP_TIMEOUT))
                 .set_response_timeout(Some(KEEP_ALIVE + OP_TIMEOUT));
             let client = &self.store.client;
-            *conn =
+            self.conn =
                 Some(timed(client.get_multiplexed_async_connection_with_config(&config)).await?);
         }
-        let Some(conn) = conn.as_mut() else {
+        let Some(conn) = self.conn.as_mut() else {
             return Ok(None);
         };
         let reply: Option<Vec<(String, Entries)>> = redis::cmd("XREAD")
