@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { auditPage, describeViolations } from './lib/a11y.js';
-import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { SCREENSHOTS, openPage } from './lib/browser.js';
 import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
-import { startStack, useServices } from './lib/stack.js';
+import { useBrowserStack } from './lib/stack.js';
 
 /** Tasks in the batch: enough to make both lists scroll. */
 const BATCH_SIZE = 40;
@@ -25,17 +25,7 @@ const MAX_TABS = 30;
 /** WCAG 2.1 non-text contrast (1.4.11): a focus indicator against what surrounds it. */
 const MIN_FOCUS_CONTRAST = 3;
 
-const ctx = useServices('a11y', {
-  async start(services) {
-    const stack = await startStack(services);
-    const browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    return { ...stack, browser, context };
-  },
-  async stop({ browser }) {
-    await browser?.close();
-  },
-});
+const ctx = useBrowserStack('a11y');
 
 /**
  * Audits each `[page, state]` and then fails, listing every serious or critical violation

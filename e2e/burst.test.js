@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { SCREENSHOTS, openPage } from './lib/browser.js';
 import { dashboardState, waitForChartTotal, waitForConnected } from './lib/dashboard.js';
 import { PRIORITIES } from './lib/socket.js';
-import { startStack, useServices } from './lib/stack.js';
+import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
 /** Tasks in the burst. */
@@ -29,17 +29,8 @@ const BUDGET_MS = 200;
 /** How long the burst may take to be sent, in ms (debug build, 2 shared cores). */
 const SEND_TIMEOUT_MS = 120_000;
 
-const ctx = useServices('burst', {
-  async start(services) {
-    const env = FLUSH_INTERVAL ? { WS_FLUSH_INTERVAL: FLUSH_INTERVAL } : {};
-    const stack = await startStack(services, { producer: false, env });
-    const browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    return { ...stack, browser, context };
-  },
-  async stop({ browser }) {
-    await browser?.close();
-  },
+const ctx = useBrowserStack('burst', {
+  stack: { producer: false, env: FLUSH_INTERVAL ? { WS_FLUSH_INTERVAL: FLUSH_INTERVAL } : {} },
   // The consumer (a debug build), the producer and Redis take both cores during the
   // burst; niced, they leave the browser what a user's browser would have, so a long
   // task measures the page's own work rather than the machine's load.

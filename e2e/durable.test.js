@@ -10,11 +10,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { openPage } from './lib/browser.js';
 import { waitForChart, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks, panelPriorities } from './lib/producer.js';
 import { freePort } from './lib/services.js';
-import { startStack, useServices } from './lib/stack.js';
+import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
 /** Tasks in the batch, and the delay between them: the batch lasts about 6 s. */
@@ -32,17 +32,8 @@ const CLAIM_AFTER = '2s';
 const MAX_ATTEMPTS = '2';
 const RETRY_BACKOFF_MS = '100';
 
-const ctx = useServices('durable', {
-  async start(services) {
-    const env = { CLAIM_AFTER, MAX_ATTEMPTS, RETRY_BACKOFF_MS };
-    const stack = await startStack(services, { durableProducer: true, env });
-    const browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    return { ...stack, browser, context };
-  },
-  async stop({ browser }) {
-    await browser?.close();
-  },
+const ctx = useBrowserStack('durable', {
+  stack: { durableProducer: true, env: { CLAIM_AFTER, MAX_ATTEMPTS, RETRY_BACKOFF_MS } },
 });
 
 test('a producer killed mid-batch and started again: the open page follows the batch to its end, each task counted once', async () => {

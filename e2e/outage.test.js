@@ -8,28 +8,18 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { auditPage, describeViolations } from './lib/a11y.js';
-import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { SCREENSHOTS, openPage } from './lib/browser.js';
 import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
-import { startStack, useServices } from './lib/stack.js';
+import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
 const BATCH_SIZE = 120;
 const PACE_MS = 20;
 
-const ctx = useServices('outage', {
-  async start(services) {
-    // Enough attempts to outlast the outage however slow the machine: the defaults (5,
-    // about 5–8 s with the consumer's Retry-After: 1) are what the test is not about.
-    const stack = await startStack(services, { env: { MAX_ATTEMPTS: '10' } });
-    const browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    return { ...stack, browser, context };
-  },
-  async stop({ browser }) {
-    await browser?.close();
-  },
-});
+// Enough attempts to outlast the outage however slow the machine: the defaults (5,
+// about 5–8 s with the consumer's Retry-After: 1) are what the test is not about.
+const ctx = useBrowserStack('outage', { stack: { env: { MAX_ATTEMPTS: '10' } } });
 
 test('Redis lost mid-batch: both pages say so in words, and the batch still completes', async () => {
   const { context, services, consumerUrl, producerUrl } = ctx;

@@ -13,10 +13,10 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
+import { SCREENSHOTS, openPage } from './lib/browser.js';
 import { waitForChart, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks, panelPriorities } from './lib/producer.js';
-import { startStack, useServices } from './lib/stack.js';
+import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
 
 /** Tasks in the batch. */
@@ -31,18 +31,9 @@ const RETRY_BACKOFF_MS = 100;
 /** Seconds one attempt may take: far longer than the last test keeps a task in flight. */
 const TIMEOUT_SECS = 30;
 
-const ctx = useServices('redeliver', {
-  async start(services) {
-    const env = {
-      MAX_ATTEMPTS: String(MAX_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS), TIMEOUT_SECS: String(TIMEOUT_SECS),
-    };
-    const stack = await startStack(services, { env });
-    const browser = await launchBrowser();
-    const context = await browser.newContext({ viewport: VIEWPORT });
-    return { ...stack, browser, context };
-  },
-  async stop({ browser }) {
-    await browser?.close();
+const ctx = useBrowserStack('redeliver', {
+  stack: {
+    env: { MAX_ATTEMPTS: String(MAX_ATTEMPTS), RETRY_BACKOFF_MS: String(RETRY_BACKOFF_MS), TIMEOUT_SECS: String(TIMEOUT_SECS) },
   },
 });
 

@@ -3,6 +3,7 @@
 // test fails and stop everything afterwards, pass or fail.
 
 import { after, afterEach, before } from 'node:test';
+import { VIEWPORT, launchBrowser } from './browser.js';
 import { Services, freePort } from './services.js';
 import { newSecret } from './signing.js';
 
@@ -74,4 +75,23 @@ export function useServices(label, { start, stop = async () => {}, nice = 0 }) {
     }
   });
   return ctx;
+}
+
+/**
+ * `useServices` for what most browser tests need: the stack of `startStack(services,
+ * stack)` and headless Chromium with one context of the standard viewport, closed after
+ * the file's tests. The returned object gets the stack's fields, `browser` and `context`.
+ */
+export function useBrowserStack(label, { stack = {}, nice = 0 } = {}) {
+  return useServices(label, {
+    nice,
+    async start(services) {
+      const started = await startStack(services, stack);
+      const browser = await launchBrowser();
+      return { ...started, browser, context: await browser.newContext({ viewport: VIEWPORT }) };
+    },
+    async stop({ browser }) {
+      await browser?.close();
+    },
+  });
 }
