@@ -140,6 +140,13 @@ pub struct Config {
     #[arg(long, env = "PUBLISHED_ON")]
     pub published_on: Option<String>,
 
+    /// Most batch event streams (`GET /batches/{id}/events`) open at once, over every
+    /// batch; one more is refused with 503 and `Retry-After`. With REDIS_URL each open
+    /// stream holds a Redis connection of its own, so this also bounds those.
+    #[arg(long, env = "MAX_EVENT_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_event_streams: u32,
+
     /// Redis URL (redis://host:6379, redis+unix:///path) of a durable outbox:
     /// batches are written there before they are answered, survive a producer
     /// crash, and are shared by every producer on it. Without it, batches live in

@@ -45,6 +45,12 @@ pub(crate) enum ApiError {
     /// The Redis outbox holds too many tasks to take this batch.
     #[error("{0}")]
     OutboxFull(#[from] OutboxFull),
+    /// Every event stream this producer allows is open.
+    #[error(
+        "this producer already serves {limit} event streams (its --max-event-streams); close \
+         another page or tab following a batch, or retry later"
+    )]
+    TooManyStreams { limit: usize },
     /// The server is shutting down and starts nothing new.
     #[error("the producer is shutting down and starts no new batches; try again once it is back")]
     ShuttingDown,
@@ -65,9 +71,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyBatches(_) | ApiError::OutboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::ShuttingDown | ApiError::StoreUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ShuttingDown
+            | ApiError::StoreUnavailable(_)
+            | ApiError::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,7 +95,7 @@ impl ResponseError for ApiError {
             // long enough that a retrying client does not hammer.
             response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
         }
-        if let ApiError::StoreUnavailable(_) = self {
+        if let ApiError::StoreUnavailable(_) | ApiError::TooManyStreams { .. } = self {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
         if let ApiError::InFlight(tasks) = self {

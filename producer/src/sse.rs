@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -35,13 +35,13 @@ pub(crate) const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 pub(crate) const CLOSING_COMMENT: &[u8] = b": the producer is shutting down\n\n";
 
 /// The events of `batch` after event id `after`, ending after `done` or once
-/// `closing` is cancelled; `open` counts the stream as open until its task ends,
+/// `closing` is cancelled; `open` is held until its task ends,
 /// and `connection`, when known, is shut down if the client stalls.
 pub(crate) fn stream(
     batch: Arc<Batch>,
     after: usize,
     closing: CancellationToken,
-    open: InFlight,
+    open: OpenStream,
     connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let mut keep_alive =
@@ -58,6 +58,22 @@ pub(crate) fn stream(
     serve(follower, open, connection)
 }
 
+/// What an open stream holds until its task ends: its place in the
+/// `event_streams` gauge and its permit under `--max-event-streams`.
+pub(crate) struct OpenStream {
+    _gauge: InFlight,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl OpenStream {
+    pub(crate) fn new(gauge: InFlight, permit: OwnedSemaphorePermit) -> OpenStream {
+        OpenStream {
+            _gauge: gauge,
+            _permit: permit,
+        }
+    }
+}
+
 /// Where an event stream's chunks come from: a batch's log in memory
 /// ([`Follower`]) or its event stream in Redis (`outbox::events`).
 pub(crate) trait ChunkSource: Send + 'static {
@@ -71,10 +87,10 @@ pub(crate) trait ChunkSource: Send + 'static {
 /// A response body of [`RETRY_HINT`] and then `source`'s chunks, written by a task
 /// of its own that ends with the stream, when the client goes, or once the client
 /// leaves a chunk untaken for [`STALL_TIMEOUT`] (then `connection` is shut down).
-/// `open` counts the stream as open until that task ends.
+/// `open` is held until that task ends.
 pub(crate) fn serve(
     source: impl ChunkSource,
-    open: InFlight,
+    open: OpenStream,
     connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let (chunks, taken) = mpsc::channel(1);
@@ -89,7 +105,7 @@ pub(crate) fn serve(
 async fn feed(
     mut source: impl ChunkSource,
     chunks: mpsc::Sender<Bytes>,
-    _open: InFlight,
+    _open: OpenStream,
     connection: Option<Connection>,
 ) {
     let mut next = Some(Bytes::from_static(RETRY_HINT));

@@ -64,6 +64,7 @@ impl Application {
             config.delivery.seed,
             runtime,
         );
+        state.limit_event_streams(config.max_event_streams as usize);
         if let Some(url) = &config.redis_url {
             state.workers = Some(durable_outbox(&config, url, &state).await?);
         }

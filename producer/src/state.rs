@@ -14,6 +14,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// `--max-event-streams` until [`AppState::limit_event_streams`] sets it.
+const DEFAULT_MAX_EVENT_STREAMS: usize = 256;
+
 /// The defaults the page shows and `POST /producetasks` falls back on.
 #[derive(Debug, Clone)]
 pub(crate) struct PageSettings {
@@ -47,6 +50,10 @@ pub(crate) struct AppState {
     pub(crate) closing: CancellationToken,
     /// Every running batch, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// One permit per open event stream, [`AppState::max_event_streams`] in all.
+    pub(crate) event_streams: Arc<Semaphore>,
+    /// The most event streams open at once (`--max-event-streams`).
+    pub(crate) max_event_streams: usize,
     /// The durable outbox's workers, with `REDIS_URL`; `None`: batches live in
     /// [`AppState::registry`], in memory.
     pub(crate) workers: Option<Arc<Workers>>,
@@ -72,10 +79,18 @@ impl AppState {
             shutdown: CancellationToken::new(),
             closing: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            event_streams: Arc::new(Semaphore::new(DEFAULT_MAX_EVENT_STREAMS)),
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             workers: None,
             generator: Mutex::new(Generator::new(seed)),
             runtime,
         }
+    }
+
+    /// At most `max` event streams open at once.
+    pub(crate) fn limit_event_streams(&mut self, max: usize) {
+        self.event_streams = Arc::new(Semaphore::new(max));
+        self.max_event_streams = max;
     }
 
     /// Generates a batch of `min..=max` tasks (checked by the caller) and starts

@@ -7,8 +7,9 @@
 
 use super::layout::Keys;
 use super::redis::{OP_TIMEOUT, RedisStore, StoreError, timed};
-use crate::metrics::InFlight;
-use crate::sse::{self, CLOSING_COMMENT, ChunkSource, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT};
+use crate::sse::{
+    self, CLOSING_COMMENT, ChunkSource, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT, OpenStream,
+};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use redis::AsyncConnectionConfig;
@@ -63,7 +64,7 @@ pub(crate) fn stream(
     id: String,
     after: String,
     closing: CancellationToken,
-    open: InFlight,
+    open: OpenStream,
     connection: Option<Connection>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let follower = Follower {

@@ -13,7 +13,7 @@ pub(crate) mod worker;
 use crate::batches::Batch;
 use crate::deliveries::{BatchSummary, RedeliverRequest, TaskView};
 use crate::error::ApiError;
-use crate::sse;
+use crate::sse::{self, OpenStream};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
@@ -128,7 +128,14 @@ impl AppState {
         id: String,
     ) -> Result<HttpResponse, ApiError> {
         let last = last_event_id(req);
-        let open = self.deliverer.metrics().follow();
+        let permit = self
+            .event_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::TooManyStreams {
+                limit: self.max_event_streams,
+            })?;
+        let open = OpenStream::new(self.deliverer.metrics().follow(), permit);
         let connection = req.conn_data::<sse::Connection>().cloned();
         let closing = self.closing.clone();
         let Some(workers) = &self.workers else {

@@ -1,7 +1,8 @@
 //! The Server-Sent Events stream of a batch: every task, then `done`; resumable
-//! with `Last-Event-ID`; any number of subscribers and batches at once.
+//! with `Last-Event-ID`; many subscribers and batches at once, up to
+//! `--max-event-streams` streams.
 
-use crate::helpers::{Receiver, done, final_states, spawn_app};
+use crate::helpers::{Receiver, WAIT, done, final_states, spawn_app};
 use serde_json::json;
 
 #[tokio::test]
@@ -144,4 +145,50 @@ async fn an_unknown_batch_or_a_bad_last_event_id_gets_a_json_error() {
             .expect("an error")
             .contains("Last-Event-ID")
     );
+}
+
+#[tokio::test]
+async fn event_streams_beyond_max_event_streams_are_refused_with_503_until_one_closes() {
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &["--pace-ms", "20", "--max-event-streams", "2"]).await;
+    // A task every 20 ms for 20 s: the open streams always have an event to write.
+    let batch = app.start(json!({"min": 1000, "max": 1000})).await;
+    let mut first = app.events(&batch, None).await;
+    let mut second = app.events(&batch, None).await;
+    first.next_event().await.expect("the first stream is live");
+    second
+        .next_event()
+        .await
+        .expect("the second stream is live");
+
+    let url = format!("{}{}", app.address, batch.events_url);
+    let refused = app.client.get(&url).send().await.expect("an answer");
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: serde_json::Value = refused.json().await.expect("a JSON error");
+    let error = body["error"].as_str().expect("an error text");
+    assert!(
+        error.contains("already serves 2 event streams") && error.contains("--max-event-streams"),
+        "{error}"
+    );
+
+    // The server sees the first client gone at its next write, within a task or two.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let response = app.client.get(&url).send().await.expect("an answer");
+        if response.status().as_u16() == 200 {
+            break;
+        }
+        assert_eq!(response.status().as_u16(), 503);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no stream was taken within {WAIT:?} of one closing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    second
+        .next_event()
+        .await
+        .expect("the other stream is still live");
 }
