@@ -96,11 +96,6 @@ impl Deliverer {
         &self.metrics
     }
 
-    /// Where webhooks go.
-    pub(crate) fn target(&self) -> &reqwest::Url {
-        &self.settings.target
-    }
-
     /// Delivers `message`, retrying as the policy says. `on_retry` hears of each
     /// failed attempt that will be retried, and the wait before the next. Once
     /// `stop` is cancelled no further attempt starts; one in flight is let finish.
