@@ -155,7 +155,7 @@ async fn send_starts_no_more_threads_than_deliveries_may_be_in_flight() {
 async fn ctrl_c_stops_every_thread_and_counts_the_tasks_left_as_cancelled() {
     let mut receiver = Receiver::start([]).await;
     let total = 1_000_000;
-    let mut child = send_command(
+    let child = send_command(
         &receiver,
         &[
             "--count",
