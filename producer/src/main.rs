@@ -3,8 +3,8 @@
 //! page's /healthz instead.
 //!
 //! The runtime fits the subcommand: the page runs on actix's system runtime (its
-//! HttpServer needs one), `send` on a multi-threaded tokio runtime, so that a load
-//! run uses every core.
+//! HttpServer needs one), `send` on one single-threaded tokio runtime per thread
+//! (`send.rs`), so that a load run uses every core.
 
 use clap::Parser as _;
 use producer::{Application, Cli, Command, Config, shutdown_signal};
