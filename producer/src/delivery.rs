@@ -162,8 +162,10 @@ impl Deliverer {
         let duration = started.elapsed();
         let timed_out = matches!(&result, Err(err) if err.is_timeout());
         let (status, error, response, verdict) = match result {
-            Ok((code, retry_after, detail)) => {
+            Ok((code, retry_after, body)) => {
                 let ok = (200..300).contains(&code);
+                // Borrowed when the body is valid UTF-8: one copy, the excerpt kept.
+                let detail = String::from_utf8_lossy(&body);
                 let error = (!ok).then(|| refusal(code, &detail));
                 let verdict = Verdict::Status { code, retry_after };
                 (Some(code), error, Some(excerpt(&detail)), verdict)
@@ -183,11 +185,11 @@ impl Deliverer {
     }
 
     /// Sends the request, signed when a secret is set, and reads the answer:
-    /// status, `Retry-After`, body text.
+    /// status, `Retry-After`, body (its first [`MAX_RESPONSE_BYTES`] at least).
     async fn post(
         &self,
         message: &Message,
-    ) -> Result<(u16, Option<Duration>, String), reqwest::Error> {
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), reqwest::Error> {
         let mut request = self
             .client
             .post(self.settings.target.clone())
@@ -214,11 +216,7 @@ impl Deliverer {
                 break;
             }
         }
-        Ok((
-            code,
-            retry_after,
-            String::from_utf8_lossy(&body).into_owned(),
-        ))
+        Ok((code, retry_after, body))
     }
 
     /// A transport error in words, naming its root cause.
