@@ -191,7 +191,8 @@ pub struct SendArgs {
     #[arg(long)]
     pub concurrency: Option<usize>,
 
-    /// Worker threads that sign and send (default: one per available core).
+    /// Threads that sign and send, each with its own runtime and share of the
+    /// batch (default: one per available core).
     #[arg(long, env = "PRODUCER_THREADS")]
     pub threads: Option<usize>,
 
@@ -212,7 +213,7 @@ impl Cli {
 }
 
 impl SendArgs {
-    /// The runtime's worker threads: `--threads`, or one per core the process
+    /// The threads that send: `--threads`, or one per core the process
     /// may use (its CPU affinity and cgroup quota counted).
     pub(crate) fn worker_threads(&self) -> anyhow::Result<usize> {
         let Some(threads) = self.threads else {

@@ -20,6 +20,7 @@ mod generator;
 mod metrics;
 mod outbox;
 mod outcome;
+mod progress;
 pub mod report;
 mod retry;
 mod routes;

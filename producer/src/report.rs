@@ -66,6 +66,19 @@ impl Latencies {
         self.0.is_empty()
     }
 
+    /// Counts every latency of `other` too (the runtimes of one run each keep
+    /// their own).
+    pub fn add(&mut self, other: &Latencies) {
+        if self.0.add(&other.0).is_err() {
+            // Not met: every `Latencies` has the same bounds, so `add` fits. Were
+            // it to fail, each value is still counted, clamped as `record` does.
+            for value in other.0.iter_recorded() {
+                self.0
+                    .saturating_record_n(value.value_iterated_to(), value.count_at_value());
+            }
+        }
+    }
+
     /// The latency percentile `p` (0–100): the smallest latency with at least
     /// `p` percent of them at or below it, to 0.1 %; `None` with no latencies.
     pub fn percentile(&self, p: f64) -> Option<Duration> {
@@ -94,6 +107,21 @@ impl Report {
         } else {
             0.0
         }
+    }
+
+    /// Adds `other`'s counts and latencies to these (not its elapsed time).
+    pub fn add(&mut self, other: &Report) {
+        self.add_counts(other);
+        self.latencies.add(&other.latencies);
+    }
+
+    /// Adds `other`'s counts to these: what a progress line needs.
+    pub fn add_counts(&mut self, other: &Report) {
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+        self.retries += other.retries;
     }
 
     /// Whether every task was delivered.
@@ -170,6 +198,34 @@ mod tests {
         assert_eq!(latencies.percentile(0.0), Some(Duration::from_micros(1)));
         let hour = latencies.percentile(100.0).expect("two latencies");
         assert!(hour.as_secs().abs_diff(3600) <= 4, "{hour:?}");
+    }
+
+    #[test]
+    fn reports_add_up_counts_and_latencies_but_keep_their_total() {
+        let mut sum = Report {
+            total: 5,
+            ..Report::default()
+        };
+        let part = |delivered, failed, latencies: &[u64]| Report {
+            total: 5,
+            sent: delivered + failed,
+            delivered,
+            failed,
+            retries: 1,
+            latencies: ms(latencies),
+            ..Report::default()
+        };
+
+        sum.add(&part(2, 1, &[10, 30]));
+        sum.add(&part(2, 0, &[20, 40]));
+
+        assert_eq!(
+            (sum.total, sum.sent, sum.delivered, sum.failed, sum.retries),
+            (5, 5, 4, 1, 2)
+        );
+        assert_eq!(sum.latencies.len(), 4);
+        assert!(about(sum.latencies.percentile(50.0), 20));
+        assert!(about(sum.latencies.percentile(100.0), 40));
     }
 
     #[test]

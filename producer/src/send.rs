@@ -1,52 +1,46 @@
 //! Headless mode, `producer send`: one batch of `--count` tasks from the command
 //! line, a progress bar on a terminal (a plain line a second otherwise), then the
 //! [`Report`]. The exit status is non-zero when any task was not delivered.
+//!
+//! The batch is split between `--threads` threads, each with its own
+//! single-threaded tokio runtime, its own HTTP client and its own share of the
+//! tasks and of `--concurrency`: a delivery starts, is answered and ends on one
+//! thread, so no thread wakes another per task (a multi-threaded runtime's work
+//! stealing did, a futex call or two per task, seen with `perf stat`). The tasks
+//! come from the one seeded generator, handed out in chunks.
 
 use crate::config::SendArgs;
 use crate::delivery::Deliverer;
-use crate::generator::Generator;
+use crate::generator::{BatchTasks, Generator};
+use crate::progress::{Progress, Shard};
 use crate::report::Report;
-use crate::runner::{Queued, Runner, Sink, State, Summary, TaskEvent};
+use crate::runner::{Queued, Runner};
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal as _;
+use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-use taskhooks_shared::redact_url;
+use std::time::{Duration, Instant};
 use taskhooks_shared::web::shutdown_signal;
-use tokio::sync::Semaphore;
+use taskhooks_shared::{Task, redact_url};
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// How often a plain (non-terminal) progress line is printed.
-const PLAIN_EVERY: Duration = Duration::from_secs(1);
-/// Failed tasks listed one by one; more are only counted, so a dead target does
-/// not flood the terminal.
-const MAX_FAILURES_LISTED: u64 = 20;
-const BAR_TEMPLATE: &str = "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} {msg}";
+/// Tasks a runtime takes from the generator at once: the generator's lock is
+/// taken once per chunk, not once per task.
+const CHUNK: usize = 64;
 
-/// `producer send` from the binary's `main`: builds a multi-threaded runtime of
-/// `--threads` workers (one per core by default), so that generating, signing and
-/// sending use every core, and runs [`run`] on it until the batch is over or
-/// Ctrl-C or SIGTERM stops it.
+/// `producer send` from the binary's `main`: a single-threaded runtime on the
+/// main thread hears Ctrl-C and SIGTERM and shows the progress, while [`run`]
+/// sends the batch on `--threads` threads (one per core by default).
 pub fn run_on_all_cores(args: SendArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads()?)
-        .thread_name("producer-send")
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("could not start the runtime's worker threads")?;
+        .context("could not start the main thread's runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(shutdown_signal(shutdown.clone()));
-        // Spawned, not awaited in place: `block_on` polls its future on this main
-        // thread, outside the workers, so every delivery that ends would have to
-        // wake it across threads (a futex call per task, seen with `perf`). On a
-        // worker, the runner is woken where the deliveries run.
-        tokio::spawn(run(args, shutdown))
-            .await
-            .context("the send task ended abnormally")?
+        run(args, shutdown).await
     })
 }
 
@@ -62,47 +56,204 @@ pub async fn run(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<
     })
 }
 
-/// Sends the batch on the caller's runtime (`args.threads` is for
-/// [`run_on_all_cores`]) and returns the report; cancelling `shutdown` stops it early.
+/// Sends the batch on `--threads` threads of their own (see the module's doc)
+/// and returns the report, its counts added up over the threads; cancelling
+/// `shutdown` stops every thread's share.
 pub async fn execute(args: SendArgs, shutdown: CancellationToken) -> anyhow::Result<Report> {
     anyhow::ensure!(args.count >= 1, "--count must be at least 1");
     let concurrency = args.concurrency.unwrap_or(args.delivery.max_in_flight);
     anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
     let pace = pace_for(args.rate)?;
-    let deliverer = Deliverer::new(args.delivery.settings()?, concurrency)?;
+    let settings = args.delivery.settings()?;
+    let shares = split(args.count, concurrency, args.worker_threads()?);
     let tasks = Generator::new(args.delivery.seed).batch_of(args.count);
-    let threads = tokio::runtime::Handle::current().metrics().num_workers();
     eprintln!(
-        "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}, on {threads} thread{}",
+        "sending {} task{} (batch {}) to {}, at most {concurrency} in flight, {}, on {} thread{}",
         args.count,
         if args.count == 1 { "" } else { "s" },
         tasks.batchid,
-        redact_url(deliverer.target().as_str()),
+        redact_url(settings.target.as_str()),
         args.rate
             .map_or("as fast as possible".to_owned(), |r| format!(
                 "{r} per second"
             )),
-        if threads == 1 { "" } else { "s" },
+        shares.len(),
+        if shares.len() == 1 { "" } else { "s" },
     );
-    let progress = Arc::new(Progress::new(args.count));
-    let ticker = progress.start_plain_lines();
-    let runner = Runner {
-        deliverer: Arc::new(deliverer),
-        in_flight: Arc::new(Semaphore::new(concurrency)),
-        pace,
-        stop: shutdown,
-    };
-    let summary = runner
-        .run(
-            (1..)
-                .zip(tasks)
-                .map(|(index, task)| Queued::fresh(index, task)),
-            (args.count, args.count),
-            progress.clone(),
-        )
-        .await;
+    let handout = Arc::new(Handout::new(tasks));
+    let progress = Arc::new(Progress::new(args.count, shares.len()));
+    let mut ends = Vec::with_capacity(shares.len());
+    for (number, (share, shard)) in shares.iter().zip(progress.shards()).enumerate() {
+        let part = Part {
+            deliverer: Deliverer::new(settings.clone(), share.concurrency)?,
+            tasks: Tasks::new(handout.clone(), share.count),
+            total: args.count,
+            concurrency: share.concurrency,
+            // Each thread keeps every n-th slot of the pace, the next thread one
+            // slot later, so that the starts stay evenly spread.
+            pace: pace * shares.len() as u32,
+            first_after: pace * number as u32,
+            sink: shard.clone(),
+            stop: shutdown.clone(),
+        };
+        ends.push(part.spawn(number)?);
+    }
+    let ticker = progress.start_ticker();
+    let mut span: Option<(Instant, Instant)> = None;
+    let mut failure = None;
+    for end in ends {
+        match end.await {
+            Ok(Ok((start, end))) => {
+                span = Some(span.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+            }
+            Ok(Err(err)) => failure = Some(err),
+            Err(_) => failure = Some(anyhow::anyhow!("a sending thread ended abnormally")),
+        }
+    }
     ticker.cancel();
-    Ok(progress.report(&summary))
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    Ok(progress.finish(span.map_or(Duration::ZERO, |(start, end)| end - start)))
+}
+
+/// One thread's share of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Share {
+    /// Tasks it sends.
+    count: u64,
+    /// Deliveries it has in flight at most.
+    concurrency: usize,
+}
+
+/// Splits `count` tasks and `concurrency` between `threads` threads as evenly as
+/// whole numbers allow (the first ones get one more), on no more threads than
+/// there are tasks or slots in flight: every thread sends at least one task.
+fn split(count: u64, concurrency: usize, threads: usize) -> Vec<Share> {
+    let n = threads
+        .min(concurrency)
+        .min(usize::try_from(count).unwrap_or(usize::MAX));
+    let n = n.max(1);
+    let n64 = n as u64;
+    (0..n)
+        .map(|i| Share {
+            count: count / n64 + u64::from((i as u64) < count % n64),
+            concurrency: concurrency / n + usize::from(i < concurrency % n),
+        })
+        .collect()
+}
+
+/// What one thread runs.
+struct Part {
+    deliverer: Deliverer,
+    tasks: Tasks,
+    total: u64,
+    concurrency: usize,
+    pace: Duration,
+    first_after: Duration,
+    sink: Arc<Shard>,
+    stop: CancellationToken,
+}
+
+impl Part {
+    /// Starts the thread; the receiver gets when its share started and ended.
+    fn spawn(
+        self,
+        number: usize,
+    ) -> anyhow::Result<oneshot::Receiver<anyhow::Result<(Instant, Instant)>>> {
+        let (done, ended) = oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("producer-send-{number}"))
+            .spawn(move || {
+                // A send fails only when `execute` is gone, which then needs no answer.
+                let _ = done.send(self.run());
+            })
+            .context("could not start a sending thread")?;
+        Ok(ended)
+    }
+
+    fn run(self) -> anyhow::Result<(Instant, Instant)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("could not start a sending thread's runtime")?;
+        runtime.block_on(async move {
+            let started = Instant::now();
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => {}
+                () = tokio::time::sleep(self.first_after) => {}
+            }
+            let count = self.tasks.left;
+            let runner = Runner {
+                deliverer: Arc::new(self.deliverer),
+                in_flight: Arc::new(Semaphore::new(self.concurrency)),
+                pace: self.pace,
+                stop: self.stop,
+            };
+            runner.run(self.tasks, (count, self.total), self.sink).await;
+            Ok((started, Instant::now()))
+        })
+    }
+}
+
+/// The batch's tasks, numbered from 1, made by the one seeded generator and
+/// handed out to the threads a chunk at a time.
+struct Handout {
+    next: Mutex<(u64, BatchTasks)>,
+}
+
+impl Handout {
+    fn new(tasks: BatchTasks) -> Handout {
+        Handout {
+            next: Mutex::new((1, tasks)),
+        }
+    }
+
+    /// Moves up to `n` next tasks, with their positions, into `into`.
+    fn take(&self, n: usize, into: &mut VecDeque<(u64, Task)>) {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let (index, tasks) = &mut *next;
+        for task in tasks.by_ref().take(n) {
+            into.push_back((*index, task));
+            *index += 1;
+        }
+    }
+}
+
+/// One thread's share of the tasks: `left` more from the [`Handout`].
+struct Tasks {
+    handout: Arc<Handout>,
+    left: u64,
+    chunk: VecDeque<(u64, Task)>,
+}
+
+impl Tasks {
+    fn new(handout: Arc<Handout>, count: u64) -> Tasks {
+        Tasks {
+            handout,
+            left: count,
+            chunk: VecDeque::with_capacity(CHUNK),
+        }
+    }
+}
+
+impl Iterator for Tasks {
+    type Item = Queued;
+
+    fn next(&mut self) -> Option<Queued> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.chunk.is_empty() {
+            let n = usize::try_from(self.left).map_or(CHUNK, |left| left.min(CHUNK));
+            self.handout.take(n, &mut self.chunk);
+        }
+        let (index, task) = self.chunk.pop_front()?;
+        self.left -= 1;
+        // The webhook-id is drawn here, on the sending thread, outside the lock.
+        Some(Queued::fresh(index, task))
+    }
 }
 
 /// The pace for `--rate` tasks per second (none: zero, no pacing).
@@ -117,157 +268,6 @@ fn pace_for(rate: Option<f64>) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(1.0 / rate))
 }
 
-/// The headless sink: counts for the report, a bar or plain lines for the eye.
-struct Progress {
-    total: u64,
-    bar: Option<ProgressBar>,
-    report: Mutex<Report>,
-    failures: AtomicU64,
-}
-
-impl Progress {
-    fn new(total: u64) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let style = ProgressStyle::with_template(BAR_TEMPLATE)
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            let bar = ProgressBar::new(total).with_style(style);
-            bar.enable_steady_tick(Duration::from_millis(200));
-            bar
-        });
-        Progress {
-            total,
-            bar,
-            report: Mutex::new(Report {
-                total,
-                ..Report::default()
-            }),
-            failures: AtomicU64::new(0),
-        }
-    }
-
-    fn with_report<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
-        f(&mut self.report.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Without a terminal, prints a progress line every [`PLAIN_EVERY`] until the
-    /// returned token is cancelled.
-    fn start_plain_lines(self: &Arc<Self>) -> CancellationToken {
-        let done = CancellationToken::new();
-        if self.bar.is_some() {
-            return done;
-        }
-        let (progress, stop) = (self.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(PLAIN_EVERY);
-            every.tick().await;
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = every.tick() => eprintln!("{}", progress.line()),
-                }
-            }
-        });
-        done
-    }
-
-    fn line(&self) -> String {
-        self.with_report(|r| {
-            let finished = r.delivered + r.failed + r.cancelled;
-            let cancelled = if r.cancelled > 0 {
-                format!(", {} cancelled", r.cancelled)
-            } else {
-                String::new()
-            };
-            format!(
-                "{finished}/{} done: {} delivered, {} failed{cancelled}, {} retries",
-                self.total, r.delivered, r.failed, r.retries
-            )
-        })
-    }
-
-    fn say(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
-    }
-
-    fn report(&self, summary: &Summary) -> Report {
-        self.with_report(|r| {
-            r.elapsed = summary.elapsed;
-            r.clone()
-        })
-    }
-
-    fn note_failure(&self, event: &TaskEvent) {
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n <= MAX_FAILURES_LISTED {
-            let error = event.error.as_deref().unwrap_or("unknown error");
-            self.say(&format!(
-                "task {} of {} failed: {error}",
-                event.index, event.total
-            ));
-        } else if n == MAX_FAILURES_LISTED + 1 {
-            self.say("(further failures are counted, not listed)");
-        }
-    }
-}
-
-impl Sink for Progress {
-    fn publish(&self, event: TaskEvent) {
-        let finished = self.with_report(|r| match event.state {
-            State::Queued => false,
-            State::Sending => {
-                r.sent += 1;
-                false
-            }
-            State::Retrying => {
-                r.retries += 1;
-                false
-            }
-            State::Delivered => {
-                r.delivered += 1;
-                r.latencies.extend(event.elapsed);
-                true
-            }
-            State::Failed => {
-                r.failed += 1;
-                true
-            }
-            State::Cancelled => {
-                r.cancelled += 1;
-                true
-            }
-        });
-        if event.state == State::Failed {
-            self.note_failure(&event);
-        }
-        if let (true, Some(bar)) = (finished, &self.bar) {
-            bar.inc(1);
-            bar.set_message(self.line());
-        }
-    }
-
-    /// Tasks never sent are only counted: stopping a huge run is instant.
-    fn each_unsent(&self) -> bool {
-        false
-    }
-
-    fn unsent(&self, count: u64) {
-        self.with_report(|r| r.cancelled += count);
-        if let Some(bar) = &self.bar {
-            bar.inc(count);
-        }
-    }
-
-    fn finish(&self, _summary: &Summary) {
-        match &self.bar {
-            Some(bar) => bar.finish_and_clear(),
-            None => eprintln!("{}", self.line()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +279,53 @@ mod tests {
         for bad in [0.0, -3.0, f64::NAN, f64::INFINITY] {
             assert!(pace_for(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    fn shares(count: u64, concurrency: usize, threads: usize) -> Vec<(u64, usize)> {
+        split(count, concurrency, threads)
+            .iter()
+            .map(|s| (s.count, s.concurrency))
+            .collect()
+    }
+
+    #[test]
+    fn the_batch_and_its_slots_are_split_evenly_and_add_up_exactly() {
+        assert_eq!(shares(20_001, 64, 2), [(10_001, 32), (10_000, 32)]);
+        assert_eq!(shares(10, 5, 3), [(4, 2), (3, 2), (3, 1)]);
+        assert_eq!(shares(7, 8, 1), [(7, 8)]);
+    }
+
+    #[test]
+    fn no_thread_is_started_without_a_task_or_a_slot() {
+        assert_eq!(shares(100, 1, 4), [(100, 1)], "one slot, one thread");
+        assert_eq!(
+            shares(2, 64, 8),
+            [(1, 32), (1, 32)],
+            "two tasks, two threads"
+        );
+        assert_eq!(shares(1, 1, 1024), [(1, 1)]);
+    }
+
+    #[test]
+    fn the_threads_share_out_the_one_seeded_batch_each_task_once() {
+        let expected: Vec<_> = Generator::new(Some(5)).batch_of(300).collect();
+        let handout = Arc::new(Handout::new(Generator::new(Some(5)).batch_of(300)));
+        let (mut a, mut b) = (Tasks::new(handout.clone(), 150), Tasks::new(handout, 150));
+
+        let mut got = Vec::new();
+        // Interleaved, as two threads would take them.
+        loop {
+            let (x, y) = (a.next(), b.next());
+            if x.is_none() && y.is_none() {
+                break;
+            }
+            got.extend(x.into_iter().chain(y));
+        }
+
+        got.sort_by_key(|q| q.index);
+        let indexes: Vec<u64> = got.iter().map(|q| q.index).collect();
+        assert_eq!(indexes, (1..=300).collect::<Vec<_>>());
+        let tasks: Vec<_> = got.into_iter().map(|q| q.task).collect();
+        assert_eq!(tasks, expected);
     }
 }

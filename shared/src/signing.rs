@@ -48,6 +48,8 @@ pub const MAX_SIGNATURES: usize = 5;
 const VERSION_PREFIX: &str = "v1,";
 /// Bytes in an HMAC-SHA256 tag.
 const TAG_BYTES: usize = 32;
+/// Characters in one `v1,<base64 tag>` signature.
+const SIGNATURE_CHARS: usize = VERSION_PREFIX.len() + TAG_BYTES.div_ceil(3) * 4;
 
 /// Why a webhook's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,11 +236,18 @@ impl Secret {
 
     /// The `v1,<base64>` signature of one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let tag = self
-            .mac(id, &timestamp.to_string(), body)
-            .finalize()
-            .into_bytes();
-        format!("{VERSION_PREFIX}{}", BASE64.encode(tag))
+        let mut signature = String::with_capacity(SIGNATURE_CHARS);
+        self.sign_into(id, &timestamp.to_string(), body, &mut signature);
+        signature
+    }
+
+    /// Appends the `v1,<base64>` signature of one message to `out`: the producer
+    /// signs every attempt, and one buffer for all its secrets saves an
+    /// allocation or two per secret.
+    fn sign_into(&self, id: &str, timestamp: &str, body: &[u8], out: &mut String) {
+        let tag = self.mac(id, timestamp, body).finalize().into_bytes();
+        out.push_str(VERSION_PREFIX);
+        BASE64.encode_string(tag, out);
     }
 
     /// All three headers for one attempt.
@@ -265,14 +274,18 @@ impl Secret {
 impl Secrets {
     /// All three headers for one attempt, with one `v1,` signature per secret.
     pub fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> WebhookHeaders {
-        let signatures: Vec<String> = self
-            .iter()
-            .map(|secret| secret.sign(id, timestamp, body))
-            .collect();
+        let timestamp_text = timestamp.to_string();
+        let mut signature = String::with_capacity(self.iter().count() * (SIGNATURE_CHARS + 1));
+        for secret in self.iter() {
+            if !signature.is_empty() {
+                signature.push(' ');
+            }
+            secret.sign_into(id, &timestamp_text, body, &mut signature);
+        }
         WebhookHeaders {
             id: id.to_owned(),
             timestamp,
-            signature: signatures.join(" "),
+            signature,
         }
     }
 

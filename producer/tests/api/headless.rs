@@ -2,10 +2,12 @@
 
 use crate::helpers::{Receiver, Reply, WAIT, config};
 use producer::config::SendArgs;
-use std::process::Output;
+use std::collections::HashSet;
+use std::process::{Output, Stdio};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-async fn run_send(receiver: &Receiver, extra: &[&str]) -> Output {
+fn send_command(receiver: &Receiver, extra: &[&str]) -> tokio::process::Command {
     let secret = receiver.secret.to_whsec();
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"));
     command
@@ -19,10 +21,24 @@ async fn run_send(receiver: &Receiver, extra: &[&str]) -> Output {
         .args(["--retry-backoff-ms", "20"])
         .args(extra)
         .kill_on_drop(true);
-    tokio::time::timeout(WAIT, command.output())
+    command
+}
+
+async fn run_send(receiver: &Receiver, extra: &[&str]) -> Output {
+    tokio::time::timeout(WAIT, send_command(receiver, extra).output())
         .await
         .expect("send finishes in time")
         .expect("the binary runs")
+}
+
+/// The number on the report's line that starts with `label`.
+fn reported(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label:?} line in\n{stdout}"))
 }
 
 #[tokio::test]
@@ -76,6 +92,112 @@ async fn send_runs_on_one_thread_per_core_or_on_the_threads_asked_for() {
         assert!(stderr.contains(&start), "{start:?} in\n{stderr}");
         assert_eq!(receiver.take(20).await.len(), 20);
     }
+}
+
+#[tokio::test]
+async fn send_on_two_threads_delivers_an_uneven_count_each_task_once() {
+    let mut receiver = Receiver::start([]).await;
+
+    let output = run_send(
+        &receiver,
+        &["--count", "25", "--concurrency", "3", "--threads", "2"],
+    )
+    .await;
+
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("at most 3 in flight, as fast as possible, on 2 threads"),
+        "{stderr}"
+    );
+    for line in ["sent        25 of 25", "delivered   25", "failed      0"] {
+        assert!(stdout.contains(line), "{line:?} in\n{stdout}");
+    }
+    let requests = receiver.take(25).await;
+    receiver
+        .assert_no_more_within(Duration::from_millis(100))
+        .await;
+    let ids: HashSet<u64> = requests
+        .iter()
+        .filter_map(|r| r.task.as_ref().map(|t| t.id))
+        .collect();
+    assert_eq!(ids, (0..25).collect(), "every task of the batch, once");
+    let webhook_ids: HashSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.webhook_id.as_deref())
+        .collect();
+    assert_eq!(webhook_ids.len(), 25);
+}
+
+#[tokio::test]
+async fn send_starts_no_more_threads_than_deliveries_may_be_in_flight() {
+    let mut receiver = Receiver::start([]).await;
+
+    let output = run_send(
+        &receiver,
+        &["--count", "5", "--concurrency", "1", "--threads", "4"],
+    )
+    .await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("at most 1 in flight, as fast as possible, on 1 thread"),
+        "{stderr}"
+    );
+    assert_eq!(receiver.take(5).await.len(), 5);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_every_thread_and_counts_the_tasks_left_as_cancelled() {
+    let mut receiver = Receiver::start([]).await;
+    let total = 1_000_000;
+    let child = send_command(
+        &receiver,
+        &[
+            "--count",
+            &total.to_string(),
+            "--rate",
+            "100",
+            "--threads",
+            "2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the binary runs");
+    receiver.take(4).await; // both threads have started sending
+
+    let pid = child.id().expect("still running").to_string();
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("every thread stops in time")
+        .expect("the binary ran");
+
+    assert!(interrupted.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let (sent, delivered) = (reported(&stdout, "sent"), reported(&stdout, "delivered"));
+    assert_eq!(reported(&stdout, "failed"), 0, "{stdout}");
+    assert_eq!(sent, delivered, "a delivery in flight is let finish");
+    assert_eq!(
+        delivered + reported(&stdout, "cancelled"),
+        total,
+        "every task counted once"
+    );
+    let more = usize::try_from(sent - 4).expect("a few");
+    receiver.take(more).await;
+    receiver
+        .assert_no_more_within(Duration::from_millis(100))
+        .await;
 }
 
 #[tokio::test]
