@@ -19,8 +19,10 @@ use taskhooks_shared::Priority;
 ///
 /// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
 /// by the bucket length, so every replica agrees on it whatever its clock; the id's
-/// shard is looked up in the current bucket and the `buckets` before it, then the
-/// hash is added to the current one, which expires once it has left the window.
+/// shard is looked up in the [`BUCKETS`] buckets before the current one, then the
+/// hash is added to the current one with `HSETNX`, which is also the current
+/// bucket's lookup (0: it was there). The current bucket's hash expires once it has
+/// left the window.
 /// None of the keys is passed in KEYS: the dedupe keys depend on Redis's clock, and
 /// the broker does not support Redis Cluster anyway.
 ///
@@ -36,13 +38,15 @@ const ACCEPT: &str = r#"
         local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
         local prefix = channel .. ':seen:'
         local shard = ':' .. ARGV[5]
-        for b = bucket - @BUCKETS@, bucket do
+        for b = bucket - @BUCKETS@, bucket - 1 do
             if redis.call('HEXISTS', prefix .. string.format('%d', b) .. shard, ARGV[4]) == 1 then
                 return 0
             end
         end
         local key = prefix .. string.format('%d', bucket) .. shard
-        redis.call('HSET', key, ARGV[4], '')
+        if redis.call('HSETNX', key, ARGV[4], '') == 0 then
+            return 0
+        end
         if redis.call('HLEN', key) == 1 then
             redis.call('PEXPIREAT', key, string.format('%d', (bucket + 1 + @BUCKETS@) * @BUCKET_MS@))
         end
