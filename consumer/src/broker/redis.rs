@@ -9,7 +9,7 @@
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
 //! `<ch>:seq` (last event number).
 
-use super::accept::{AcceptScript, Queue};
+use super::accept::{AcceptScript, Group, Queue};
 use super::dedupe::DedupeWindow;
 use super::eviction::EvictionRisk;
 use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
@@ -170,10 +170,21 @@ impl RedisBroker {
         })
     }
 
-    /// Sends every webhook waiting in `queue` in one script call, on this thread's
-    /// own connection, and hands each its result.
+    /// Sends the webhooks waiting in `queue`, a call's worth at a time (each call
+    /// but the last in a task of its own, so that they are under way together).
     async fn flush(self, queue: Arc<Mutex<Queue>>) {
-        let waiting = Queue::take(&queue);
+        loop {
+            let (group, more) = Queue::take(&queue);
+            if !more {
+                return self.send(group).await;
+            }
+            tokio::spawn(self.clone().send(group));
+        }
+    }
+
+    /// Sends `waiting` in one script call, on this thread's own connection, and
+    /// hands each webhook its result.
+    async fn send(self, waiting: Group) {
         let mut conn = self
             .accept
             .thread_connection(|| connect_lazily(&self.client), &self.conn);
