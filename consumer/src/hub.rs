@@ -259,14 +259,32 @@ struct SeqOnly {
 }
 
 impl Event {
-    /// Reads an event published by any consumer process.
+    /// Reads an event published by any consumer process. The text is checked as
+    /// JSON once; `seq` is then read from its first bytes, where the accept script
+    /// writes it, and only other text is parsed again for it (parsing every event
+    /// twice cost 5,000 instructions per event, once 2,900: `scripts/profile ingest`).
     pub(crate) fn from_json(json: &str) -> Result<Event, serde_json::Error> {
-        let SeqOnly { seq } = serde_json::from_str(json)?;
+        let raw = RawValue::from_string(json.to_owned())?;
+        let seq = match leading_seq(raw.get()) {
+            Some(seq) => seq,
+            None => serde_json::from_str::<SeqOnly>(raw.get())?.seq,
+        };
         Ok(Event {
             seq,
-            json: Arc::from(RawValue::from_string(json.to_owned())?),
+            json: Arc::from(raw),
         })
     }
+}
+
+/// `N` of valid JSON that starts `{"seq":N,`: the object's `seq`, as the accept
+/// script writes it; `None` for any other start.
+fn leading_seq(json: &str) -> Option<u64> {
+    let rest = json.strip_prefix(r#"{"seq":"#)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    if !rest[digits..].starts_with(',') {
+        return None;
+    }
+    rest[..digits].parse().ok()
 }
 
 #[cfg(test)]

@@ -131,8 +131,8 @@ impl Metrics {
         let histogram = duration_histogram();
         self.registry.register(
             "redis_accept_duration_seconds",
-            "Time of one call of the Redis script that dedupes, counts and publishes a \
-             webhook (one round trip), answered or not",
+            "Per webhook that reached Redis: time from joining its worker's next call of \
+             the script that dedupes, counts and publishes to that call's answer or failure",
             histogram.clone(),
         );
         histogram

@@ -1,26 +1,34 @@
 //! The webhook's one Redis call: the accept script (dedupe, count, remember,
-//! publish, atomically) and the connection of each worker thread it runs on.
+//! publish, atomically), the queue that gathers the webhooks of a worker thread
+//! into one call, and the connection of each worker thread it runs on.
 
-use super::RECENT_CAP;
-use super::dedupe::{BUCKETS, DedupeWindow};
+use super::dedupe::{BUCKETS, DedupeWindow, IdHash};
+use super::{BrokerError, RECENT_CAP};
 use redis::aio::ConnectionManager;
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use taskhooks_shared::Priority;
+use tokio::sync::oneshot;
 
-/// Dedupe, count, remember and publish, atomically. Returns the new sequence
-/// number, or 0 for a duplicate. The event text matches `hub::event_json`.
+/// Dedupe, count, remember and publish, atomically, each webhook of a batch in
+/// turn. Returns one number per webhook: its new sequence number, or 0 for a
+/// duplicate (of an earlier webhook or of one before it in the batch). The event
+/// text matches `hub::event_json`.
 ///
 /// Every argument and every `redis.call` costs Redis about 1,000 and 3,000–10,000
 /// instructions (counted with `scripts/profile`, docs/benchmarks.md), so the script
 /// takes only what changes per webhook; the keys are built from the channel in the
-/// script, and the settings are written into its text ([`AcceptScript::new`]).
+/// script, and the settings are written into its text ([`AcceptScript::new`]). A
+/// call has a fixed cost too (about 20,000 instructions: reading it, running the
+/// script, answering), which the webhooks of one batch share ([`Queue`]).
 ///
 /// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
 /// by the bucket length, so every replica agrees on it whatever its clock; the id's
-/// shard is looked up in the current bucket and the `buckets` before it, then the
-/// hash is added to the current one, which expires once it has left the window.
+/// shard is looked up in the [`BUCKETS`] buckets before the current one, then the
+/// hash is added to the current one with `HSETNX`, which is also the current
+/// bucket's lookup (0: it was there). The current bucket's hash expires once it has
+/// left the window.
 /// None of the keys is passed in KEYS: the dedupe keys depend on Redis's clock, and
 /// the broker does not support Redis Cluster anyway.
 ///
@@ -28,35 +36,48 @@ use taskhooks_shared::Priority;
 /// than on each (an `LTRIM` was a sixth of the script's cost): it holds at most
 /// `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
 const ACCEPT: &str = r#"
-    -- ARGV: channel, task json, priority, id hash ('' = no dedupe), shard.
+    -- ARGV: channel, then per webhook: task json, priority, id hash ('' = no dedupe), shard.
     -- The @NAMES@ are settings, written in by AcceptScript::new.
     local channel = ARGV[1]
-    if ARGV[4] ~= '' then
-        local time = redis.call('TIME')
-        local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
-        local prefix = channel .. ':seen:'
-        local shard = ':' .. ARGV[5]
-        for b = bucket - @BUCKETS@, bucket do
-            if redis.call('HEXISTS', prefix .. string.format('%d', b) .. shard, ARGV[4]) == 1 then
-                return 0
+    local time = redis.call('TIME')
+    local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
+    local prefix = channel .. ':seen:'
+    local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
+    local seqs = {}
+    for i = 2, #ARGV, 4 do
+        local new = true
+        if ARGV[i + 2] ~= '' then
+            local shard = ':' .. ARGV[i + 3]
+            for b = bucket - @BUCKETS@, bucket - 1 do
+                if redis.call('HEXISTS', prefix .. string.format('%d', b) .. shard, ARGV[i + 2]) == 1 then
+                    new = false
+                    break
+                end
+            end
+            if new then
+                local key = prefix .. string.format('%d', bucket) .. shard
+                if redis.call('HSETNX', key, ARGV[i + 2], '') == 0 then
+                    new = false
+                elseif redis.call('HLEN', key) == 1 then
+                    redis.call('PEXPIREAT', key, string.format('%d', (bucket + 1 + @BUCKETS@) * @BUCKET_MS@))
+                end
             end
         end
-        local key = prefix .. string.format('%d', bucket) .. shard
-        redis.call('HSET', key, ARGV[4], '')
-        if redis.call('HLEN', key) == 1 then
-            redis.call('PEXPIREAT', key, string.format('%d', (bucket + 1 + @BUCKETS@) * @BUCKET_MS@))
+        if new then
+            local seq = redis.call('INCR', seq_key)
+            redis.call('HINCRBY', totals, ARGV[i + 1], 1)
+            local event = '{"seq":' .. seq .. ',"task":' .. ARGV[i] .. '}'
+            redis.call('LPUSH', recent, event)
+            if seq % @TRIM_EVERY@ == 0 then
+                redis.call('LTRIM', recent, 0, @CAP@ - 1)
+            end
+            redis.call('PUBLISH', channel, event)
+            seqs[#seqs + 1] = seq
+        else
+            seqs[#seqs + 1] = 0
         end
     end
-    local seq = redis.call('INCR', channel .. ':seq')
-    redis.call('HINCRBY', channel .. ':totals', ARGV[3], 1)
-    local event = '{"seq":' .. seq .. ',"task":' .. ARGV[2] .. '}'
-    local recent = channel .. ':recent'
-    redis.call('LPUSH', recent, event)
-    if seq % @TRIM_EVERY@ == 0 then
-        redis.call('LTRIM', recent, 0, @CAP@ - 1)
-    end
-    redis.call('PUBLISH', channel, event)
-    return seq
+    return seqs
 "#;
 
 /// How many events apart the recent list is trimmed back to [`RECENT_CAP`].
@@ -73,6 +94,60 @@ thread_local! {
     /// much system time as all its own work (`perf stat -e context-switches`,
     /// docs/benchmarks.md). A few brokers at most (tests start several apps), so a list.
     static THREAD_CONNECTIONS: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's [`Queue`] for each broker.
+    static THREAD_QUEUES: RefCell<Vec<(u64, Arc<Mutex<Queue>>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One webhook's part of a script call.
+pub(crate) struct Call {
+    task_json: String,
+    priority: Priority,
+    hash: Option<IdHash>,
+}
+
+/// A webhook's result: its sequence number, 0 for a duplicate.
+pub(crate) type Answer = Result<u64, BrokerError>;
+
+/// The webhooks of one worker thread waiting for a script call. The first to
+/// arrive starts a flush task; by the time it runs, every webhook that reached
+/// Redis in the same turn of the thread's event loop has joined, and one call takes
+/// them all (its fixed cost shared: `scripts/profile ingest`, docs/benchmarks.md).
+/// Webhooks arriving while that call is under way start the next one. Bounded by
+/// the requests in flight; a call takes at most [`MAX_CALL`] of them.
+#[derive(Default)]
+pub(crate) struct Queue {
+    calls: Vec<(Call, oneshot::Sender<Answer>)>,
+    flush_started: bool,
+}
+
+/// Most webhooks in one script call. A script holds Redis while it runs (natively
+/// about 20 µs a webhook), so a call of 64 holds it about a millisecond, and 64
+/// share 98 % of a call's fixed cost; the average group at 64 connections is 12.
+const MAX_CALL: usize = 64;
+
+/// The webhooks of one call, oldest first.
+pub(crate) type Group = Vec<(Call, oneshot::Sender<Answer>)>;
+
+impl Queue {
+    /// Takes the oldest waiting webhooks, at most [`MAX_CALL`], and whether more
+    /// wait (then the caller starts another flush; else the next webhook to arrive
+    /// starts one).
+    pub(crate) fn take(queue: &Mutex<Queue>) -> (Group, bool) {
+        let mut waiting = lock(queue);
+        let count = waiting.calls.len().min(MAX_CALL);
+        let group: Group = waiting.calls.drain(..count).collect();
+        let more = !waiting.calls.is_empty();
+        waiting.flush_started = more;
+        (group, more)
+    }
+}
+
+// A std Mutex, held only to push or take, never across an .await; a poisoned one
+// is fine (every change under it leaves the queue consistent).
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The accept script of one broker, for its channel and dedupe window.
@@ -101,22 +176,60 @@ impl AcceptScript {
         }
     }
 
-    /// The call for one webhook: `task_json` of priority `priority`, deduplicated by
-    /// `webhook_id` when there is one.
-    pub(crate) fn invocation(
+    /// What the script needs of one webhook: `task_json` of priority `priority`,
+    /// deduplicated by `webhook_id` when there is one.
+    pub(crate) fn call(
         &self,
         webhook_id: Option<&str>,
         task_json: String,
         priority: Priority,
-    ) -> redis::ScriptInvocation<'_> {
-        let hash = webhook_id.map(|id| self.window.hash(id));
+    ) -> Call {
+        Call {
+            task_json,
+            priority,
+            hash: webhook_id.map(|id| self.window.hash(id)),
+        }
+    }
+
+    /// One script call for every webhook of `calls`, in order.
+    pub(crate) fn invocation<'a>(
+        &'a self,
+        calls: impl Iterator<Item = &'a Call>,
+    ) -> redis::ScriptInvocation<'a> {
         let mut invocation = self.script.arg(&*self.channel);
+        for call in calls {
+            invocation
+                .arg(&call.task_json)
+                .arg(call.priority.as_str())
+                .arg(call.hash.as_ref().map_or(&[][..], |h| &h.field[..]))
+                .arg(call.hash.map_or(0, |h| h.shard));
+        }
         invocation
-            .arg(task_json)
-            .arg(priority.as_str())
-            .arg(hash.as_ref().map_or(&[][..], |h| &h.field[..]))
-            .arg(hash.map_or(0, |h| h.shard));
-        invocation
+    }
+
+    /// Puts `call` in this thread's queue (see [`Queue`]); `answer` will get its
+    /// result. Returns the queue, and whether the caller must start its flush (none
+    /// is under way).
+    pub(crate) fn enqueue(
+        &self,
+        call: Call,
+        answer: oneshot::Sender<Answer>,
+    ) -> (Arc<Mutex<Queue>>, bool) {
+        let queue = THREAD_QUEUES.with_borrow_mut(|queues| {
+            match queues.iter().find(|(id, _)| *id == self.id) {
+                Some((_, queue)) => queue.clone(),
+                None => {
+                    let queue = Arc::new(Mutex::new(Queue::default()));
+                    queues.push((self.id, queue.clone()));
+                    queue
+                }
+            }
+        });
+        let mut waiting = lock(&queue);
+        waiting.calls.push((call, answer));
+        let start = !std::mem::replace(&mut waiting.flush_started, true);
+        drop(waiting);
+        (queue, start)
     }
 
     /// This thread's own connection (see [`THREAD_CONNECTIONS`]), made by `connect`
@@ -141,5 +254,35 @@ impl AcceptScript {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(queue: &Mutex<Queue>, count: usize) {
+        for _ in 0..count {
+            let call = Call {
+                task_json: String::new(),
+                priority: Priority::Low,
+                hash: None,
+            };
+            lock(queue).calls.push((call, oneshot::channel().0));
+        }
+        lock(queue).flush_started = true;
+    }
+
+    #[test]
+    fn a_call_takes_at_most_max_call_webhooks_and_says_when_more_wait() {
+        let queue = Mutex::new(Queue::default());
+        push(&queue, MAX_CALL + 6);
+
+        let (first, more) = Queue::take(&queue);
+        assert_eq!((first.len(), more), (MAX_CALL, true));
+        assert!(lock(&queue).flush_started, "the next flush is the caller's");
+        let (second, more) = Queue::take(&queue);
+        assert_eq!((second.len(), more), (6, false));
+        assert!(!lock(&queue).flush_started, "the next webhook starts one");
     }
 }

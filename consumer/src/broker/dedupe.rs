@@ -21,8 +21,12 @@ const MIN_WINDOW: Duration = Duration::from_secs(1);
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Time buckets per window. An id is forgotten between one window and one window
-/// plus a bucket (10%) after it was accepted; a lookup reads `BUCKETS + 1` hashes.
-pub(crate) const BUCKETS: u64 = 10;
+/// plus a bucket (25 %) after it was accepted, so Redis holds at most 1.25 windows
+/// of ids; a lookup reads `BUCKETS + 1` hashes, each a `redis.call` of about 3,500
+/// instructions. Ten buckets (10 % over the window) took 11 lookups, a sixth of
+/// Redis's work per webhook; four take 5 (`scripts/profile ingest`,
+/// docs/benchmarks.md), for at most 14 % more ids held than ten.
+pub(crate) const BUCKETS: u64 = 4;
 
 /// The webhook rate, per second, for which the Redis shards are sized. Above it a
 /// shard may outgrow [`LISTPACK_FILL`]'s margin and Redis converts it to a real hash
@@ -98,8 +102,9 @@ impl DedupeWindow {
 /// What is remembered of a webhook id: 8 bytes of its SHA-256, plus the shard
 /// (from 8 other bytes) it is kept in. Two distinct ids are confused only when
 /// both their shard and their 64 bits agree; at 50,000 webhooks a second, a 10-minute
-/// window holds 33 million ids and the chance that any of them is dropped as a
-/// false duplicate is about 10⁻⁹ per window.
+/// window holds up to 38 million ids and the chance that any of them is dropped as a
+/// false duplicate is under 10⁻⁹ per window (each is compared with the about 400
+/// ids of its shard in the 5 buckets looked up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct IdHash {
     /// The 8 bytes stored.
@@ -120,11 +125,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_window_is_ten_minutes_in_one_minute_buckets() {
+    fn the_default_window_is_ten_minutes_in_buckets_of_two_and_a_half() {
         let window = DedupeWindow::default();
         assert_eq!(window.duration(), Duration::from_secs(600));
-        assert_eq!(window.bucket_ms(), 60_000);
-        assert_eq!(window.shards(), 37_500);
+        assert_eq!(window.bucket_ms(), 150_000);
+        assert_eq!(window.shards(), 93_750);
     }
 
     #[test]

@@ -22,7 +22,8 @@ use taskhooks_shared::{Priority, Task};
 pub(crate) const RECENT_CAP: usize = 200;
 
 /// Why the broker could not do what was asked; the sender should retry later.
-#[derive(Debug, thiserror::Error)]
+/// Clone: one failed script call fails every webhook it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// Redis answered with an error or the connection failed.
     #[error("Redis error: {0}")]
@@ -33,6 +34,9 @@ pub enum BrokerError {
     /// The pub/sub connection closed.
     #[error("the Redis subscription connection closed")]
     Disconnected,
+    /// Redis answered something the consumer did not ask for.
+    #[error("unexpected answer from Redis: {0}")]
+    Unexpected(String),
 }
 
 /// What happened to an accepted webhook.

@@ -9,7 +9,7 @@
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
 //! `<ch>:seq` (last event number).
 
-use super::accept::AcceptScript;
+use super::accept::{AcceptScript, Group, Queue};
 use super::dedupe::DedupeWindow;
 use super::eviction::EvictionRisk;
 use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
@@ -19,10 +19,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 use taskhooks_shared::{Priority, Task};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How long one Redis call may take before the webhook is answered 503. Short: a
@@ -137,7 +137,9 @@ impl RedisBroker {
         }
     }
 
-    /// See [`super::Broker::accept`].
+    /// See [`super::Broker::accept`]. The webhook joins its thread's queue and is
+    /// answered once the script call that carries it has returned (its event
+    /// published), or failed.
     pub(crate) async fn accept(
         &self,
         webhook_id: Option<&str>,
@@ -146,12 +148,19 @@ impl RedisBroker {
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
         let task_json = serde_json::to_string(task).unwrap();
-        let invocation = self.accept.invocation(webhook_id, task_json, task.priority);
-        let mut conn = self
-            .accept
-            .thread_connection(|| connect_lazily(&self.client), &self.conn);
+        let call = self.accept.call(webhook_id, task_json, task.priority);
+        let (answer, answered) = oneshot::channel();
         let started = Instant::now();
-        let seq = timed(invocation.invoke_async::<u64>(&mut conn)).await;
+        let (queue, start_flush) = self.accept.enqueue(call, answer);
+        if start_flush {
+            tokio::spawn(self.clone().flush(queue));
+        }
+        // The flush's own call times out after OP_TIMEOUT; this only guards
+        // against a flush task that was lost (a runtime shutting down).
+        let seq = match tokio::time::timeout(2 * OP_TIMEOUT, answered).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) | Err(_) => Err(BrokerError::Timeout(2 * OP_TIMEOUT)),
+        };
         if let Some(histogram) = &self.accept_seconds {
             histogram.observe(started.elapsed().as_secs_f64());
         }
@@ -159,6 +168,46 @@ impl RedisBroker {
             0 => Accepted::Duplicate,
             seq => Accepted::Published { seq },
         })
+    }
+
+    /// Sends the webhooks waiting in `queue`, a call's worth at a time (each call
+    /// but the last in a task of its own, so that they are under way together).
+    async fn flush(self, queue: Arc<Mutex<Queue>>) {
+        loop {
+            let (group, more) = Queue::take(&queue);
+            if !more {
+                return self.send(group).await;
+            }
+            tokio::spawn(self.clone().send(group));
+        }
+    }
+
+    /// Sends `waiting` in one script call, on this thread's own connection, and
+    /// hands each webhook its result.
+    async fn send(self, waiting: Group) {
+        let mut conn = self
+            .accept
+            .thread_connection(|| connect_lazily(&self.client), &self.conn);
+        let invocation = self.accept.invocation(waiting.iter().map(|(call, _)| call));
+        let seqs: Result<Vec<u64>, BrokerError> = timed(invocation.invoke_async(&mut conn)).await;
+        let seqs = seqs.and_then(|seqs| {
+            if seqs.len() == waiting.len() {
+                Ok(seqs)
+            } else {
+                Err(BrokerError::Unexpected(format!(
+                    "the accept script returned {} results for {} webhooks",
+                    seqs.len(),
+                    waiting.len()
+                )))
+            }
+        });
+        for (index, (_, answer)) in waiting.into_iter().enumerate() {
+            let result = match &seqs {
+                Ok(seqs) => Ok(seqs[index]),
+                Err(err) => Err(err.clone()),
+            };
+            let _ = answer.send(result); // a webhook whose request was dropped
+        }
     }
 
     /// See [`super::Broker::snapshot`]; tried twice on a connection error

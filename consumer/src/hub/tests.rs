@@ -162,3 +162,27 @@ async fn a_steady_stream_gets_one_frame_per_interval() {
     assert_eq!(received, (1..=1000).collect::<Vec<u64>>());
     assert_eq!(count, 21, "1,000 events over 1 s in 50 ms frames");
 }
+
+#[test]
+fn an_event_s_seq_is_read_from_its_start_or_else_parsed() {
+    let from_start = Event::from_json(r#"{"seq":42,"task":{"id":1}}"#).expect("an event");
+    let elsewhere = Event::from_json(r#"{"task":{"seq":7},"seq":43}"#).expect("an event");
+    let spaced = Event::from_json(r#"{ "seq" : 44 , "task" : {} }"#).expect("an event");
+
+    assert_eq!((from_start.seq, elsewhere.seq, spaced.seq), (42, 43, 44));
+    assert_eq!(from_start.json.get(), r#"{"seq":42,"task":{"id":1}}"#);
+}
+
+#[test]
+fn text_that_is_not_an_event_is_refused() {
+    for text in [
+        r#"{"seq":42,"task":"#,
+        r#"{"seq":042,"task":{}}"#,
+        r#"{"seq":-1,"task":{}}"#,
+        r#"{"seq":1.5,"task":{}}"#,
+        r#"{"task":{}}"#,
+        "42",
+    ] {
+        assert!(Event::from_json(text).is_err(), "{text} was accepted");
+    }
+}

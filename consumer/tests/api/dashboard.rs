@@ -139,7 +139,7 @@ async fn metrics_time_webhooks_by_outcome_and_each_redis_script_call() {
     };
     assert_eq!(webhooks("published"), 3, "{metrics}");
     assert_eq!(webhooks("invalid"), 1, "{metrics}");
-    // One script call per webhook that reached Redis: the 3 published, and any the
+    // One observation per webhook that reached Redis: the 3 published, and any the
     // consumer answered 503 (a call past its timeout) that `deliver` then sent again.
     assert_eq!(
         count("taskhooks_consumer_redis_accept_duration_seconds_count"),

@@ -56,6 +56,44 @@ async fn duplicate_webhook_id_is_acknowledged_but_counted_once() {
     assert_eq!(stats["seq"], 1, "{stats}");
 }
 
+/// Sent at once, they reach Redis together, often in one script call: the first
+/// is published, every other one is a duplicate of it, in the same call or not.
+#[tokio::test]
+async fn the_same_webhook_sent_many_times_at_once_is_published_once() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let body = serde_json::to_vec(&task("b", 9, Priority::Major)).expect("serialises");
+    let others: Vec<_> = (0..20)
+        .map(|id| {
+            let body = serde_json::to_vec(&task("c", id, Priority::Low)).expect("serialises");
+            (format!("msg_other_{id}"), body)
+        })
+        .collect();
+
+    let same = (0..20).map(|_| app.post_signed("msg_twenty", body.clone()));
+    let distinct = others
+        .iter()
+        .map(|(id, body)| app.post_signed(id, body.clone()));
+    let (same, distinct) = futures_util::future::join(
+        futures_util::future::join_all(same),
+        futures_util::future::join_all(distinct),
+    )
+    .await;
+
+    let mut statuses = Vec::new();
+    for response in same.into_iter().chain(distinct) {
+        assert_eq!(response.status().as_u16(), 200);
+        let answer: Value = response.json().await.expect("JSON");
+        statuses.push(answer["status"].as_str().expect("a status").to_owned());
+    }
+    let published = statuses.iter().filter(|s| *s == "published").count();
+    assert_eq!(published, 21, "{statuses:?}");
+    let stats = app.stats().await;
+    assert_eq!(stats["totals"]["Major"], 1, "{stats}");
+    assert_eq!(stats["totals"]["Low"], 20, "{stats}");
+    assert_eq!(stats["seq"], 21, "{stats}");
+}
+
 #[tokio::test]
 async fn bad_signatures_are_rejected_with_401_and_nothing_published() {
     let redis = RedisServer::start();

@@ -47,21 +47,23 @@ pub async fn log(
         )
         .unwrap()
     });
-    let span = tracing::info_span!(
-        "request",
-        request_id = id.to_str().unwrap_or("-"),
-        method = %req.method(),
-        path = %req.path(),
-    );
+    // The span carries only the id: its fields are formatted into text as it is
+    // made, for every request, even when nothing inside it is logged (with three
+    // fields and colours, 9,000 instructions per webhook; with the id alone and no
+    // colours, 3,700: `scripts/profile ingest`). The line that ends the request,
+    // only formatted when its level is on, gives the method and the path.
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"));
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     response.headers_mut().insert(REQUEST_ID, id);
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let req = response.request();
+    let (method, path) = (req.method(), req.path());
     span.in_scope(|| match status {
-        500.. => tracing::warn!(status, elapsed_ms, "request failed"),
-        400.. => tracing::info!(status, elapsed_ms, "request refused"),
-        _ => tracing::debug!(status, elapsed_ms, "request served"),
+        500.. => tracing::warn!(%method, path, status, elapsed_ms, "request failed"),
+        400.. => tracing::info!(%method, path, status, elapsed_ms, "request refused"),
+        _ => tracing::debug!(%method, path, status, elapsed_ms, "request served"),
     });
     Ok(response)
 }
