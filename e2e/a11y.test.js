@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { auditPage, describeViolations } from './lib/a11y.js';
 import { SCREENSHOTS, openPage } from './lib/browser.js';
-import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
+import { openDashboard, waitForChartTotal } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
 import { useBrowserStack } from './lib/stack.js';
 
@@ -109,9 +109,7 @@ async function assertFocusVisible(page, what) {
 
 test('both pages pass the audit empty, before any task', async () => {
   const { context, consumerUrl, producerUrl } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   await dashboard.locator('#empty').waitFor({ state: 'visible', timeout: 5_000 });
   const producer = await openPage(context);
   await producer.goto(producerUrl);
@@ -135,9 +133,7 @@ test('the dashboard passes the audit while it cannot reach its socket', async ()
 
 test('both pages pass the audit after a batch: log, counts, chart and recent tasks full', async () => {
   const { context, consumerUrl, producerUrl } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   const producer = await openPage(context);
   await producer.goto(producerUrl);
 
@@ -192,9 +188,7 @@ test('with the keyboard alone: a batch started with Space, then the recent-tasks
   await producer.keyboard.press('Space');
   assert.equal((await answer).status(), 202, 'Space on Produce Tasks starts a batch');
 
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   await dashboard.waitForFunction(() => {
     const list = document.getElementById('tasks');
     return list.scrollHeight > list.clientHeight;

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, VIEWPORT, launchBrowser, openPage } from './lib/browser.js';
-import { dashboardState, waitForChart, waitForConnected } from './lib/dashboard.js';
+import { dashboardState, openDashboard, waitForChart, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
 import { ROOT } from './lib/services.js';
 import { postSignedTask } from './lib/signing.js';
@@ -63,9 +63,7 @@ let expected;
 
 test('clicking Produce Tasks fills the chart with exactly the batch, per priority', async () => {
   const { context, consumerUrl, producerUrl, socket } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   const empty = dashboard.locator('#empty');
   await empty.waitFor({ state: 'visible', timeout: 5_000 });
   const hint = await empty.innerText();

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openPage } from './lib/browser.js';
-import { waitForChart, waitForConnected } from './lib/dashboard.js';
+import { openDashboard, waitForChart } from './lib/dashboard.js';
 import { clickProduceTasks, panelPriorities } from './lib/producer.js';
 import { freePort } from './lib/services.js';
 import { useBrowserStack } from './lib/stack.js';
@@ -38,9 +38,7 @@ const ctx = useBrowserStack('durable', {
 
 test('a producer killed mid-batch and started again: the open page follows the batch to its end, each task counted once', async () => {
   const { context, services, consumerUrl, producerUrl } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   const producer = await openPage(context);
   await producer.goto(producerUrl);
   await producer.locator('#durability', { hasText: 'kept in Redis' }).waitFor({ timeout: 5_000 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { auditPage, describeViolations } from './lib/a11y.js';
 import { SCREENSHOTS, openPage } from './lib/browser.js';
-import { waitForChartTotal, waitForConnected } from './lib/dashboard.js';
+import { openDashboard, waitForChartTotal } from './lib/dashboard.js';
 import { clickProduceTasks } from './lib/producer.js';
 import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
@@ -23,9 +23,7 @@ const ctx = useBrowserStack('outage', { stack: { env: { MAX_ATTEMPTS: '10' } } }
 
 test('Redis lost mid-batch: both pages say so in words, and the batch still completes', async () => {
   const { context, services, consumerUrl, producerUrl } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   const badge = dashboard.locator('#connection');
   assert.equal(await badge.getAttribute('data-state'), 'open');
 

@@ -14,7 +14,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SCREENSHOTS, openPage } from './lib/browser.js';
-import { waitForChart, waitForConnected } from './lib/dashboard.js';
+import { openDashboard, waitForChart, waitForConnected } from './lib/dashboard.js';
 import { clickProduceTasks, panelPriorities } from './lib/producer.js';
 import { useBrowserStack } from './lib/stack.js';
 import { getJson } from './lib/wait.js';
@@ -39,9 +39,7 @@ const ctx = useBrowserStack('redeliver', {
 
 test('a batch failed by a dead consumer, redelivered once it is back, is counted exactly once', async () => {
   const { context, services, consumerUrl, producerUrl } = ctx;
-  const dashboard = await openPage(context);
-  await dashboard.goto(consumerUrl);
-  await waitForConnected(dashboard);
+  const dashboard = await openDashboard(context, consumerUrl);
   const producer = await openPage(context);
   await producer.goto(producerUrl);
 

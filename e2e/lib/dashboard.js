@@ -1,7 +1,16 @@
 // Reading the dashboard page through its contract: `window.taskhooks = { chart, state }`
 // and the ids total-<Priority>, total-all, connection, ol#tasks, #empty.
 
+import { openPage } from './browser.js';
 import { PRIORITIES } from './socket.js';
+
+/** Opens the dashboard at `consumerUrl` in a new page of `context`, once its WebSocket is open. */
+export async function openDashboard(context, consumerUrl) {
+  const page = await openPage(context);
+  await page.goto(consumerUrl);
+  await waitForConnected(page);
+  return page;
+}
 
 /** Waits until the page's WebSocket is open. */
 export async function waitForConnected(page, { timeoutMs = 10_000 } = {}) {
