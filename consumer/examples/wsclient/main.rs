@@ -6,7 +6,9 @@
 //! The latency from each task's `created_at` to the arrival of its frame goes into
 //! an HDR histogram. It prints `ready: …` on stderr once every socket has its first
 //! snapshot (start the load then), and one JSON line on stdout at the end: once
-//! every socket is complete, or `--timeout-secs` after `ready`. The exit status is
+//! every socket is complete, or once no frame has come for `--quiet-secs` (the load
+//! is over and what is missing will not come: a slow machine sends the load for
+//! longer, and is still measured), or `--timeout-secs` after `ready`. The exit status is
 //! 0 when every socket got every event exactly once, 1 otherwise.
 //!
 //! Kept cheap so that it is not what is measured: one multi-threaded runtime, one
@@ -55,6 +57,10 @@ struct Args {
     /// Give up this many seconds after every socket is open.
     #[arg(long, default_value_t = 60)]
     timeout_secs: u64,
+    /// Give up on a socket that has had no frame for this many seconds (the
+    /// events still missing then are counted as missing).
+    #[arg(long, default_value_t = 10)]
+    quiet_secs: u64,
 }
 
 /// Handshakes in flight at once: a thousand at the same instant would overflow the
@@ -87,11 +93,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         opened.as_secs_f64()
     );
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let quiet = Duration::from_secs(args.quiet_secs);
     let latencies = Arc::new(Latencies::new()?);
     let followers: Vec<_> = sockets
         .into_iter()
         .enumerate()
-        .map(|(i, (ws, tally))| tokio::spawn(follow(ws, tally, deadline, latencies.clone(), i)))
+        .map(|(i, (ws, tally))| {
+            tokio::spawn(follow(ws, tally, (deadline, quiet), latencies.clone(), i))
+        })
         .collect();
     let mut ends = Vec::with_capacity(followers.len());
     for follower in followers {
@@ -216,18 +225,27 @@ struct SocketEnd {
     error: Option<String>,
 }
 
-/// Reads one socket until it has accounted for every event, or `deadline`.
+/// Reads one socket until it has accounted for every event, or `deadline`, or
+/// `quiet` passed without a frame.
 async fn follow(
     mut ws: Ws,
     mut tally: Tally,
-    deadline: Instant,
+    (deadline, quiet): (Instant, Duration),
     latencies: Arc<Latencies>,
     index: usize,
 ) -> SocketEnd {
     let mut first_event = None;
     let reading = async {
         while !tally.complete() {
-            match next_frame(&mut ws).await? {
+            let frame = tokio::time::timeout(quiet, next_frame(&mut ws))
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "no frame for {} s with events still missing",
+                        quiet.as_secs()
+                    )
+                })??;
+            match frame {
                 Frame::Snapshot { seq } => tally.snapshot(seq),
                 Frame::Unavailable => tally.unavailable += 1,
                 Frame::Events(events) => {
