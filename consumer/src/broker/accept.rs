@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use taskhooks_shared::Priority;
 use tokio::sync::oneshot;
 
-/// Dedupe, count, remember and publish, atomically, each webhook of a batch in
-/// turn. Returns one number per webhook: its new sequence number, or 0 for a
-/// duplicate (of an earlier webhook or of one before it in the batch). The event
+/// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
+/// dedupe one by one, in order). Returns one number per webhook: its new sequence
+/// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call). The event
 /// text matches `hub::event_json`.
 ///
 /// Every argument and every `redis.call` costs Redis about 1,000 and 3,000–10,000
@@ -32,9 +32,17 @@ use tokio::sync::oneshot;
 /// None of the keys is passed in KEYS: the dedupe keys depend on Redis's clock, and
 /// the broker does not support Redis Cluster anyway.
 ///
-/// The recent list is trimmed back to `cap` once every [`TRIM_EVERY`] events rather
-/// than on each (an `LTRIM` was a sixth of the script's cost): it holds at most
-/// `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
+/// The new webhooks of a call are counted, remembered and published together once
+/// every one is deduplicated: one `INCRBY` for their sequence numbers, one `HINCRBY`
+/// per priority among them, one `LPUSH` of their events (the newest first, as one
+/// push each would leave them), then a `PUBLISH` each in `seq` order; a call of 12
+/// saves about 30 `redis.call`s this way. The script is atomic, so nobody sees the
+/// order inside it.
+///
+/// The recent list is trimmed back to `cap` whenever a call's events reach a
+/// multiple of [`TRIM_EVERY`], rather than on each event (an `LTRIM` was a sixth of
+/// the script's cost): between two trims fewer than `TRIM_EVERY` events are pushed,
+/// so it holds at most `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
 const ACCEPT: &str = r#"
     -- ARGV: channel, then per webhook: task json, priority, id hash ('' = no dedupe), shard.
     -- The @NAMES@ are settings, written in by AcceptScript::new.
@@ -43,7 +51,7 @@ const ACCEPT: &str = r#"
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
     local prefix = channel .. ':seen:'
     local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
-    local seqs = {}
+    local fresh = {}
     for i = 2, #ARGV, 4 do
         local new = true
         if ARGV[i + 2] ~= '' then
@@ -63,18 +71,45 @@ const ACCEPT: &str = r#"
                 end
             end
         end
+        fresh[#fresh + 1] = new
+    end
+    -- Then the new ones of the call together: one INCRBY, one HINCRBY per priority
+    -- present, one LPUSH, a PUBLISH each (in seq order).
+    local seqs, events, priorities, counts = {}, {}, {}, {}
+    local seq = nil
+    for n, new in ipairs(fresh) do
         if new then
-            local seq = redis.call('INCR', seq_key)
-            redis.call('HINCRBY', totals, ARGV[i + 1], 1)
-            local event = '{"seq":' .. seq .. ',"task":' .. ARGV[i] .. '}'
-            redis.call('LPUSH', recent, event)
-            if seq % @TRIM_EVERY@ == 0 then
-                redis.call('LTRIM', recent, 0, @CAP@ - 1)
+            if seq == nil then
+                local count = 0
+                for _, other in ipairs(fresh) do
+                    if other then count = count + 1 end
+                end
+                seq = redis.call('INCRBY', seq_key, count) - count
             end
-            redis.call('PUBLISH', channel, event)
-            seqs[#seqs + 1] = seq
+            seq = seq + 1
+            local i = 4 * n - 2
+            local priority = ARGV[i + 1]
+            if counts[priority] == nil then
+                counts[priority] = 0
+                priorities[#priorities + 1] = priority
+            end
+            counts[priority] = counts[priority] + 1
+            events[#events + 1] = '{"seq":' .. seq .. ',"task":' .. ARGV[i] .. '}'
+            seqs[n] = seq
         else
-            seqs[#seqs + 1] = 0
+            seqs[n] = 0
+        end
+    end
+    if seq ~= nil then
+        for _, priority in ipairs(priorities) do
+            redis.call('HINCRBY', totals, priority, counts[priority])
+        end
+        redis.call('LPUSH', recent, unpack(events))
+        if math.floor(seq / @TRIM_EVERY@) > math.floor((seq - #events) / @TRIM_EVERY@) then
+            redis.call('LTRIM', recent, 0, @CAP@ - 1)
+        end
+        for _, event in ipairs(events) do
+            redis.call('PUBLISH', channel, event)
         end
     end
     return seqs
