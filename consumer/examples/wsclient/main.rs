@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         .into_iter()
         .enumerate()
         .map(|(i, (ws, tally))| {
-            tokio::spawn(follow(ws, tally, (deadline, quiet), latencies.clone(), i))
+            tokio::spawn(follow(ws, tally, deadline, quiet, latencies.clone(), i))
         })
         .collect();
     let mut ends = Vec::with_capacity(followers.len());
@@ -230,7 +230,8 @@ struct SocketEnd {
 async fn follow(
     mut ws: Ws,
     mut tally: Tally,
-    (deadline, quiet): (Instant, Duration),
+    deadline: Instant,
+    quiet: Duration,
     latencies: Arc<Latencies>,
     index: usize,
 ) -> SocketEnd {

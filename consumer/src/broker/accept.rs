@@ -51,7 +51,7 @@ const ACCEPT: &str = r#"
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
     local prefix = channel .. ':seen:'
     local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
-    local fresh = {}
+    local fresh, fresh_count = {}, 0
     for i = 2, #ARGV, 4 do
         local new = true
         if ARGV[i + 2] ~= '' then
@@ -72,20 +72,17 @@ const ACCEPT: &str = r#"
             end
         end
         fresh[#fresh + 1] = new
+        if new then fresh_count = fresh_count + 1 end
     end
     -- Then the new ones of the call together: one INCRBY, one HINCRBY per priority
     -- present, one LPUSH, a PUBLISH each (in seq order).
     local seqs, events, priorities, counts = {}, {}, {}, {}
-    local seq = nil
+    local seq = 0
+    if fresh_count > 0 then
+        seq = redis.call('INCRBY', seq_key, fresh_count) - fresh_count
+    end
     for n, new in ipairs(fresh) do
         if new then
-            if seq == nil then
-                local count = 0
-                for _, other in ipairs(fresh) do
-                    if other then count = count + 1 end
-                end
-                seq = redis.call('INCRBY', seq_key, count) - count
-            end
             seq = seq + 1
             local i = 4 * n - 2
             local priority = ARGV[i + 1]
@@ -100,12 +97,12 @@ const ACCEPT: &str = r#"
             seqs[n] = 0
         end
     end
-    if seq ~= nil then
+    if fresh_count > 0 then
         for _, priority in ipairs(priorities) do
             redis.call('HINCRBY', totals, priority, counts[priority])
         end
         redis.call('LPUSH', recent, unpack(events))
-        if math.floor(seq / @TRIM_EVERY@) > math.floor((seq - #events) / @TRIM_EVERY@) then
+        if math.floor(seq / @TRIM_EVERY@) > math.floor((seq - fresh_count) / @TRIM_EVERY@) then
             redis.call('LTRIM', recent, 0, @CAP@ - 1)
         end
         for _, event in ipairs(events) do

@@ -2,7 +2,7 @@
 //! what many sockets asking at once cost the store.
 
 use crate::helpers::{
-    TestApp, WAIT, eventually, eventually_within, spawn_app, spawn_app_with, task,
+    TestApp, WAIT, eventually, eventually_within, redis_connection, spawn_app, spawn_app_with, task,
 };
 use crate::raw::{calls, head, read_response, upgrade_head};
 use consumer::broker::{Broker, redis::RedisBroker};
@@ -111,11 +111,7 @@ async fn a_hundred_sockets_asking_at_once_share_two_snapshot_reads() {
         .await
         .expect("accepted");
     let snapshots = SharedSnapshots::new(broker);
-    let client = redis::Client::open(redis.url()).expect("a client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let mut conn = redis_connection(&redis).await;
     snapshots
         .read()
         .await
@@ -180,11 +176,7 @@ async fn stats_read_the_totals_without_the_recent_list() {
         app.post_task(&task("b", 1, Priority::Low)).await.status(),
         200
     );
-    let client = redis::Client::open(redis.url()).expect("a client");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
+    let mut conn = redis_connection(&redis).await;
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query_async(&mut conn)

@@ -1,7 +1,7 @@
 //! The dedupe window: retries inside it are dropped, later ones counted again; in
 //! Redis its state is compact, expires, and is the only thing that can be evicted.
 
-use crate::helpers::{TestApp, eventually, spawn_app_with, task};
+use crate::helpers::{TestApp, eventually, redis_connection, spawn_app_with, task};
 use consumer::broker::eviction::EvictionRisk;
 use consumer::broker::redis::RedisBroker;
 use serde_json::Value;
@@ -85,11 +85,7 @@ async fn dedupe_state_is_in_compact_hashes_and_the_only_keys_with_a_ttl() {
     for id in 0..50 {
         app.post_task(&task("ttl", id, Priority::Low)).await;
     }
-    let client = redis::Client::open(redis.url()).expect("a Redis URL");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
+    let mut conn = redis_connection(&redis).await;
 
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")

@@ -31,6 +31,15 @@ impl Drop for TestApp {
     }
 }
 
+/// A connection of the test's own to `redis`, to read or set what the consumer keeps there.
+pub async fn redis_connection(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers")
+}
+
 /// An HTTP client that gives up after [`WAIT`].
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,7 +1,7 @@
 //! The recent list a fresh dashboard starts from: the newest 200 events, newest
 //! first, even though Redis trims the list only every few events.
 
-use crate::helpers::{recent_ids, spawn_app, task};
+use crate::helpers::{recent_ids, redis_connection, spawn_app, task};
 use futures_util::future::join_all;
 use std::collections::HashSet;
 use taskhooks_shared::Priority;
@@ -48,11 +48,7 @@ async fn webhooks_sent_together_get_consecutive_seqs_exact_totals_and_a_bounded_
     let app = spawn_app(Some(&redis)).await;
     let mut dashboard = app.websocket().await;
     dashboard.snapshot().await;
-    let client = redis::Client::open(redis.url()).expect("a Redis URL");
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
+    let mut conn = redis_connection(&redis).await;
 
     for wave in 0..WAVES {
         let ids = wave * AT_ONCE..(wave + 1) * AT_ONCE;
