@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 /// instructions (counted with `scripts/profile`, docs/benchmarks.md), so the script
 /// takes only what changes per webhook; the keys are built from the channel in the
 /// script, and the settings are written into its text ([`AcceptScript::new`]). A
-/// call has a fixed cost too (about 20,000 instructions: reading it, running the
+/// call has a fixed cost too (about 22,000 instructions: reading it, running the
 /// script, answering), which the webhooks of one batch share ([`Queue`]).
 ///
 /// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
