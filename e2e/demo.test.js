@@ -111,7 +111,10 @@ test('clicking Produce Tasks fills the chart with exactly the batch, per priorit
 
 test('the task list shows the batch\'s tasks, newest first, and the live figures', async () => {
   const { dashboard, socket } = ctx;
-  const items = await dashboard.locator('ol#tasks > li').allInnerTexts();
+  // Their text as the DOM holds it: an item scrolled out of the list's view is not laid
+  // out until it is scrolled to (`content-visibility: auto`, style.css), so its innerText
+  // is empty until then.
+  const items = await dashboard.locator('ol#tasks > li').allTextContents();
   assert.equal(items.length, BATCH_SIZE, 'one list item per task');
   for (const item of items) assert.ok(item.includes(batch.batchid), `"${item}" names batch ${batch.batchid}`);
   const shownIds = items.map((item) => Number(item.match(/Task ID\s+(\d+)/)?.[1]));
