@@ -100,6 +100,7 @@ impl Application {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: Some(config.max_connections),
             on_connect: Some(crate::ws::send_without_delay),
+            h1_write_buffer_size: Some(crate::ws::WRITE_BUFFER_FILL),
         };
         let server = serve(listener, state, origins, routes::configure, settings)?;
         tracing::info!(

@@ -76,6 +76,7 @@ impl Application {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: None,
             on_connect: Some(sse::remember_connection),
+            h1_write_buffer_size: None,
         };
         let server = serve(
             listener,

@@ -284,6 +284,20 @@ fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
 /// The longest header [`write_header`] writes.
 const MAX_HEADER: usize = 10;
 
+/// The capacity actix-http gives a connection's write buffer (its `HW_BUFFER_SIZE`),
+/// which grows only when more is put in it.
+const ACTIX_WRITE_BUFFER: usize = 8 * 1024;
+
+/// How full a connection's write buffer may be for actix to take the next chunk of a
+/// response body (the server's `h1_write_buffer_size`): so little that one more frame
+/// of at most [`MAX_FRAME_BYTES`] still fits the buffer's 8 KiB, and so a socket holds
+/// at most one frame there and the buffer never grows. At actix's default, 32 KiB, a
+/// feed whose client read slowly was asked for frame after frame while they waited in
+/// the buffer, which grew and stayed grown: with 1,000 slow sockets the consumer's
+/// RSS went from 28 MB to 90 MB (docs/benchmarks.md). A response head (about 450
+/// bytes here) is under it, so other responses are still written in one piece.
+pub(crate) const WRITE_BUFFER_FILL: usize = ACTIX_WRITE_BUFFER - (MAX_FRAME_BYTES + MAX_HEADER);
+
 /// Appends the header of a [`ws_frame`] whose payload is `len` bytes long.
 fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
     frame.extend_from_slice(&[u8::from(last) << 7 | u8::from(first)]);

@@ -18,6 +18,9 @@ pub struct ServerSettings {
     pub max_connections: Option<usize>,
     /// Called for each new connection (actix's `on_connect`).
     pub on_connect: Option<fn(&dyn Any, &mut Extensions)>,
+    /// How full a connection's write buffer may get before actix stops taking
+    /// more of a streamed response body (actix's default, 32 KiB, when `None`).
+    pub h1_write_buffer_size: Option<usize>,
 }
 
 /// Serves `routes` on `listener`, with `state` and `origins` as app data, until
@@ -47,6 +50,9 @@ pub fn serve<S: Send + Sync + 'static>(
     }
     if let Some(on_connect) = settings.on_connect {
         server = server.on_connect(on_connect);
+    }
+    if let Some(size) = settings.h1_write_buffer_size {
+        server = server.h1_write_buffer_size(size);
     }
     Ok(server.listen(listener)?.run())
 }
