@@ -91,6 +91,15 @@ test('with the keyboard alone: a redelivered task\'s attempts, failed ones then 
   const open = page.locator('#recent-list button.open').first();
   await open.waitFor({ timeout: 5_000 });
   await open.focus();
+  // The list is read again when a batch ends or Refresh is pressed, and rebuilt: the
+  // reader stays on the same batch's new Open button (an Enter right after a refresh
+  // opened nothing when the focus fell back to the page).
+  const batchid = await open.getAttribute('data-batchid');
+  await open.evaluate((button) => { button.dataset.before = 'yes'; });
+  await page.evaluate(() => document.getElementById('recent-refresh').click());
+  await page.locator('#recent-list button.open:not([data-before])').first().waitFor({ timeout: 5_000 });
+  assert.ok(await page.evaluate((id) => document.activeElement.matches(`#recent-list button[data-batchid="${id}"]`)
+    && !document.activeElement.dataset.before, batchid), 'a refresh of the list keeps the focus on that batch');
   await page.keyboard.press('Enter');
   const panel = page.locator('.batch').first();
   await panel.locator('.batch-status', { hasText: `Complete — ${BATCH_SIZE} delivered` }).waitFor({ timeout: 10_000 });

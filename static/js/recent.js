@@ -64,11 +64,23 @@ export function recentIsOpen() {
   return el.details.open;
 }
 
-/** Rebuilds the list (it is short: the batches the producer keeps) and says how many. */
+/**
+ * Rebuilds the list (it is short: the batches the producer keeps) and says how many. A
+ * reader on an Open button stays on that batch's new button: rebuilt from under them,
+ * the focus fell back to the page, and an Enter pressed just after a refresh opened
+ * nothing (seen as a failed keyboard test in e2e/redeliver.test.js).
+ */
 function showList(batches) {
+  const focused = el.list.contains(document.activeElement)
+    ? document.activeElement.closest('button[data-batchid]')?.dataset.batchid
+    : undefined;
   summaries.clear();
   for (const summary of batches) summaries.set(String(summary.batchid), summary);
   el.list.replaceChildren(...batches.map(entry));
+  if (focused !== undefined) {
+    const again = [...el.list.querySelectorAll('button[data-batchid]')].find((b) => b.dataset.batchid === focused);
+    again?.focus();
+  }
   el.status.textContent = batches.length === 0
     ? 'No batch yet.'
     : `${batches.length} ${batches.length === 1 ? 'batch' : 'batches'}, newest first.`;
