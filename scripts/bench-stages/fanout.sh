@@ -120,7 +120,7 @@ fanout_seq() {
   printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
-# fanout_field NAME: a number or boolean from the client's one-line JSON result.
+# fanout_field NAME: a number, boolean or string (its quotes kept) from the client's one-line JSON result.
 fanout_field() {
   sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$workdir/wsclient.json"
 }
@@ -213,7 +213,16 @@ fanout_row() {
     verdict=$(awk -v s="${sent:-0}" -v r="$rate" 'BEGIN {
       if (s >= 0.98 * r) print "met"; else printf "rate not carried: %d %% sent", 100 * s / r }')
   fi
-  [ "$ok" = true ] || verdict="count off"
+  if [ "$ok" != true ]; then
+    verdict="count off"
+    # A socket the consumer closed (1008 "no answer to pings": its client fell too
+    # far behind to answer in time) is the server bounding its memory, not an event
+    # lost by it; say so beside the count.
+    local dropped
+    dropped=$(fanout_field dropped_by_consumer)
+    [ "${dropped:-0}" = 0 ] \
+      || verdict="count off: $dropped closed by the consumer ($(fanout_field dropped_reason | tr -d '"'))"
+  fi
   fanout_rows+=("| $kind | $sockets | $rate | ${sent%.*} | $count | $once | $p50 | $p90 | $p99 | $max \
 | $(awk -v t="$consumer_ticks" -v hz="$ticks_per_s" -v n="$deliveries" 'BEGIN { printf "%.3f", t * 1000000 / hz / n }') \
 | $(awk -v k="$peak_kib" 'BEGIN { printf "%.1f", k / 1024 }') \

@@ -9,7 +9,9 @@
 //! every socket is complete, or once no frame has come for `--quiet-secs` (the load
 //! is over and what is missing will not come: a slow machine sends the load for
 //! longer, and is still measured), or `--timeout-secs` after `ready`. The exit status is
-//! 0 when every socket got every event exactly once, 1 otherwise.
+//! 0 when every socket got every event exactly once, 1 otherwise. A socket that the
+//! consumer closed is counted in `dropped_by_consumer`, with the first close code and
+//! reason: the consumer drops a client too far behind to answer its pings in time.
 //!
 //! Kept cheap so that it is not what is measured: one multi-threaded runtime, one
 //! task per socket, events frames scanned for `seq` and `created_at` only
@@ -205,7 +207,11 @@ async fn next_frame(ws: &mut Ws) -> anyhow::Result<Frame> {
                 return frames::parse(text.as_str()).map_err(anyhow::Error::msg);
             }
             Some(Ok(Message::Close(frame))) => {
-                anyhow::bail!("the consumer closed the socket: {frame:?}")
+                let reason = frame.map_or_else(
+                    || "no reason given".to_owned(),
+                    |frame| format!("{} {}", u16::from(frame.code), frame.reason),
+                );
+                return Err(Dropped(reason).into());
             }
             Some(Ok(_)) => continue,
             Some(Err(err)) => return Err(anyhow::Error::new(err).context("reading the socket")),
@@ -213,6 +219,20 @@ async fn next_frame(ws: &mut Ws) -> anyhow::Result<Frame> {
         }
     }
 }
+
+/// The consumer closed the socket, with this code and reason: it drops a client
+/// that falls too far behind (no answer to its pings), so in a run that is the
+/// server keeping its memory bounded, not a lost event.
+#[derive(Debug)]
+struct Dropped(String);
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the consumer closed the socket: {}", self.0)
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 /// How one socket's run ended.
 struct SocketEnd {
@@ -223,6 +243,8 @@ struct SocketEnd {
     completed: Option<Instant>,
     /// Why it stopped before that.
     error: Option<String>,
+    /// The consumer's close reason, when that is why.
+    dropped: Option<String>,
 }
 
 /// Reads one socket until it has accounted for every event, or `deadline`, or
@@ -257,10 +279,16 @@ async fn follow(
         }
         anyhow::Ok(())
     };
-    let error = match tokio::time::timeout_at(deadline, reading).await {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(format!("{err:#}")),
-        Err(_) => Some("timed out before every event arrived".to_owned()),
+    let (error, dropped) = match tokio::time::timeout_at(deadline, reading).await {
+        Ok(Ok(())) => (None, None),
+        Ok(Err(err)) => {
+            let dropped = err.downcast_ref::<Dropped>().map(|d| d.0.clone());
+            (Some(format!("{err:#}")), dropped)
+        }
+        Err(_) => (
+            Some("timed out before every event arrived".to_owned()),
+            None,
+        ),
     };
     let completed = tally.complete().then(Instant::now);
     // A polite close, but the run's result does not depend on it.
@@ -270,6 +298,7 @@ async fn follow(
         first_event,
         completed,
         error,
+        dropped,
     }
 }
 
@@ -334,6 +363,10 @@ fn summarise(
     for error in errors.iter().take(5) {
         eprintln!("a socket stopped early: {error}");
     }
+    let dropped: Vec<&str> = ends
+        .iter()
+        .filter_map(|end| end.dropped.as_deref())
+        .collect();
     let first = ends.iter().filter_map(|end| end.first_event).min();
     let last = ends.iter().filter_map(|end| end.completed).max();
     let duration = first
@@ -356,6 +389,8 @@ fn summarise(
         "missing": sum(Tally::missing),
         "unavailable": sum(|t| t.unavailable),
         "errors": errors.len(),
+        "dropped_by_consumer": dropped.len(),
+        "dropped_reason": dropped.first().copied().unwrap_or(""),
         "latency_samples": latencies.len(),
         "latency_p50_ms": ms(0.5),
         "latency_p90_ms": ms(0.9),
