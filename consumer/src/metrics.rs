@@ -52,6 +52,70 @@ struct OutcomeLabel {
     outcome: Outcome,
 }
 
+/// Why a dashboard socket was closed.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values are snake_case in Prometheus
+pub(crate) enum Closed {
+    /// The client sent a close frame.
+    client_closed,
+    /// The connection ended, or the client went away, without one.
+    connection_lost,
+    /// The client sent something that is not the WebSocket protocol, or too large.
+    protocol_error,
+    /// Dropped by the consumer: no answer to its pings within `CLIENT_TIMEOUT`.
+    no_pong,
+    /// Dropped by the consumer: a ping or pong not taken within `SEND_TIMEOUT`.
+    too_slow,
+    /// The store could not be read for the socket's snapshot.
+    store_unavailable,
+    /// The consumer is shutting down.
+    shutdown,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClosedLabel {
+    why: Closed,
+}
+
+/// Why an open dashboard socket was sent a fresh snapshot in place of events.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // label values are snake_case in Prometheus
+pub(crate) enum Resync {
+    /// Its client fell so far behind that the hub dropped frames it had not taken.
+    lagged,
+    /// The subscription to the broker was lost and is back: events may be missing.
+    broker_reconnected,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResyncLabel {
+    why: Resync,
+}
+
+/// The counters of [`Resync`]s, one per reason, handed to each socket's feed.
+#[derive(Debug, Clone)]
+pub(crate) struct Resyncs(Family<ResyncLabel, Counter>);
+
+impl Resyncs {
+    /// Counts one fresh snapshot asked for `why`.
+    pub(crate) fn count(&self, why: Resync) {
+        self.0.get_or_create(&ResyncLabel { why }).inc();
+    }
+}
+
+#[cfg(test)]
+impl Resyncs {
+    /// Counters registered nowhere, for the feed's unit tests.
+    pub(crate) fn default() -> Resyncs {
+        Resyncs(Family::default())
+    }
+
+    /// How many were counted for `why`.
+    pub(crate) fn counted(&self, why: Resync) -> u64 {
+        self.0.get_or_create(&ResyncLabel { why }).get()
+    }
+}
+
 /// The consumer's metrics.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -59,6 +123,8 @@ pub(crate) struct Metrics {
     webhook_seconds: Family<OutcomeLabel, Histogram, fn() -> Histogram>,
     websocket_clients: Gauge,
     websockets_refused: Counter,
+    websockets_closed: Family<ClosedLabel, Counter>,
+    websocket_resyncs: Resyncs,
 }
 
 /// One open dashboard socket, counted in `websocket_clients` while it lives: a
@@ -79,6 +145,8 @@ impl Metrics {
         let webhook_seconds = Family::new_with_constructor(duration_histogram as fn() -> _);
         let websocket_clients = Gauge::default();
         let websockets_refused = Counter::default();
+        let websockets_closed = Family::<ClosedLabel, Counter>::default();
+        let websocket_resyncs = Family::<ResyncLabel, Counter>::default();
         registry.register(
             "webhooks_received",
             "Webhooks received, by outcome (published, duplicate, or why refused)",
@@ -104,13 +172,39 @@ impl Metrics {
             "Dashboard WebSockets refused with 503 because --max-websockets were open",
             websockets_refused.clone(),
         );
+        registry.register(
+            "websockets_closed",
+            "Dashboard WebSockets closed, by why: the client closed or went away, or the \
+             consumer dropped it (no_pong, too_slow), or could not read its snapshot, or stopped",
+            websockets_closed.clone(),
+        );
+        registry.register(
+            "websocket_resyncs",
+            "Fresh snapshots sent to open dashboard WebSockets in place of missed events, by \
+             why: the client fell too far behind (lagged), or the broker's subscription came back",
+            websocket_resyncs.clone(),
+        );
         Metrics {
             registry,
             webhooks,
             webhook_seconds,
             websocket_clients,
             websockets_refused,
+            websockets_closed,
+            websocket_resyncs: Resyncs(websocket_resyncs),
         }
+    }
+
+    /// Counts one dashboard socket closed, and why.
+    pub(crate) fn socket_closed(&self, why: Closed) {
+        self.websockets_closed
+            .get_or_create(&ClosedLabel { why })
+            .inc();
+    }
+
+    /// The resync counters, for a socket's feed.
+    pub(crate) fn resyncs(&self) -> Resyncs {
+        self.websocket_resyncs.clone()
     }
 
     /// Counts one more open dashboard socket until the guard is dropped.

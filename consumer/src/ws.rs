@@ -23,6 +23,7 @@ mod feed;
 
 use crate::error::ApiError;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
+use crate::metrics::Closed;
 use crate::snapshots::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::dev::Extensions;
@@ -76,7 +77,7 @@ pub(crate) async fn connect(
     let stream = stream.max_frame_size(MAX_CLIENT_FRAME);
     // Subscribed before the first snapshot is read, so no event falls between the two.
     let (response, session_body) = response.into_parts();
-    let (feed, control) = Feed::new(session_body, state.hub.subscribe());
+    let (feed, control) = Feed::new(session_body, state.hub.subscribe(), state.metrics.resyncs());
     let response = response.set_body(feed).map_into_boxed_body();
     let state = state.into_inner();
     // Counted before the handshake is answered, so a client that sees the upgrade
@@ -90,9 +91,9 @@ pub(crate) async fn connect(
             control,
             last_heard: Instant::now(),
         };
-        if let Err(reason) = socket.run(&state.snapshots, &state.shutdown).await {
-            tracing::debug!(%reason, "WebSocket closed");
-        }
+        let Ended { why, detail } = socket.run(&state.snapshots, &state.shutdown).await;
+        state.metrics.socket_closed(why);
+        tracing::debug!(?why, %detail, "WebSocket closed");
     });
     Ok(response)
 }
@@ -105,24 +106,42 @@ struct Socket {
     last_heard: Instant,
 }
 
-/// Why a socket's task ended, for the debug log.
-type Ended = String;
+/// Why a socket's task ended: the metrics' label and the debug log's words.
+struct Ended {
+    why: Closed,
+    detail: String,
+}
+
+impl Ended {
+    fn new(why: Closed, detail: impl Into<String>) -> Ended {
+        Ended {
+            why,
+            detail: detail.into(),
+        }
+    }
+}
 
 impl Socket {
-    async fn run(
-        mut self,
-        snapshots: &SharedSnapshots,
-        shutdown: &CancellationToken,
-    ) -> Result<(), Ended> {
-        self.send_snapshot(snapshots).await?;
-        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return self.close(CloseCode::Away, "server shutting down").await,
-                () = self.control.resync_asked() => self.send_snapshot(snapshots).await?,
-                _ = heartbeat.tick() => self.heartbeat().await?,
-                message = self.stream.recv() => self.handle_client(message).await?,
+    /// Serves the socket until it ends, and says why it did.
+    async fn run(mut self, snapshots: &SharedSnapshots, shutdown: &CancellationToken) -> Ended {
+        let serving = async {
+            self.send_snapshot(snapshots).await?;
+            let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        return self.close(Closed::shutdown, CloseCode::Away, "server shutting down").await;
+                    }
+                    () = self.control.resync_asked() => self.send_snapshot(snapshots).await?,
+                    _ = heartbeat.tick() => self.heartbeat().await?,
+                    message = self.stream.recv() => self.handle_client(message).await?,
+                }
             }
+        };
+        match serving.await {
+            // The loop ends only by an error; should that change, call it gone.
+            Ok(()) => Ended::new(Closed::connection_lost, "socket task ended"),
+            Err(ended) => ended,
         }
     }
 
@@ -131,8 +150,9 @@ impl Socket {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 let reason = format!("store unavailable: {err}");
-                self.close(CloseCode::Again, &reason).await?;
-                return Err(reason);
+                return self
+                    .close(Closed::store_unavailable, CloseCode::Again, &reason)
+                    .await;
             }
         };
         // The feed sends it, then the events after its seq.
@@ -142,8 +162,9 @@ impl Socket {
 
     async fn heartbeat(&mut self) -> Result<(), Ended> {
         if self.last_heard.elapsed() > CLIENT_TIMEOUT {
-            self.close(CloseCode::Policy, "no answer to pings").await?;
-            return Err("client stopped answering pings".into());
+            return self
+                .close(Closed::no_pong, CloseCode::Policy, "no answer to pings")
+                .await;
         }
         within_send_timeout(self.session.ping(b"")).await
     }
@@ -157,21 +178,33 @@ impl Socket {
             Some(Ok(Message::Ping(bytes))) => within_send_timeout(self.session.pong(&bytes)).await,
             Some(Ok(Message::Close(reason))) => {
                 let _ = self.session.clone().close(reason).await;
-                Err("client closed the socket".into())
+                Err(Ended::new(
+                    Closed::client_closed,
+                    "client closed the socket",
+                ))
             }
             Some(Ok(_)) => Ok(()),
-            Some(Err(err)) => Err(format!("protocol error: {err}")),
-            None => Err("connection ended".into()),
+            Some(Err(err)) => Err(Ended::new(
+                Closed::protocol_error,
+                format!("protocol error: {err}"),
+            )),
+            None => Err(Ended::new(Closed::connection_lost, "connection ended")),
         }
     }
 
-    async fn close(&mut self, code: CloseCode, description: &str) -> Result<(), Ended> {
+    /// Sends a close frame with `code` and `description`, and ends the socket for `why`.
+    async fn close(
+        &mut self,
+        why: Closed,
+        code: CloseCode,
+        description: &str,
+    ) -> Result<(), Ended> {
         let reason = CloseReason {
             code,
             description: Some(description.to_owned()),
         };
         let _ = self.session.clone().close(Some(reason)).await;
-        Err(description.to_owned())
+        Err(Ended::new(why, description))
     }
 }
 
@@ -181,7 +214,10 @@ async fn within_send_timeout(
 ) -> Result<(), Ended> {
     match tokio::time::timeout(SEND_TIMEOUT, send).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_closed)) => Err("client went away".into()),
-        Err(_) => Err("client too slow to take a frame".into()),
+        Ok(Err(_closed)) => Err(Ended::new(Closed::connection_lost, "client went away")),
+        Err(_) => Err(Ended::new(
+            Closed::too_slow,
+            "client too slow to take a frame",
+        )),
     }
 }

@@ -22,6 +22,7 @@
 
 use crate::frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
+use crate::metrics::{Resync, Resyncs};
 use crate::snapshots::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
@@ -55,6 +56,8 @@ pub(crate) struct Feed {
     snapshot: Option<(Arc<ReadSnapshot>, usize)>,
     /// Shared with the socket task: snapshots handed over, and requests for them.
     control: Arc<FeedControl>,
+    /// Counts the snapshots this feed asks for in place of events.
+    resyncs: Resyncs,
 }
 
 /// Between the feed and its socket task: a slot and two wake-ups, not two channels
@@ -94,7 +97,11 @@ impl FeedControl {
 impl Feed {
     /// The feed of `session` (the body `actix-ws` made) and of `events` (subscribed
     /// before the first snapshot is read, so no event falls between the two).
-    pub(crate) fn new(session: BoxBody, events: Receiver<Fanout>) -> (Feed, Arc<FeedControl>) {
+    pub(crate) fn new(
+        session: BoxBody,
+        events: Receiver<Fanout>,
+        resyncs: Resyncs,
+    ) -> (Feed, Arc<FeedControl>) {
         let control = Arc::new(FeedControl::default());
         let feed = Feed {
             session,
@@ -105,6 +112,7 @@ impl Feed {
             just_sent: false,
             snapshot: None,
             control: control.clone(),
+            resyncs,
         };
         (feed, control)
     }
@@ -166,6 +174,16 @@ impl Feed {
         Some(fragment)
     }
 
+    /// Stops taking events and asks the socket task for a fresh snapshot.
+    fn ask_snapshot(&mut self, why: Resync) -> Option<Bytes> {
+        self.resyncs.count(why);
+        self.paused = true;
+        // A request already waiting is not doubled (one permit): one snapshot,
+        // read after both, answers both.
+        self.control.resync.notify_one();
+        None
+    }
+
     /// Acts on a hub message that is not events: a status frame, or a pause until
     /// the socket task has handed over a fresh snapshot.
     fn act(&mut self, message: Result<Fanout, RecvError>) -> Option<Bytes> {
@@ -177,13 +195,8 @@ impl Feed {
                 });
                 Some(ws_frame(true, true, status.to_string().as_bytes()))
             }
-            Ok(Fanout::Resync) | Err(RecvError::Lagged(_)) => {
-                self.paused = true;
-                // A request already waiting is not doubled (one permit): one snapshot,
-                // read after both, answers both.
-                self.control.resync.notify_one();
-                None
-            }
+            Ok(Fanout::Resync) => self.ask_snapshot(Resync::broker_reconnected),
+            Err(RecvError::Lagged(_)) => self.ask_snapshot(Resync::lagged),
             // The hub is gone: the server is stopping, and the socket task closes.
             Err(RecvError::Closed) => {
                 self.paused = true;
@@ -327,8 +340,17 @@ mod tests {
 
     /// A feed on `hub` whose session never sends anything.
     fn feed(hub: &Hub) -> (Feed, Arc<FeedControl>) {
+        feed_counting(hub, Resyncs::default())
+    }
+
+    /// The same, counting its resyncs in `resyncs`.
+    fn feed_counting(hub: &Hub, resyncs: Resyncs) -> (Feed, Arc<FeedControl>) {
         let silent = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
-        Feed::new(BoxBody::new(BodyStream::new(silent)), hub.subscribe())
+        Feed::new(
+            BoxBody::new(BodyStream::new(silent)),
+            hub.subscribe(),
+            resyncs,
+        )
     }
 
     /// Every message the feed gives now, as JSON (fragments joined), polling as the
@@ -406,7 +428,8 @@ mod tests {
     #[test]
     fn a_socket_that_lags_asks_for_a_snapshot_and_resumes_after_it() {
         let hub = Hub::new(Duration::ZERO);
-        let (mut feed, control) = feed(&hub);
+        let resyncs = Resyncs::default();
+        let (mut feed, control) = feed_counting(&hub, resyncs.clone());
         control.send_snapshot(snapshot(0));
         assert_eq!(drain(&mut feed).len(), 1, "the first snapshot");
         let last = HUB_CAPACITY as u64 + 10;
@@ -418,6 +441,14 @@ mod tests {
             control.resync_asked().now_or_never(),
             Some(()),
             "a snapshot asked for"
+        );
+        assert_eq!(
+            (
+                resyncs.counted(Resync::lagged),
+                resyncs.counted(Resync::broker_reconnected)
+            ),
+            (1, 0),
+            "counted as lagged"
         );
         control.send_snapshot(snapshot(last - 5));
         let messages = drain(&mut feed);

@@ -1,6 +1,6 @@
 //! The dashboard page, its assets, the stats API and the probes.
 
-use crate::helpers::{spawn_app, task};
+use crate::helpers::{eventually, spawn_app, task};
 use taskhooks_shared::Priority;
 use taskhooks_shared::testing::RedisServer;
 
@@ -59,7 +59,7 @@ async fn stats_and_probes_report_the_broker() {
 }
 
 #[tokio::test]
-async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
+async fn metrics_count_webhooks_by_outcome_and_open_and_closed_sockets() {
     let app = spawn_app(None).await;
     let mut ws = app.websocket().await;
     ws.snapshot().await;
@@ -68,9 +68,28 @@ async fn metrics_count_webhooks_by_outcome_and_open_sockets() {
     app.post_task(&sent).await;
     app.post_signed("msg_x", b"not json".to_vec()).await;
 
+    // A second dashboard that closes, as a page does when its tab closes: counted
+    // once it has left the gauge.
+    let mut closing = app.websocket().await;
+    closing.snapshot().await;
+    closing
+        .stream
+        .close(None)
+        .await
+        .expect("a close frame sent");
+    eventually("the closed dashboard to leave the gauge", || async {
+        let metrics = app.metrics().await;
+        metrics
+            .lines()
+            .any(|l| l == "taskhooks_consumer_websocket_clients 1")
+            .then_some(())
+    })
+    .await;
+
     let metrics = app.metrics().await;
 
     for line in [
+        r#"taskhooks_consumer_websockets_closed_total{why="client_closed"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="published"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="duplicate"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="invalid"} 1"#,
