@@ -58,18 +58,22 @@ struct OutcomeLabel {
 pub(crate) enum Closed {
     /// The client sent a close frame.
     client_closed,
-    /// The connection ended, or the client went away, without one.
+    /// The connection ended without a close frame (the client's machine or network
+    /// went away, or it just hung up).
     connection_lost,
     /// The client sent something that is not the WebSocket protocol, or too large.
     protocol_error,
     /// Dropped by the consumer: no answer to its pings within `CLIENT_TIMEOUT`.
     no_pong,
-    /// Dropped by the consumer: a ping or pong not taken within `SEND_TIMEOUT`.
+    /// Dropped by the consumer: with 32 of its pings and pongs waiting for the client,
+    /// one more not taken within `SEND_TIMEOUT`.
     too_slow,
     /// The store could not be read for the socket's snapshot.
     store_unavailable,
     /// The consumer is shutting down.
     shutdown,
+    /// The socket's task ended without saying why (a panic: a bug).
+    aborted,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,13 +131,30 @@ pub(crate) struct Metrics {
     websocket_resyncs: Resyncs,
 }
 
-/// One open dashboard socket, counted in `websocket_clients` while it lives: a
-/// guard, so a panic or an early return cannot skip the decrement.
-pub(crate) struct OpenSocket(Gauge);
+/// One open dashboard socket, counted in `websocket_clients` while it lives and in
+/// `websockets_closed` once it ends: a guard, so a panic or an early return cannot
+/// skip either, and a socket is counted closed exactly once.
+pub(crate) struct OpenSocket {
+    clients: Gauge,
+    closed: Family<ClosedLabel, Counter>,
+    why: Closed,
+}
+
+impl OpenSocket {
+    /// Says why the socket ended; counted when the guard is dropped.
+    pub(crate) fn ended(&mut self, why: Closed) {
+        self.why = why;
+    }
+}
 
 impl Drop for OpenSocket {
     fn drop(&mut self) {
-        self.0.dec();
+        // Counted closed before it leaves the gauge: whoever sees it gone from the
+        // gauge also sees why.
+        self.closed
+            .get_or_create(&ClosedLabel { why: self.why })
+            .inc();
+        self.clients.dec();
     }
 }
 
@@ -174,14 +195,17 @@ impl Metrics {
         );
         registry.register(
             "websockets_closed",
-            "Dashboard WebSockets closed, by why: the client closed or went away, or the \
-             consumer dropped it (no_pong, too_slow), or could not read its snapshot, or stopped",
+            "Dashboard WebSockets closed, by why: the client closed (client_closed), hung up or \
+             vanished (connection_lost), broke the protocol (protocol_error), did not answer \
+             pings (no_pong) or take ours (too_slow); the snapshot could not be read \
+             (store_unavailable); the consumer stopped (shutdown); a bug (aborted)",
             websockets_closed.clone(),
         );
         registry.register(
             "websocket_resyncs",
             "Fresh snapshots sent to open dashboard WebSockets in place of missed events, by \
-             why: the client fell too far behind (lagged), or the broker's subscription came back",
+             why: the socket fell the hub's whole buffer behind (lagged: its client reads too \
+             slowly, or its last snapshot took that long), or the broker's subscription came back",
             websocket_resyncs.clone(),
         );
         Metrics {
@@ -195,13 +219,6 @@ impl Metrics {
         }
     }
 
-    /// Counts one dashboard socket closed, and why.
-    pub(crate) fn socket_closed(&self, why: Closed) {
-        self.websockets_closed
-            .get_or_create(&ClosedLabel { why })
-            .inc();
-    }
-
     /// The resync counters, for a socket's feed.
     pub(crate) fn resyncs(&self) -> Resyncs {
         self.websocket_resyncs.clone()
@@ -210,7 +227,11 @@ impl Metrics {
     /// Counts one more open dashboard socket until the guard is dropped.
     pub(crate) fn socket_opened(&self) -> OpenSocket {
         self.websocket_clients.inc();
-        OpenSocket(self.websocket_clients.clone())
+        OpenSocket {
+            clients: self.websocket_clients.clone(),
+            closed: self.websockets_closed.clone(),
+            why: Closed::aborted,
+        }
     }
 
     /// Counts one dashboard socket refused for the cap.

@@ -28,7 +28,7 @@ use crate::snapshots::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::dev::Extensions;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, Session};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use feed::{Feed, FeedControl};
 use std::any::Any;
 use std::sync::Arc;
@@ -82,9 +82,9 @@ pub(crate) async fn connect(
     let state = state.into_inner();
     // Counted before the handshake is answered, so a client that sees the upgrade
     // also sees itself in `/metrics`.
-    let open = state.metrics.socket_opened();
+    let mut open = state.metrics.socket_opened();
     actix_web::rt::spawn(async move {
-        let _open = (open, permit);
+        let _permit = permit;
         let socket = Socket {
             session,
             stream,
@@ -92,7 +92,7 @@ pub(crate) async fn connect(
             last_heard: Instant::now(),
         };
         let Ended { why, detail } = socket.run(&state.snapshots, &state.shutdown).await;
-        state.metrics.socket_closed(why);
+        open.ended(why);
         tracing::debug!(?why, %detail, "WebSocket closed");
     });
     Ok(response)
@@ -177,13 +177,19 @@ impl Socket {
         match message {
             Some(Ok(Message::Ping(bytes))) => within_send_timeout(self.session.pong(&bytes)).await,
             Some(Ok(Message::Close(reason))) => {
-                let _ = self.session.clone().close(reason).await;
+                let _ =
+                    tokio::time::timeout(SEND_TIMEOUT, self.session.clone().close(reason)).await;
                 Err(Ended::new(
                     Closed::client_closed,
                     "client closed the socket",
                 ))
             }
             Some(Ok(_)) => Ok(()),
+            // How actix reports a TCP end (FIN or reset) without a close frame.
+            Some(Err(ProtocolError::Io(err))) => Err(Ended::new(
+                Closed::connection_lost,
+                format!("connection lost: {err}"),
+            )),
             Some(Err(err)) => Err(Ended::new(
                 Closed::protocol_error,
                 format!("protocol error: {err}"),
@@ -203,7 +209,8 @@ impl Socket {
             code,
             description: Some(description.to_owned()),
         };
-        let _ = self.session.clone().close(Some(reason)).await;
+        // Bounded like any frame we send: a full queue must not hold the task for ever.
+        let _ = tokio::time::timeout(SEND_TIMEOUT, self.session.clone().close(Some(reason))).await;
         Err(Ended::new(why, description))
     }
 }

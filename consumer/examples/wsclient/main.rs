@@ -211,6 +211,12 @@ async fn next_frame(ws: &mut Ws) -> anyhow::Result<Frame> {
                     || "no reason given".to_owned(),
                     |frame| format!("{} {}", u16::from(frame.code), frame.reason),
                 );
+                // The bench stage reads the JSON line with sed and puts the reason in
+                // a Markdown table: no quote, backslash, comma, bar or control character.
+                let reason = reason.replace(
+                    |c: char| matches!(c, '"' | '\\' | ',' | '|') || c.is_control(),
+                    " ",
+                );
                 return Err(Dropped(reason).into());
             }
             Some(Ok(_)) => continue,

@@ -68,8 +68,9 @@ async fn metrics_count_webhooks_by_outcome_and_open_and_closed_sockets() {
     app.post_task(&sent).await;
     app.post_signed("msg_x", b"not json".to_vec()).await;
 
-    // A second dashboard that closes, as a page does when its tab closes: counted
-    // once it has left the gauge.
+    // A second dashboard that closes, as a page does when its tab closes, and a
+    // third whose connection just ends (no close frame, as when a laptop sleeps):
+    // each counted by why once it has left the gauge.
     let mut closing = app.websocket().await;
     closing.snapshot().await;
     closing
@@ -77,7 +78,10 @@ async fn metrics_count_webhooks_by_outcome_and_open_and_closed_sockets() {
         .close(None)
         .await
         .expect("a close frame sent");
-    eventually("the closed dashboard to leave the gauge", || async {
+    let mut lost = app.websocket().await;
+    lost.snapshot().await;
+    drop(lost);
+    eventually("the two dashboards to leave the gauge", || async {
         let metrics = app.metrics().await;
         metrics
             .lines()
@@ -90,6 +94,7 @@ async fn metrics_count_webhooks_by_outcome_and_open_and_closed_sockets() {
 
     for line in [
         r#"taskhooks_consumer_websockets_closed_total{why="client_closed"} 1"#,
+        r#"taskhooks_consumer_websockets_closed_total{why="connection_lost"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="published"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="duplicate"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="invalid"} 1"#,
