@@ -120,6 +120,18 @@ fanout_seq() {
   printf '%s\n' "${BASH_REMATCH[1]}"
 }
 
+# fanout_socket_counts: the stage's consumer's own count of fresh snapshots sent to
+# open sockets, and of sockets it dropped (no pong, or too slow), from its /metrics:
+# "RESYNCS DROPPED", the server's side of what the client reports.
+fanout_socket_counts() {
+  local text
+  text=$(curl -fsS "http://127.0.0.1:$fanout_port/metrics") || die "GET /metrics of the fan-out consumer failed"
+  awk '
+    /^taskhooks_consumer_websocket_resyncs_total[{]/ { resyncs += $2 }
+    /^taskhooks_consumer_websockets_closed_total[{]why="(no_pong|too_slow)"[}]/ { dropped += $2 }
+    END { printf "%d %d\n", resyncs, dropped }' <<<"$text"
+}
+
 # fanout_field NAME: a number, boolean or string (its quotes kept) from the client's one-line JSON result.
 fanout_field() {
   sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" "$workdir/wsclient.json"
@@ -131,8 +143,10 @@ fanout_run() {
   local kind=$1 sockets=$2 rate=$3 seconds=$4 goal=$5 p99_goal=$6
   local count=$((rate * seconds)) after client_pid status=0 client_status=0
   local consumer_cpu client_open_ticks producer_us client_us peak_kib
+  local resyncs_before dropped_before resyncs_after dropped_after
   say "fan-out stage, $kind run: $sockets sockets while producer send --rate $rate --count $count"
   after=$(fanout_seq)
+  read -r resyncs_before dropped_before <<<"$(fanout_socket_counts)"
   # Removed here, not only truncated by the redirection below: that happens in the
   # background child, and the wait for `ready` must not read the last run's file.
   rm -f "$workdir/wsclient.json" "$workdir/wsclient.err"
@@ -177,19 +191,22 @@ fanout_run() {
   cat "$workdir/send.err" "$workdir/report" "$workdir/wsclient.err" "$workdir/wsclient.json" >&2
   [ "$status" -eq 0 ] || { printf '\033[31merror:\033[0m %s\n' "fan-out stage, $kind run: the producer exited with status $status (not every task was delivered)" >&2; bad=1; }
   local published=$(($(fanout_seq) - after))
+  read -r resyncs_after dropped_after <<<"$(fanout_socket_counts)"
   [ "$published" -eq "$count" ] || {
     printf '\033[31merror:\033[0m %s\n' "fan-out stage, $kind run: the consumer published $published events, expected exactly $count" >&2
     bad=1
   }
   [ -s "$workdir/wsclient.json" ] || die "fan-out stage, $kind run: the WebSocket client printed no result (status $client_status); its messages are above"
-  fanout_row "$kind" "$sockets" "$rate" "$count" "$goal" "$p99_goal" "$consumer_cpu" "$client_us" "$peak_kib"
+  fanout_row "$kind" "$sockets" "$rate" "$count" "$goal" "$p99_goal" "$consumer_cpu" "$client_us" "$peak_kib" \
+    $((resyncs_after - resyncs_before)) $((dropped_after - dropped_before))
   [ "$client_status" -eq 0 ] || bad=1
   say "fan-out stage, $kind run: producer CPU $((producer_us / count)) µs/task"
 }
 
-# fanout_row KIND SOCKETS RATE COUNT GOAL P99_GOAL CONSUMER_TICKS CLIENT_US PEAK_KIB
+# fanout_row KIND SOCKETS RATE COUNT GOAL P99_GOAL CONSUMER_TICKS CLIENT_US PEAK_KIB RESYNCS DROPPED
 fanout_row() {
   local kind=$1 sockets=$2 rate=$3 count=$4 goal=$5 p99_goal=$6 consumer_ticks=$7 client_us=$8 peak_kib=$9
+  local resyncs=${10} dropped=${11}
   local sent ok once verdict deliveries p50 p90 p99 max
   sent=$(sed -n 's/^throughput *\([0-9.]*\) tasks\/s.*/\1/p' "$workdir/report")
   ok=$(fanout_field ok)
@@ -203,6 +220,9 @@ fanout_row() {
     printf '\033[31merror:\033[0m %s\n' "fan-out stage, $kind run: not every socket got every event exactly once ($once)" >&2
     bad=1
   fi
+  # The consumer's own counters, when they have something to say.
+  [ "$resyncs" = 0 ] && [ "$dropped" = 0 ] \
+    || once="$once; the consumer counted $resyncs resyncs and $dropped sockets dropped"
   deliveries=$((count * sockets))
   if [ -n "$p99_goal" ]; then
     verdict=$(awk -v p="$p99" -v g="$p99_goal" 'BEGIN { print (p <= g) ? "met" : "goal missed" }')
@@ -243,7 +263,9 @@ Latency is from a task's \`created_at\` (stamped by the producer in whole millis
 starts the delivery, so each figure is the true one plus 0 to 1 ms) to the arrival of its frame
 at the client. A delivered event is one event on one socket (events × sockets); the consumer's
 CPU is over the whole run, receiving the webhooks included; its peak RSS is its VmHWM, on a
-consumer started for the run. The consumer, the producer and the client share the cores;
+consumer started for the run. Where the consumer's own counters (\`/metrics\`) show fresh
+snapshots sent to open sockets or sockets it dropped during the run, the "exactly once" column
+gives them too. The consumer, the producer and the client share the cores;
 load average (1, 5, 15 min) at the start of this stage: $fanout_load.
 EOF
 }
