@@ -11,7 +11,7 @@
 //! longer, and is still measured), or `--timeout-secs` after `ready`. The exit status is
 //! 0 when every socket got every event exactly once, 1 otherwise. A socket that the
 //! consumer closed is counted in `dropped_by_consumer`, with the first close code and
-//! reason: the consumer drops a client too far behind to answer its pings in time.
+//! reason ([`Dropped`]).
 //!
 //! Kept cheap so that it is not what is measured: one multi-threaded runtime, one
 //! task per socket, events frames scanned for `seq` and `created_at` only
@@ -226,9 +226,10 @@ async fn next_frame(ws: &mut Ws) -> anyhow::Result<Frame> {
     }
 }
 
-/// The consumer closed the socket, with this code and reason: it drops a client
-/// that falls too far behind (no answer to its pings), so in a run that is the
-/// server keeping its memory bounded, not a lost event.
+/// The consumer closed the socket, with this code and reason: in a run most likely
+/// 1008, a client too far behind to answer its pings in time, which is the server
+/// keeping its memory bounded, not a lost event (else 1001, the consumer stopping,
+/// or 1013, its store unavailable).
 #[derive(Debug)]
 struct Dropped(String);
 
