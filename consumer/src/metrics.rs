@@ -52,6 +52,20 @@ struct OutcomeLabel {
     outcome: Outcome,
 }
 
+impl Outcome {
+    /// Every outcome, so each series exists (at 0) from the start.
+    const ALL: [Outcome; 8] = [
+        Outcome::published,
+        Outcome::duplicate,
+        Outcome::unauthorized,
+        Outcome::too_large,
+        Outcome::too_slow,
+        Outcome::unsupported_media_type,
+        Outcome::invalid,
+        Outcome::unavailable,
+    ];
+}
+
 /// Why a dashboard socket was closed.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)] // label values are snake_case in Prometheus
@@ -74,6 +88,20 @@ pub(crate) enum Closed {
     shutdown,
     /// The socket's task ended without saying why (a panic: a bug).
     aborted,
+}
+
+impl Closed {
+    /// Every reason, so each series exists (at 0) from the start.
+    const ALL: [Closed; 8] = [
+        Closed::client_closed,
+        Closed::connection_lost,
+        Closed::protocol_error,
+        Closed::no_pong,
+        Closed::too_slow,
+        Closed::store_unavailable,
+        Closed::shutdown,
+        Closed::aborted,
+    ];
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -168,6 +196,18 @@ impl Metrics {
         let websockets_refused = Counter::default();
         let websockets_closed = Family::<ClosedLabel, Counter>::default();
         let websocket_resyncs = Family::<ResyncLabel, Counter>::default();
+        // Every counter's series exists from the start, at 0: a series that first
+        // appears at 1 shows no increase to `rate()` or `increase()`, so the first
+        // refused webhook or dropped socket would go unseen by an alert.
+        for outcome in Outcome::ALL {
+            webhooks.get_or_create_owned(&OutcomeLabel { outcome });
+        }
+        for why in Closed::ALL {
+            websockets_closed.get_or_create_owned(&ClosedLabel { why });
+        }
+        for why in [Resync::lagged, Resync::broker_reconnected] {
+            websocket_resyncs.get_or_create_owned(&ResyncLabel { why });
+        }
         registry.register(
             "webhooks_received",
             "Webhooks received, by outcome (published, duplicate, or why refused)",

@@ -73,6 +73,25 @@ impl Metrics {
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let in_flight = Gauge::default();
         let event_streams = Gauge::default();
+        // The counters' usual series exist from the start, at 0: a series that first
+        // appears at 1 shows no increase to `rate()` or `increase()`, so the first
+        // failed delivery would go unseen by an alert.
+        for outcome in [
+            DeliveryOutcome::delivered,
+            DeliveryOutcome::failed,
+            DeliveryOutcome::cancelled,
+        ] {
+            deliveries.get_or_create_owned(&DeliveryLabel { outcome });
+        }
+        for (outcome, status) in [
+            (AttemptOutcome::success, "2xx"),
+            (AttemptOutcome::refused, "4xx"),
+            (AttemptOutcome::refused, "5xx"),
+            (AttemptOutcome::timeout, "none"),
+            (AttemptOutcome::transport_error, "none"),
+        ] {
+            attempts.get_or_create_owned(&AttemptLabel { outcome, status });
+        }
         registry.register(
             "deliveries",
             "Tasks whose delivery ended, by outcome (delivered, failed, cancelled)",

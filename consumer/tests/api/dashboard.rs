@@ -95,6 +95,11 @@ async fn metrics_count_webhooks_by_outcome_and_open_and_closed_sockets() {
     for line in [
         r#"taskhooks_consumer_websockets_closed_total{why="client_closed"} 1"#,
         r#"taskhooks_consumer_websockets_closed_total{why="connection_lost"} 1"#,
+        // Every counter's series is there from the start, at 0, so the first one
+        // counted shows as an increase.
+        r#"taskhooks_consumer_websockets_closed_total{why="no_pong"} 0"#,
+        r#"taskhooks_consumer_websocket_resyncs_total{why="lagged"} 0"#,
+        r#"taskhooks_consumer_webhooks_received_total{outcome="unauthorized"} 0"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="published"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="duplicate"} 1"#,
         r#"taskhooks_consumer_webhooks_received_total{outcome="invalid"} 1"#,
