@@ -45,7 +45,7 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted from a client (clients only send pongs and closes).
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
-pub(crate) use feed::WRITE_BUFFER_FILL;
+pub use feed::WRITE_BUFFER_FILL;
 
 /// The server's `on_connect` hook: turns off Nagle's algorithm on every connection.
 /// A dashboard's frames are small and frequent; with Nagle on, a frame written while

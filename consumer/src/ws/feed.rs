@@ -307,9 +307,11 @@ const ACTIX_WRITE_BUFFER: usize = 8 * 1024;
 /// at most one frame there and the buffer never grows. At actix's default, 32 KiB, a
 /// feed whose client read slowly was asked for frame after frame while they waited in
 /// the buffer, which grew and stayed grown: with 1,000 slow sockets the consumer's
-/// RSS went from 28 MB to 90 MB (docs/benchmarks.md). A response head (about 450
-/// bytes here) is under it, so other responses are still written in one piece.
-pub(crate) const WRITE_BUFFER_FILL: usize = ACTIX_WRITE_BUFFER - (MAX_FRAME_BYTES + MAX_HEADER);
+/// RSS went from 28 MB to 90 MB (docs/benchmarks.md). A webhook's whole answer (480
+/// bytes with the longest request id a caller may send) is under it, so it is still
+/// written in one piece: `a_webhook_answer_is_shorter_than_the_write_buffer_fill…`
+/// in the consumer's tests checks that.
+pub const WRITE_BUFFER_FILL: usize = ACTIX_WRITE_BUFFER - (MAX_FRAME_BYTES + MAX_HEADER);
 
 /// Appends the header of a [`ws_frame`] whose payload is `len` bytes long.
 fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {

@@ -365,3 +365,50 @@ async fn unknown_routes_and_methods_get_json_errors() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_answer_is_shorter_than_the_write_buffer_fill_so_it_goes_out_in_one_write() {
+    // The consumer lets actix take more of a response body only while its write
+    // buffer holds less than WRITE_BUFFER_FILL (so a slow dashboard holds one frame,
+    // README): a head and body longer than that would be written in two pieces.
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let body = serde_json::to_vec(&task("one-write", 1, Priority::Critical)).expect("JSON");
+    let id = "msg_one_write";
+    let now = unix_now();
+    // The longest request id a caller may have echoed back (64 bytes).
+    let request_id = "r".repeat(64);
+    let mut request = crate::raw::head(
+        "POST /consumetasks",
+        &[
+            ("content-type", "application/json".into()),
+            ("content-length", body.len().to_string()),
+            ("x-request-id", request_id),
+            (signing::HEADER_ID, id.to_owned()),
+            (signing::HEADER_TIMESTAMP, now.to_string()),
+            (signing::HEADER_SIGNATURE, app.secret.sign(id, now, &body)),
+        ],
+    );
+    request.extend_from_slice(&body);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &request)
+        .await
+        .expect("request sent");
+
+    let (status, head, json) = crate::raw::read_response(&mut stream).await;
+
+    assert_eq!((status, &json["status"]), (200, &Value::from("published")));
+    let body_length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a content-length");
+    let answer = head.len() + "\r\n\r\n".len() + body_length;
+    assert!(
+        answer < consumer::ws::WRITE_BUFFER_FILL,
+        "a {answer}-byte answer does not fit {} bytes:\n{head}",
+        consumer::ws::WRITE_BUFFER_FILL
+    );
+}
