@@ -136,12 +136,15 @@ impl Resyncs {
 }
 
 #[cfg(test)]
-impl Resyncs {
+impl Default for Resyncs {
     /// Counters registered nowhere, for the feed's unit tests.
-    pub(crate) fn default() -> Resyncs {
+    fn default() -> Resyncs {
         Resyncs(Family::default())
     }
+}
 
+#[cfg(test)]
+impl Resyncs {
     /// How many were counted for `why`.
     pub(crate) fn counted(&self, why: Resync) -> u64 {
         self.0.get_or_create(&ResyncLabel { why }).get()

@@ -31,6 +31,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
 use feed::{Feed, FeedControl};
 use std::any::Any;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -124,24 +125,27 @@ impl Ended {
 impl Socket {
     /// Serves the socket until it ends, and says why it did.
     async fn run(mut self, snapshots: &SharedSnapshots, shutdown: &CancellationToken) -> Ended {
-        let serving = async {
-            self.send_snapshot(snapshots).await?;
-            let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => {
-                        return self.close(Closed::shutdown, CloseCode::Away, "server shutting down").await;
-                    }
-                    () = self.control.resync_asked() => self.send_snapshot(snapshots).await?,
-                    _ = heartbeat.tick() => self.heartbeat().await?,
-                    message = self.stream.recv() => self.handle_client(message).await?,
+        let Err(ended) = self.serve(snapshots, shutdown).await;
+        ended
+    }
+
+    /// The socket's loop: it only ever ends, with the reason.
+    async fn serve(
+        &mut self,
+        snapshots: &SharedSnapshots,
+        shutdown: &CancellationToken,
+    ) -> Result<Infallible, Ended> {
+        self.send_snapshot(snapshots).await?;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    return Err(self.close(Closed::shutdown, CloseCode::Away, "server shutting down").await);
                 }
+                () = self.control.resync_asked() => self.send_snapshot(snapshots).await?,
+                _ = heartbeat.tick() => self.heartbeat().await?,
+                message = self.stream.recv() => self.handle_client(message).await?,
             }
-        };
-        match serving.await {
-            // The loop ends only by an error; should that change, call it gone.
-            Ok(()) => Ended::new(Closed::connection_lost, "socket task ended"),
-            Err(ended) => ended,
         }
     }
 
@@ -150,9 +154,9 @@ impl Socket {
             Ok(snapshot) => snapshot,
             Err(err) => {
                 let reason = format!("store unavailable: {err}");
-                return self
+                return Err(self
                     .close(Closed::store_unavailable, CloseCode::Again, &reason)
-                    .await;
+                    .await);
             }
         };
         // The feed sends it, then the events after its seq.
@@ -162,9 +166,9 @@ impl Socket {
 
     async fn heartbeat(&mut self) -> Result<(), Ended> {
         if self.last_heard.elapsed() > CLIENT_TIMEOUT {
-            return self
+            return Err(self
                 .close(Closed::no_pong, CloseCode::Policy, "no answer to pings")
-                .await;
+                .await);
         }
         within_send_timeout(self.session.ping(b"")).await
     }
@@ -198,20 +202,15 @@ impl Socket {
         }
     }
 
-    /// Sends a close frame with `code` and `description`, and ends the socket for `why`.
-    async fn close(
-        &mut self,
-        why: Closed,
-        code: CloseCode,
-        description: &str,
-    ) -> Result<(), Ended> {
+    /// Sends a close frame with `code` and `description`: the socket ends for `why`.
+    async fn close(&mut self, why: Closed, code: CloseCode, description: &str) -> Ended {
         let reason = CloseReason {
             code,
             description: Some(description.to_owned()),
         };
         // Bounded like any frame we send: a full queue must not hold the task for ever.
         let _ = tokio::time::timeout(SEND_TIMEOUT, self.session.clone().close(Some(reason))).await;
-        Err(Ended::new(why, description))
+        Ended::new(why, description)
     }
 }
 

@@ -184,6 +184,17 @@ impl TestApp {
             .expect("metrics text")
     }
 
+    /// One sample of the consumer's `/metrics`: `name` after the
+    /// `taskhooks_consumer_` prefix, labels included; 0 when it has none.
+    pub async fn counter(&self, name: impl AsRef<str>) -> u64 {
+        let sample = format!("taskhooks_consumer_{} ", name.as_ref());
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(&sample))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+
     /// Opens the dashboard WebSocket.
     pub async fn websocket(&self) -> WsClient {
         let url = format!("ws://127.0.0.1:{}/ws", self.port);

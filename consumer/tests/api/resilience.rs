@@ -50,7 +50,9 @@ async fn redis_down_gives_503_and_the_consumer_recovers_when_it_returns() {
     assert_eq!(resync["type"], "snapshot", "{resync}");
     assert_eq!(resync["seq"], 0, "{resync}");
     assert!(
-        counter(&app, r#"websocket_resyncs_total{why="broker_reconnected"}"#).await >= 1,
+        app.counter(r#"websocket_resyncs_total{why="broker_reconnected"}"#)
+            .await
+            >= 1,
         "the resync is counted for the operator"
     );
     // Like any sender, retry until the consumer's connection is back.
@@ -131,23 +133,12 @@ async fn a_dashboard_that_stops_reading_is_dropped_and_the_others_get_every_even
     .await;
     // Counted as dropped by the consumer, whichever limit came first (it is counted
     // before the socket leaves the gauge), and as nothing else.
-    let closed = |why: &str| counter(&app, format!(r#"websockets_closed_total{{why="{why}"}}"#));
+    let closed = |why: &str| app.counter(format!(r#"websockets_closed_total{{why="{why}"}}"#));
     assert_eq!(closed("no_pong").await + closed("too_slow").await, 1);
     assert_eq!(
         closed("client_closed").await + closed("connection_lost").await,
         0
     );
-}
-
-/// A counter of the consumer's `/metrics` (`name` after the prefix, labels
-/// included), 0 when it has no sample yet.
-async fn counter(app: &TestApp, name: impl AsRef<str>) -> u64 {
-    let sample = format!("taskhooks_consumer_{} ", name.as_ref());
-    app.metrics()
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix(&sample))
-        .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
 /// The consumer's count of open dashboard sockets, from `/metrics`.
