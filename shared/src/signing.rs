@@ -57,6 +57,12 @@ pub enum SigningError {
     /// A required header is absent or not valid text.
     #[error("the {0} header is missing; sign the request with the Standard Webhooks headers")]
     MissingHeader(&'static str),
+    /// A signature header holds bytes that are not visible ASCII.
+    #[error("the {0} header is not plain text: send visible ASCII characters only")]
+    NotText(&'static str),
+    /// The id is empty: it would deduplicate every other empty one.
+    #[error("the webhook-id header is empty; send a unique id such as msg_<uuid>")]
+    EmptyId,
     /// The id is longer than [`MAX_ID_BYTES`].
     #[error(
         "the webhook-id is {len} bytes; at most {MAX_ID_BYTES} are accepted: use a short \
@@ -132,11 +138,12 @@ pub struct CheckedHeaders<'a> {
 }
 
 impl<'a> ReceivedHeaders<'a> {
-    /// The id, when present, checked against [`MAX_ID_BYTES`]: all that is checked
-    /// of an unsigned webhook.
+    /// The id, when present, checked to be neither empty nor over [`MAX_ID_BYTES`]:
+    /// all that is checked of an unsigned webhook.
     pub fn checked_id(&self) -> Result<Option<&'a str>, SigningError> {
         match self.id {
             Some(id) if id.len() > MAX_ID_BYTES => Err(SigningError::IdTooLong { len: id.len() }),
+            Some(id) if id.trim().is_empty() => Err(SigningError::EmptyId),
             id => Ok(id),
         }
     }

@@ -18,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use std::time::{Duration, Instant};
 use taskhooks_shared::Task;
 use taskhooks_shared::json::{from_object, is_json_content_type};
-use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing};
+use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing, SigningError};
 use taskhooks_shared::web::read_body;
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves
@@ -90,12 +90,24 @@ fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A signature header as text: `None` when absent, refused when present but not
+/// visible ASCII (not told apart from "missing" before).
+fn signature_header<'a>(
+    req: &'a HttpRequest,
+    name: &'static str,
+) -> Result<Option<&'a str>, SigningError> {
+    req.headers()
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| SigningError::NotText(name)))
+        .transpose()
+}
+
 /// Everything that can be refused from the headers alone; no HMAC is computed.
 fn check_headers<'a>(req: &'a HttpRequest, signing: &'a Signing) -> Result<Sender<'a>, ApiError> {
     let headers = ReceivedHeaders {
-        id: header_text(req, signing::HEADER_ID),
-        timestamp: header_text(req, signing::HEADER_TIMESTAMP),
-        signature: header_text(req, signing::HEADER_SIGNATURE),
+        id: signature_header(req, signing::HEADER_ID)?,
+        timestamp: signature_header(req, signing::HEADER_TIMESTAMP)?,
+        signature: signature_header(req, signing::HEADER_SIGNATURE)?,
     };
     Ok(match signing {
         Signing::Secrets(secrets) => Sender::Signed(headers.check(signing::unix_now())?, secrets),

@@ -73,13 +73,20 @@ async fn a_stalled_body_gets_408_within_the_deadline_and_its_connection_is_close
 }
 
 #[tokio::test]
-async fn a_long_webhook_id_or_too_many_signatures_get_401_before_the_body_is_sent() {
+async fn an_empty_long_or_non_ascii_webhook_id_or_too_many_signatures_get_401_before_the_body_is_sent()
+ {
     let redis = RedisServer::start();
     let app = spawn_app(Some(&redis)).await;
     let now = unix_now();
     let good = app.secret.sign("msg_1", now, b"the body to come");
     let cases = [
         ("m".repeat(257), None, "at most 256"),
+        (String::new(), None, "webhook-id header is empty"),
+        (
+            "msg_é".to_owned(),
+            None,
+            "webhook-id header is not plain text",
+        ),
         (
             "msg_1".to_owned(),
             Some([good.as_str(); 6].join(" ")),
@@ -107,6 +114,6 @@ async fn a_long_webhook_id_or_too_many_signatures_get_401_before_the_body_is_sen
         let error = body["error"].as_str().expect("an error message");
         assert!(error.contains(words), "{error:?} should mention {words:?}");
     }
-    assert_eq!(outcome_count(&app, "unauthorized").await, 3);
+    assert_eq!(outcome_count(&app, "unauthorized").await, 5);
     assert_eq!(app.stats().await["seq"], 0);
 }

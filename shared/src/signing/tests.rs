@@ -207,7 +207,7 @@ fn every_secret_of_a_list_signs_and_any_one_verifies() {
 }
 
 #[test]
-fn long_ids_and_too_many_or_malformed_signatures_are_refused_from_the_headers_alone() {
+fn empty_or_long_ids_and_too_many_or_malformed_signatures_are_refused_from_the_headers_alone() {
     let ts = SPEC_TS.to_string();
     let long_id = "m".repeat(MAX_ID_BYTES + 1);
     // A correct signature among six is still refused: the count is checked first.
@@ -217,6 +217,8 @@ fn long_ids_and_too_many_or_malformed_signatures_are_refused_from_the_headers_al
             received(&long_id, &ts, SPEC_SIGNATURE),
             SigningError::IdTooLong { len: 257 },
         ),
+        (received("", &ts, SPEC_SIGNATURE), SigningError::EmptyId),
+        (received(" ", &ts, SPEC_SIGNATURE), SigningError::EmptyId),
         (
             received(SPEC_ID, &ts, &six),
             SigningError::TooManySignatures { count: 6 },
