@@ -154,6 +154,11 @@ impl Batch {
         Ok((queued, stop.clone()))
     }
 
+    /// How many events the batch has logged so far: the id of the last (0: none).
+    pub(crate) fn events_so_far(&self) -> usize {
+        lock(&self.log).frames.len()
+    }
+
     /// The events after event id `after` (ids start at 1), a bounded number at a time.
     pub(crate) fn read_after(&self, after: usize) -> Chunk {
         let log = lock(&self.log);

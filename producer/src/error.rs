@@ -30,6 +30,13 @@ pub(crate) enum ApiError {
         minutes = KEEP_FINISHED.as_secs() / 60
     )]
     UnknownBatch(String),
+    /// A batch route's `{id}` that cannot be a batch of ours (not a UUID as
+    /// `POST /producetasks` gives them).
+    #[error(
+        "{0:?} is not a batch id: batch ids are lowercase hyphenated UUIDs, as POST \
+         /producetasks answers them in \"batchid\""
+    )]
+    NotABatchId(String),
     /// A task index outside the batch.
     #[error("no task {index} in this batch: its tasks are numbered 1 to {total}")]
     UnknownTask { index: u64, total: u64 },
@@ -66,7 +73,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownBatch(_) | ApiError::UnknownTask { .. } => StatusCode::NOT_FOUND,
+            ApiError::UnknownBatch(_) | ApiError::NotABatchId(_) | ApiError::UnknownTask { .. } => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::InFlight(_) => StatusCode::CONFLICT,
             ApiError::TooManyBatches(_) | ApiError::OutboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

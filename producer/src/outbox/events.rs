@@ -27,21 +27,26 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Entries of one stream: id and fields.
 type Entries = Vec<(String, HashMap<String, String>)>;
 
-/// Whether `id` is a stream entry id (`1764180000123-0`) or `0` (the start).
-pub(crate) fn is_entry_id(id: &str) -> bool {
-    let mut parts = id.splitn(2, '-');
-    let digits =
-        |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-    digits(parts.next()) && parts.next().is_none_or(|s| digits(Some(s)))
+/// A stream entry id (`1764180000123-0`, or `0` for the start; a missing sequence
+/// number is 0) as numbers, to compare; `None` for anything else, numbers past
+/// `u64` included (Redis would refuse them on every read).
+pub(crate) fn entry_id(id: &str) -> Option<(u64, u64)> {
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match id.split_once('-') {
+        Some((ms, seq)) => Some((number(ms)?, number(seq)?)),
+        None => Some((number(id)?, 0)),
+    }
 }
 
-/// Whether the batch's log ends with a `done` whose id is `after`: a client
-/// that already has everything (answered 204).
-pub(crate) async fn nothing_left(
+/// The id of the batch's last event (`(0, 0)` for none), and whether it is the `done`.
+pub(crate) async fn last_event(
     store: &RedisStore,
     id: &str,
-    after: &str,
-) -> Result<bool, StoreError> {
+) -> Result<((u64, u64), bool), StoreError> {
     let last: Entries = timed(
         redis::cmd("XREVRANGE")
             .arg(Keys::of(id).events)
@@ -52,9 +57,9 @@ pub(crate) async fn nothing_left(
             .query_async(&mut store.conn()),
     )
     .await?;
-    Ok(last
-        .first()
-        .is_some_and(|(last_id, fields)| last_id == after && is_done(fields)))
+    Ok(last.first().map_or(((0, 0), false), |(last_id, fields)| {
+        (entry_id(last_id).unwrap_or((0, 0)), is_done(fields))
+    }))
 }
 
 /// The events of batch `id` after `after`, ending after a `done` or once
@@ -176,11 +181,20 @@ mod tests {
 
     #[test]
     fn only_stream_entry_ids_are_taken() {
-        for good in ["0", "1764180000123-0", "1-2", "17"] {
-            assert!(is_entry_id(good), "{good}");
+        let good = [
+            ("0", (0, 0)),
+            ("1764180000123-0", (1_764_180_000_123, 0)),
+            ("1-2", (1, 2)),
+            ("17", (17, 0)),
+        ];
+        for (id, numbers) in good {
+            assert_eq!(entry_id(id), Some(numbers), "{id}");
         }
-        for bad in ["", "-", "1-", "-1", "a-1", "1-2-3", "$", ">", "1 2"] {
-            assert!(!is_entry_id(bad), "{bad}");
+        let too_big = "18446744073709551616-0"; // u64::MAX + 1
+        for bad in [
+            "", "-", "1-", "-1", "a-1", "1-2-3", "$", ">", "1 2", "+1", too_big,
+        ] {
+            assert_eq!(entry_id(bad), None, "{bad}");
         }
     }
 }

@@ -141,6 +141,10 @@ impl AppState {
         let Some(workers) = &self.workers else {
             let batch = self.in_memory(id)?;
             let after = parse_number(&last)?;
+            let so_far = batch.events_so_far();
+            if after > so_far {
+                return Err(past_last_event(&last, &so_far.to_string()));
+            }
             let rest = batch.read_after(after);
             if rest.at_end && rest.bytes.is_empty() {
                 return Ok(HttpResponse::NoContent().finish());
@@ -154,16 +158,25 @@ impl AppState {
         } else {
             last
         };
-        if !events::is_entry_id(&after) {
+        let Some(after_id) = events::entry_id(&after) else {
             return Err(bad_last_event_id(&after));
-        }
+        };
         let store = &workers.store;
         let Some(summary) = store.summary(&id).await? else {
             return Err(ApiError::UnknownBatch(id));
         };
+        let (last_id, last_is_done) = events::last_event(store, &id).await?;
+        // No event will ever get an id below the last one's: a stream from past it
+        // would wait for ever, and skip every event to come below it.
+        if after_id > last_id {
+            return Err(past_last_event(
+                &after,
+                &format!("{}-{}", last_id.0, last_id.1),
+            ));
+        }
         // A redelivery queued but not yet started has written no event yet: the
         // batch's counts, not its log, say whether more will come.
-        if !summary.counts.running() && events::nothing_left(store, &id, &after).await? {
+        if !summary.counts.running() && last_is_done && after_id == last_id {
             return Ok(HttpResponse::NoContent().finish());
         }
         let stream = events::stream(store.clone(), id, after, closing, open, connection);
@@ -199,6 +212,15 @@ fn parse_number(text: &str) -> Result<usize, ApiError> {
         return Ok(0);
     }
     text.parse().map_err(|_| bad_last_event_id(text))
+}
+
+/// A `Last-Event-ID` past the batch's last event, `last`: no event was ever sent
+/// with it.
+fn past_last_event(text: &str, last: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Last-Event-ID {text:?} is past this batch's last event ({last}): send the id of \
+         the last event received, or none to read from the start"
+    ))
 }
 
 fn bad_last_event_id(text: &str) -> ApiError {

@@ -94,7 +94,7 @@ pub(crate) async fn events(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    state.events(&req, id.into_inner()).await
+    state.events(&req, batch_id(id.into_inner())?).await
 }
 
 /// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not
@@ -106,10 +106,21 @@ pub(crate) async fn stop(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&content_type(&req))?;
-    let id = id.into_inner();
+    let id = batch_id(id.into_inner())?;
     state.stop_batch(id.clone()).await?;
     tracing::info!(batch = %id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
+}
+
+/// The `{id}` of a batch route, checked: this producer's batch ids are UUIDs as
+/// `POST /producetasks` gives them (lowercase, hyphenated). Anything else is no batch
+/// of ours (404), and so never becomes part of a Redis key name (`B:states` would
+/// name another key of batch `B`).
+pub(crate) fn batch_id(id: String) -> Result<String, ApiError> {
+    match uuid::Uuid::try_parse(&id) {
+        Ok(uuid) if uuid.hyphenated().to_string() == id => Ok(id),
+        _ => Err(ApiError::NotABatchId(id)),
+    }
 }
 
 /// The request's `Content-Type`, or `""`.

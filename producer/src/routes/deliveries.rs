@@ -3,7 +3,7 @@
 
 use crate::deliveries::RedeliverRequest;
 use crate::error::ApiError;
-use crate::routes::batches::{content_type, require_json};
+use crate::routes::batches::{batch_id, content_type, require_json};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use taskhooks_shared::json::from_object;
@@ -26,7 +26,7 @@ pub(crate) async fn show(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.summary(id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(state.summary(batch_id(id.into_inner())?).await?))
 }
 
 /// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
@@ -35,6 +35,7 @@ pub(crate) async fn task(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, index) = path.into_inner();
+    let id = batch_id(id)?;
     Ok(HttpResponse::Ok().json(state.task(id, &index).await?))
 }
 
@@ -52,7 +53,7 @@ pub(crate) async fn redeliver(
     }
     let body = read_body(&req, payload, MAX_REDELIVER_BODY_BYTES).await?;
     let request = parse(&body)?;
-    let id = id.into_inner();
+    let id = batch_id(id.into_inner())?;
     let redelivering = state.redeliver_tasks(id.clone(), &request).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "batchid": id,

@@ -139,15 +139,27 @@ async fn batches_are_listed_newest_first_with_counts_that_add_up() {
 }
 
 #[tokio::test]
-async fn unknown_batches_and_tasks_are_404_and_an_index_not_a_number_is_400() {
+async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_an_index_not_a_number_is_400() {
     let receiver = Receiver::start([]).await;
     let app = spawn_app(&receiver, &[]).await;
     let batch = app.start(json!({"min": 2, "max": 2})).await;
     let id = &batch.batchid;
+    let unknown = "00000000-0000-4000-8000-000000000000";
 
     let cases = [
-        ("/batches/nope".to_owned(), 404, "no batch \"nope\""),
-        ("/batches/nope/tasks/1".to_owned(), 404, "no batch \"nope\""),
+        (
+            "/batches/nope".to_owned(),
+            404,
+            "\"nope\" is not a batch id",
+        ),
+        ("/batches/nope/tasks/1".to_owned(), 404, "is not a batch id"),
+        (format!("/batches/{unknown}"), 404, "no batch"),
+        (format!("/batches/{unknown}/tasks/1"), 404, "no batch"),
+        (
+            format!("/batches/{}", id.to_uppercase()),
+            404,
+            "is not a batch id",
+        ),
         (format!("/batches/{id}/tasks/0"), 404, "numbered 1 to 2"),
         (format!("/batches/{id}/tasks/3"), 404, "numbered 1 to 2"),
         (

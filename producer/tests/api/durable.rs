@@ -97,6 +97,47 @@ async fn a_durable_batch_is_delivered_listed_and_its_attempts_kept() {
 }
 
 #[tokio::test]
+async fn a_batch_id_that_is_not_a_uuid_is_404_and_reaches_no_other_key_of_the_batch() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &durable(&url, &[])).await;
+    let batch = app.start(json!({"min": 2, "max": 2})).await;
+    assert_eq!(done(&app.all_events(&batch).await)["delivered"], 2);
+    let id = &batch.batchid;
+
+    // Each names another of the batch's Redis keys, were the id pasted into one.
+    for (method, path) in [
+        ("POST", format!("/batches/{id}:states/stop")),
+        ("POST", format!("/batches/{id}:tasks/redeliver")),
+        ("GET", format!("/batches/{id}:tasks")),
+        ("GET", format!("/batches/{id}:events/events")),
+        ("GET", format!("/batches/{id}:states/tasks/1")),
+    ] {
+        let (status, body) = app.call(method, &path, Some("{}")).await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        let error = body["error"].as_str().expect("an error");
+        assert!(error.contains("is not a batch id"), "{path}: {error}");
+    }
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/batches/{id}/redeliver"),
+            Some("{\"tasks\":[1]}"),
+        )
+        .await;
+    assert_eq!(status, 202, "the batch is as it was: {body}");
+    let (status, body) = app
+        .call("GET", &format!("/batches/{id}/tasks/2"), None)
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (200, &json!("delivered")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn two_producers_on_one_redis_share_a_batch_and_either_serves_it() {
     let redis = RedisServer::start();
     let url = redis.url();

@@ -10,7 +10,8 @@ use std::time::Duration;
 use taskhooks_shared::testing::RedisServer;
 
 #[tokio::test]
-async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign_event_id() {
+async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign_or_future_event_id()
+ {
     let redis = RedisServer::start();
     let url = redis.url();
     let receiver = Receiver::start([]).await;
@@ -27,6 +28,10 @@ async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign
     let numbered = open_events(&app, &batch, "7").await;
     let foreign = open_events(&app, &batch, "abc").await;
     let unknown = open_events(&app, &nope, "0").await;
+    // Past the last event, or past what Redis can read: a stream from there
+    // would wait for ever (or fail every read).
+    let past = open_events(&app, &batch, "99999999999999-0").await;
+    let too_big = open_events(&app, &batch, "18446744073709551616-0").await;
 
     assert_eq!(after_done.status().as_u16(), 204);
     assert_eq!(
@@ -44,6 +49,16 @@ async fn a_durable_stream_answers_204_when_nothing_is_left_and_refuses_a_foreign
         "{error}"
     );
     assert_eq!(unknown.status().as_u16(), 404);
+    assert_eq!(past.status().as_u16(), 400);
+    let error: Value = past.json().await.expect("JSON");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("past this batch's last event"),
+        "{error}"
+    );
+    assert_eq!(too_big.status().as_u16(), 400);
 }
 
 /// `GET` a batch's events with this `Last-Event-ID`, whatever the answer.
