@@ -348,7 +348,7 @@ async fn consumer_refuses_to_start_without_a_secret() {
 }
 
 #[tokio::test]
-async fn unknown_routes_and_methods_get_json_errors() {
+async fn unknown_routes_and_methods_get_json_errors_and_head_is_a_get_without_its_body() {
     let app = spawn_app(None).await;
 
     let (status, body) = app.get_json("/nope").await;
@@ -364,6 +364,26 @@ async fn unknown_routes_and_methods_get_json_errors() {
         body["error"].as_str().is_some_and(|e| e.contains("POST")),
         "{body}"
     );
+
+    // HEAD is a GET without the body (uptime checkers use it); other methods are 405.
+    for path in ["/healthz", "/readyz", "/api/stats", "/"] {
+        let head = app
+            .client
+            .head(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(head.status().as_u16(), 200, "HEAD {path}");
+        assert_eq!(head.bytes().await.expect("read"), "", "HEAD {path}");
+    }
+    let delete = app
+        .client
+        .delete(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(delete.status().as_u16(), 405);
+    assert_eq!(delete.headers()["allow"], "GET, HEAD");
 }
 
 #[tokio::test]

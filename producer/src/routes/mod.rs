@@ -6,13 +6,13 @@ pub(crate) mod health;
 pub(crate) mod page;
 
 use actix_web::{middleware, web};
-use taskhooks_shared::web::{only, origin, static_file};
+use taskhooks_shared::web::{only, only_get, origin, static_file};
 
 /// Registers every route. What changes state (starting, stopping and
 /// redelivering a batch) is behind the cross-site guard, [`origin::guard`].
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(only("/", "GET", web::get().to(page::page)))
-        .service(only("/static/{path:.*}", "GET", web::get().to(static_file)))
+    cfg.service(only_get("/", page::page))
+        .service(only_get("/static/{path:.*}", static_file))
         .service(
             only("/producetasks", "POST", web::post().to(batches::produce))
                 .wrap(middleware::from_fn(origin::guard)),
@@ -26,17 +26,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             only("/batches/{id}/stop", "POST", web::post().to(batches::stop))
                 .wrap(middleware::from_fn(origin::guard)),
         )
-        .service(only("/batches", "GET", web::get().to(deliveries::list)))
-        .service(only(
-            "/batches/{id}",
-            "GET",
-            web::get().to(deliveries::show),
-        ))
-        .service(only(
-            "/batches/{id}/tasks/{index}",
-            "GET",
-            web::get().to(deliveries::task),
-        ))
+        .service(only_get("/batches", deliveries::list))
+        .service(only_get("/batches/{id}", deliveries::show))
+        .service(only_get("/batches/{id}/tasks/{index}", deliveries::task))
         .service(
             only(
                 "/batches/{id}/redeliver",
@@ -45,6 +37,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             )
             .wrap(middleware::from_fn(origin::guard)),
         )
-        .service(only("/healthz", "GET", web::get().to(health::healthz)))
-        .service(only("/metrics", "GET", web::get().to(health::metrics)));
+        .service(only_get("/healthz", health::healthz))
+        .service(only_get("/metrics", health::metrics));
 }

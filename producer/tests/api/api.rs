@@ -134,4 +134,18 @@ async fn health_unknown_routes_and_wrong_methods_answer_in_json() {
     );
     let (status, _) = app.call("GET", "/static/css/style.css", None).await;
     assert_eq!(status, 200);
+    let head = app
+        .client
+        .head(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        head.status().as_u16(),
+        200,
+        "HEAD is a GET without its body"
+    );
+    assert_eq!(head.bytes().await.expect("read"), "");
+    let (status, _) = app.call("DELETE", "/batches", None).await;
+    assert_eq!(status, 405);
 }

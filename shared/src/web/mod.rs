@@ -7,7 +7,10 @@
 
 use crate::assets;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, Resource, Route, web};
+use actix_web::{
+    FromRequest, Handler, HttpRequest, HttpResponse, HttpResponseBuilder, Resource, Responder,
+    Route, web,
+};
 use tokio_util::sync::CancellationToken;
 
 mod body;
@@ -36,18 +39,36 @@ pub fn error_body(
 /// A resource answering `route` at `path`, and a JSON 405 with an `Allow` header
 /// naming `allowed` for any other method.
 pub fn only(path: &str, allowed: &'static str, route: Route) -> Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(move |req: HttpRequest| async move {
-            let mut response = json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method {} is not allowed here; use {allowed}", req.method()),
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
-            response
-        }))
+    refuse_other_methods(web::resource(path).route(route), allowed)
+}
+
+/// A resource answering GET at `path` with `handler`, and HEAD the same way
+/// without the body (every GET resource should, RFC 9110; uptime checkers use
+/// it), and a JSON 405 naming both for any other method. Not for the streams
+/// (`/ws`, Server-Sent Events): a HEAD there would open one.
+pub fn only_get<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let resource = web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler));
+    refuse_other_methods(resource, "GET, HEAD")
+}
+
+fn refuse_other_methods(resource: Resource, allowed: &'static str) -> Resource {
+    resource.default_service(web::to(move |req: HttpRequest| async move {
+        let mut response = json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not allowed here; use {allowed}", req.method()),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+        response
+    }))
 }
 
 /// The JSON 404 for every unknown path (the apps' default service).
