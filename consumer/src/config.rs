@@ -69,8 +69,9 @@ pub struct Config {
     #[arg(long, env = "MAX_WEBSOCKETS", default_value_t = 1_000)]
     pub max_websockets: usize,
 
-    /// Least time between two events frames of one dashboard socket (e.g. 50ms; 0s to
-    /// 1h): an event on an idle socket is sent at once, a burst in one frame per interval.
+    /// Least time between two events frames of this consumer's dashboards (e.g. 50ms;
+    /// 0s to 1h): an event that finds them idle is sent at once, a burst in one frame
+    /// per interval (longer with over 100 sockets).
     #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "2ms",
           value_parser = crate::hub::parse_flush_interval)]
     pub ws_flush_interval: Duration,

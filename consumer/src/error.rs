@@ -18,7 +18,7 @@ pub(crate) enum ApiError {
     BodyTimeout(std::time::Duration),
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
-    #[error("the content type must be application/json, got {0:?}")]
+    #[error("the content type must be application/json (or another …+json type), got {0:?}")]
     NotJson(String),
     #[error("{0}")]
     Signature(#[from] SigningError),
