@@ -180,6 +180,9 @@ impl<'a> ReceivedHeaders<'a> {
 /// are skipped, as the specification says, but counted against [`MAX_SIGNATURES`].
 fn v1_tags(header: &str) -> Result<Vec<[u8; TAG_BYTES]>, SigningError> {
     let count = header.split_whitespace().count();
+    if count == 0 {
+        return Err(SigningError::MalformedSignature); // an empty header
+    }
     if count > MAX_SIGNATURES {
         return Err(SigningError::TooManySignatures { count });
     }

@@ -117,3 +117,34 @@ async fn an_empty_long_or_non_ascii_webhook_id_or_too_many_signatures_get_401_be
     assert_eq!(outcome_count(&app, "unauthorized").await, 5);
     assert_eq!(app.stats().await["seq"], 0);
 }
+
+#[tokio::test]
+async fn a_chunked_body_with_a_bad_chunk_size_gets_400_saying_what_is_wrong() {
+    let redis = RedisServer::start();
+    let app = spawn_app(Some(&redis)).await;
+    let now = unix_now();
+    let mut request = head(
+        "POST /consumetasks",
+        &[
+            ("content-type", "application/json".into()),
+            ("transfer-encoding", "chunked".into()),
+            (signing::HEADER_ID, "msg_chunked".into()),
+            (signing::HEADER_TIMESTAMP, now.to_string()),
+            (
+                signing::HEADER_SIGNATURE,
+                app.secret.sign("msg_chunked", now, b"{}"),
+            ),
+        ],
+    );
+    request.extend_from_slice(b"zz\r\n{}\r\n0\r\n\r\n"); // "zz" is not a hexadecimal size
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+    stream.write_all(&request).await.expect("request sent");
+    let (status, _, body) = read_response(&mut stream).await;
+
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().expect("an error message");
+    assert!(error.contains("chunk size"), "{error}");
+    assert_eq!(app.stats().await["seq"], 0);
+}

@@ -80,7 +80,9 @@ impl AppState {
     pub(crate) async fn task(&self, id: String, index: &str) -> Result<TaskView, ApiError> {
         let summary = self.summary(id).await?;
         let total = summary.total;
-        let index: u64 = index.parse().map_err(|_| {
+        // Digits only: `parse` would also take "+1".
+        let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
+        let index: u64 = index.parse().ok().filter(|_| digits).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "the task index must be a number from 1 to {total}, got {index:?}"
             ))

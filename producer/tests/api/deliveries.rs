@@ -172,6 +172,11 @@ async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_an_index_not_a_numb
             400,
             "a number from 1 to 2",
         ),
+        (
+            format!("/batches/{id}/tasks/+1"),
+            400,
+            "a number from 1 to 2",
+        ),
     ];
     for (path, expected, words) in cases {
         let (status, body) = app.call("GET", &path, None).await;

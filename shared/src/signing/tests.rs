@@ -235,6 +235,10 @@ fn empty_or_long_ids_and_too_many_or_malformed_signatures_are_refused_from_the_h
             received(SPEC_ID, &ts, ",abc"),
             SigningError::MalformedSignature,
         ),
+        (
+            received(SPEC_ID, &ts, " "),
+            SigningError::MalformedSignature,
+        ),
     ];
     for (headers, expected) in cases {
         assert_eq!(headers.check(SPEC_TS).err(), Some(expected.clone()));

@@ -34,11 +34,24 @@ pub async fn read_body(
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| BodyError::Unreadable(err.to_string()))?;
+        let chunk = chunk.map_err(unreadable)?;
         if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge { limit });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// What went wrong mid-body, in words for the sender: actix's own text for an
+/// incomplete body ("payload reached EOF before completing: None") says nothing
+/// about what to fix.
+fn unreadable(err: actix_web::error::PayloadError) -> BodyError {
+    use actix_web::error::PayloadError;
+    BodyError::Unreadable(match err {
+        PayloadError::Incomplete(_) => "the body ended before it was complete: a chunk size \
+            that is not hexadecimal or does not match its chunk, or a connection closed mid-body"
+            .to_owned(),
+        other => other.to_string(),
+    })
 }
