@@ -54,7 +54,7 @@ const SIGNATURE_CHARS: usize = VERSION_PREFIX.len() + TAG_BYTES.div_ceil(3) * 4;
 /// Why a webhook's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
-    /// A required header is absent or not valid text.
+    /// A required header is absent.
     #[error("the {0} header is missing; sign the request with the Standard Webhooks headers")]
     MissingHeader(&'static str),
     /// A signature header holds bytes that are not visible ASCII.

@@ -1,9 +1,9 @@
 //! `POST /consumetasks`: where a webhook is verified and handed to the broker.
 //!
 //! Checks run cheapest-and-most-fundamental first. From the headers alone, before
-//! a byte of the body is read: the signature headers' shape (401: id present and
-//! at most 256 bytes, timestamp within the window, at most 5 well-formed
-//! signatures), then the declared size (413). Then the body, read within
+//! a byte of the body is read: the signature headers' shape (401: each plain
+//! text, the id present, not empty and at most 256 bytes, the timestamp within the
+//! window, 1 to 5 well-formed signatures), then the declared size (413). Then the body, read within
 //! [`BODY_TIMEOUT`] (408) and at most [`MAX_BODY_BYTES`] (413); the HMAC (401, so an
 //! unauthenticated sender learns nothing about our parsing); the content type (415);
 //! the task itself (400 for any JSON or schema problem, or a field over its size).
@@ -103,15 +103,25 @@ fn signature_header<'a>(
 }
 
 /// Everything that can be refused from the headers alone; no HMAC is computed.
+/// Unsigned (`--allow-unsigned`), only the id is read: the other two are ignored.
 fn check_headers<'a>(req: &'a HttpRequest, signing: &'a Signing) -> Result<Sender<'a>, ApiError> {
-    let headers = ReceivedHeaders {
-        id: signature_header(req, signing::HEADER_ID)?,
-        timestamp: signature_header(req, signing::HEADER_TIMESTAMP)?,
-        signature: signature_header(req, signing::HEADER_SIGNATURE)?,
-    };
+    let id = signature_header(req, signing::HEADER_ID)?;
     Ok(match signing {
-        Signing::Secrets(secrets) => Sender::Signed(headers.check(signing::unix_now())?, secrets),
-        Signing::Unsigned => Sender::Unsigned(headers.checked_id()?),
+        Signing::Secrets(secrets) => {
+            let headers = ReceivedHeaders {
+                id,
+                timestamp: signature_header(req, signing::HEADER_TIMESTAMP)?,
+                signature: signature_header(req, signing::HEADER_SIGNATURE)?,
+            };
+            Sender::Signed(headers.check(signing::unix_now())?, secrets)
+        }
+        Signing::Unsigned => Sender::Unsigned(
+            ReceivedHeaders {
+                id,
+                ..ReceivedHeaders::default()
+            }
+            .checked_id()?,
+        ),
     })
 }
 

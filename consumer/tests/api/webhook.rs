@@ -329,6 +329,22 @@ async fn unsigned_webhooks_are_accepted_only_with_allow_unsigned() {
         assert_eq!(response.status().as_u16(), status);
     }
     assert_eq!(unsigned.stats().await["totals"]["Moderate"], 1);
+
+    // Unsigned, the signature headers are not read: not even one that is not text.
+    let stray = unsigned
+        .client
+        .post(format!("{}/consumetasks", unsigned.address))
+        .header("content-type", "application/json")
+        .header(
+            "webhook-signature",
+            reqwest::header::HeaderValue::from_bytes(b"v1,\xff").expect("obs-text is a value"),
+        )
+        .body(serde_json::to_vec(&task("b", 2, Priority::Moderate)).expect("serialises"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(stray.status().as_u16(), 200);
+    assert_eq!(unsigned.stats().await["totals"]["Moderate"], 2);
 }
 
 #[tokio::test]

@@ -42,24 +42,36 @@ pub(crate) fn entry_id(id: &str) -> Option<(u64, u64)> {
     }
 }
 
-/// The id of the batch's last event (`(0, 0)` for none), and whether it is the `done`.
-pub(crate) async fn last_event(
-    store: &RedisStore,
-    id: &str,
-) -> Result<((u64, u64), bool), StoreError> {
-    let last: Entries = timed(
-        redis::cmd("XREVRANGE")
-            .arg(Keys::of(id).events)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut store.conn()),
-    )
-    .await?;
-    Ok(last.first().map_or(((0, 0), false), |(last_id, fields)| {
+/// Where a batch's event stream stands, for a client resuming it.
+pub(crate) struct Position {
+    /// The id of its last event (`(0, 0)` for none).
+    pub(crate) last: (u64, u64),
+    /// Whether that last event is a `done`.
+    pub(crate) last_is_done: bool,
+    /// Redis's clock, in Unix milliseconds: no event gets an id from later.
+    pub(crate) now_ms: u64,
+}
+
+/// The batch's last event and Redis's clock, in one round trip.
+pub(crate) async fn position(store: &RedisStore, id: &str) -> Result<Position, StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("XREVRANGE")
+        .arg(Keys::of(id).events)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .cmd("TIME");
+    let (last, (secs, micros)): (Entries, (u64, u64)) =
+        timed(pipe.query_async(&mut store.conn())).await?;
+    let (last, last_is_done) = last.first().map_or(((0, 0), false), |(last_id, fields)| {
         (entry_id(last_id).unwrap_or((0, 0)), is_done(fields))
-    }))
+    });
+    Ok(Position {
+        last,
+        last_is_done,
+        now_ms: secs * 1000 + micros / 1000,
+    })
 }
 
 /// The events of batch `id` after `after`, ending after a `done` or once

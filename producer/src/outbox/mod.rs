@@ -145,7 +145,7 @@ impl AppState {
             let after = parse_number(&last)?;
             let so_far = batch.events_so_far();
             if after > so_far {
-                return Err(past_last_event(&last, &so_far.to_string()));
+                return Err(past_last_event(&last, so_far));
             }
             let rest = batch.read_after(after);
             if rest.at_end && rest.bytes.is_empty() {
@@ -167,18 +167,20 @@ impl AppState {
         let Some(summary) = store.summary(&id).await? else {
             return Err(ApiError::UnknownBatch(id));
         };
-        let (last_id, last_is_done) = events::last_event(store, &id).await?;
-        // No event will ever get an id below the last one's: a stream from past it
-        // would wait for ever, and skip every event to come below it.
-        if after_id > last_id {
-            return Err(past_last_event(
-                &after,
-                &format!("{}-{}", last_id.0, last_id.1),
-            ));
+        let position = events::position(store, &id).await?;
+        // An id from Redis's future was never sent: a stream from there would wait
+        // until the clock reached it, skipping every event before. One past the last
+        // event but not in the future may be real: Redis may have lost its newest
+        // entries in a restart (`appendfsync everysec`) or a failover.
+        if after_id.0 > position.now_ms + FUTURE_SLACK_MS {
+            return Err(future_event_id(&after, position.now_ms));
         }
-        // A redelivery queued but not yet started has written no event yet: the
-        // batch's counts, not its log, say whether more will come.
-        if !summary.counts.running() && last_is_done && after_id == last_id {
+        // Nothing is stored after `after`. A redelivery queued but not yet started
+        // has written no event yet: the batch's counts, not its log, say whether
+        // more will come.
+        let nothing_left =
+            after_id > position.last || (after_id == position.last && position.last_is_done);
+        if !summary.counts.running() && nothing_left {
             return Ok(HttpResponse::NoContent().finish());
         }
         let stream = events::stream(store.clone(), id, after, closing, open, connection);
@@ -208,20 +210,37 @@ fn last_event_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// A memory stream's event id: a number (0 for none).
+/// A memory stream's event id: a number, digits only (0 for none).
 fn parse_number(text: &str) -> Result<usize, ApiError> {
     if text.is_empty() {
         return Ok(0);
     }
-    text.parse().map_err(|_| bad_last_event_id(text))
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    text.parse()
+        .ok()
+        .filter(|_| digits)
+        .ok_or_else(|| bad_last_event_id(text))
 }
 
-/// A `Last-Event-ID` past the batch's last event, `last`: no event was ever sent
-/// with it.
-fn past_last_event(text: &str, last: &str) -> ApiError {
+/// How far ahead of Redis's clock an event id may be and still be taken (clocks
+/// of replicas after a failover may differ by that much).
+const FUTURE_SLACK_MS: u64 = 10_000;
+
+/// A memory stream's `Last-Event-ID` past the batch's last event, `last`: no
+/// event was ever sent with it (the log lives as long as the process).
+fn past_last_event(text: &str, last: usize) -> ApiError {
     ApiError::BadRequest(format!(
         "Last-Event-ID {text:?} is past this batch's last event ({last}): send the id of \
          the last event received, or none to read from the start"
+    ))
+}
+
+/// A durable stream's `Last-Event-ID` from after `now_ms`, Redis's clock.
+fn future_event_id(text: &str, now_ms: u64) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Last-Event-ID {text:?} is not an event of this batch: its time is later than \
+         Redis's clock ({now_ms} ms); send the id of the last event received, or none to \
+         read from the start"
     ))
 }
 

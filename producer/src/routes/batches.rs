@@ -105,8 +105,8 @@ pub(crate) async fn stop(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_json(&content_type(&req))?;
     let id = batch_id(id.into_inner())?;
+    require_json(&content_type(&req))?;
     state.stop_batch(id.clone()).await?;
     tracing::info!(batch = %id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))

@@ -47,13 +47,13 @@ pub(crate) async fn redeliver(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = batch_id(id.into_inner())?;
     require_json(&content_type(&req))?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
     let body = read_body(&req, payload, MAX_REDELIVER_BODY_BYTES).await?;
     let request = parse(&body)?;
-    let id = batch_id(id.into_inner())?;
     let redelivering = state.redeliver_tasks(id.clone(), &request).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "batchid": id,

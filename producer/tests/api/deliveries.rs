@@ -331,10 +331,18 @@ async fn bad_redeliver_requests_are_refused_precisely_and_redeliver_nothing() {
         let error = answer["error"].as_str().expect("an error");
         assert!(error.contains(words), "{body:.40}: {error}");
     }
-    let (status, answer) = app
-        .call("POST", "/batches/nope/redeliver", Some("{}"))
-        .await;
-    assert_eq!(status, 404, "{answer}");
+    for (path, words) in [
+        ("/batches/nope/redeliver", "is not a batch id"),
+        (
+            "/batches/00000000-0000-4000-8000-000000000000/redeliver",
+            "no batch",
+        ),
+    ] {
+        let (status, answer) = app.call("POST", path, Some("{}")).await;
+        assert_eq!(status, 404, "{answer}");
+        let error = answer["error"].as_str().expect("an error");
+        assert!(error.contains(words), "{path}: {error}");
+    }
     receiver
         .assert_no_more_within(Duration::from_millis(300))
         .await;

@@ -117,17 +117,22 @@ async fn an_unknown_batch_or_a_bad_last_event_id_gets_a_json_error() {
     let receiver = Receiver::start([]).await;
     let app = spawn_app(&receiver, &[]).await;
 
-    let (status, body) = app.call("GET", "/batches/nope/events", None).await;
-    assert_eq!(status, 404);
-    assert!(
-        body["error"]
-            .as_str()
-            .expect("an error")
-            .contains("is not a batch id"),
-        "{body}"
-    );
-    let (status, body) = app.call("POST", "/batches/nope/stop", None).await;
-    assert_eq!(status, 404, "{body}");
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for (method, path, words) in [
+        (
+            "GET",
+            "/batches/nope/events".to_owned(),
+            "is not a batch id",
+        ),
+        ("POST", "/batches/nope/stop".to_owned(), "is not a batch id"),
+        ("GET", format!("/batches/{unknown}/events"), "no batch"),
+        ("POST", format!("/batches/{unknown}/stop"), "no batch"),
+    ] {
+        let (status, body) = app.call(method, &path, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        let error = body["error"].as_str().expect("an error");
+        assert!(error.contains(words), "{path}: {error}");
+    }
 
     let batch = app.start(json!({"min": 1, "max": 1})).await;
     // Not an id, and an id past every event the batch has (or could yet have
