@@ -90,8 +90,8 @@ fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// A signature header as text: `None` when absent, refused when present but not
-/// visible ASCII (not told apart from "missing" before).
+/// A signature header as text: `None` when absent, refused (saying so, rather
+/// than "missing") when present but not visible ASCII.
 fn signature_header<'a>(
     req: &'a HttpRequest,
     name: &'static str,

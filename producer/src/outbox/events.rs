@@ -7,6 +7,7 @@
 
 use super::layout::Keys;
 use super::redis::{OP_TIMEOUT, RedisStore, StoreError, timed};
+use super::whole_number;
 use crate::sse::{
     self, CLOSING_COMMENT, ChunkSource, Connection, KEEP_ALIVE, KEEP_ALIVE_COMMENT, OpenStream,
 };
@@ -31,14 +32,9 @@ type Entries = Vec<(String, HashMap<String, String>)>;
 /// number is 0) as numbers, to compare; `None` for anything else, numbers past
 /// `u64` included (Redis would refuse them on every read).
 pub(crate) fn entry_id(id: &str) -> Option<(u64, u64)> {
-    let number = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
     match id.split_once('-') {
-        Some((ms, seq)) => Some((number(ms)?, number(seq)?)),
-        None => Some((number(id)?, 0)),
+        Some((ms, seq)) => Some((whole_number(ms)?, whole_number(seq)?)),
+        None => Some((whole_number(id)?, 0)),
     }
 }
 

@@ -80,9 +80,7 @@ impl AppState {
     pub(crate) async fn task(&self, id: String, index: &str) -> Result<TaskView, ApiError> {
         let summary = self.summary(id).await?;
         let total = summary.total;
-        // Digits only: `parse` would also take "+1".
-        let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
-        let index: u64 = index.parse().ok().filter(|_| digits).ok_or_else(|| {
+        let index: u64 = whole_number(index).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "the task index must be a number from 1 to {total}, got {index:?}"
             ))
@@ -210,16 +208,19 @@ fn last_event_id(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// A memory stream's event id: a number, digits only (0 for none).
+/// `text` as a whole number of type `T`: ASCII digits only (`parse` alone would
+/// take "+1"), none past `T`'s range.
+pub(crate) fn whole_number<T: std::str::FromStr>(text: &str) -> Option<T> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| text.parse().ok()).flatten()
+}
+
+/// A memory stream's event id: a whole number (0 for none).
 fn parse_number(text: &str) -> Result<usize, ApiError> {
     if text.is_empty() {
         return Ok(0);
     }
-    let digits = text.bytes().all(|b| b.is_ascii_digit());
-    text.parse()
-        .ok()
-        .filter(|_| digits)
-        .ok_or_else(|| bad_last_event_id(text))
+    whole_number(text).ok_or_else(|| bad_last_event_id(text))
 }
 
 /// How far ahead of Redis's clock an event id may be and still be taken (clocks
