@@ -5,7 +5,7 @@
 //! batch ([`SendArgs`]); both take the delivery flags ([`DeliveryArgs`]).
 
 use crate::delivery::DeliverySettings;
-use crate::retry::RetryPolicy;
+use crate::delivery::retry::RetryPolicy;
 use anyhow::Context as _;
 use std::time::Duration;
 use taskhooks_shared::redact_url;
@@ -282,12 +282,12 @@ impl Config {
     }
 
     /// Checks the default batch the page offers: its size range, and that it is
-    /// paced to last no longer than [`crate::batches::MAX_BATCH_DURATION`].
+    /// paced to last no longer than [`crate::store::memory::MAX_BATCH_DURATION`].
     pub(crate) fn check_batch_range(&self) -> anyhow::Result<()> {
         crate::generator::check_range(self.min_tasks, self.max_tasks)
             .map_err(|why| anyhow::anyhow!("--min-tasks / --max-tasks: {why}"))?;
         let pace = Duration::from_millis(self.pace_ms);
-        crate::batches::check_duration(self.max_tasks, pace)
+        crate::store::memory::check_duration(self.max_tasks, pace)
             .map_err(|why| anyhow::anyhow!("--max-tasks / --pace-ms: {why}"))
     }
 }

@@ -1,9 +1,9 @@
 //! Errors a client of the web app can meet, each mapped to a precise status and a
 //! JSON body `{"error": "what went wrong and what to do"}`.
 
-use crate::batches::{KEEP_FINISHED, RegistryFull};
-use crate::deliveries::Refusal;
-use crate::outbox::redis::{OutboxFull, StoreError};
+use crate::record::Refusal;
+use crate::store::memory::KEEP_FINISHED;
+use crate::store::{CreateError, StoreError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::web::{BodyError, error_body};
@@ -47,11 +47,9 @@ pub(crate) enum ApiError {
         list(.0)
     )]
     InFlight(Vec<u64>),
+    /// The store has no room for this batch; the text says when to come back.
     #[error("{0}")]
-    TooManyBatches(#[from] RegistryFull),
-    /// The Redis outbox holds too many tasks to take this batch.
-    #[error("{0}")]
-    OutboxFull(#[from] OutboxFull),
+    NoRoom(CreateError),
     /// Every event stream this producer allows is open.
     #[error(
         "this producer already serves {limit} event streams (its --max-event-streams); close \
@@ -77,7 +75,7 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::InFlight(_) => StatusCode::CONFLICT,
-            ApiError::TooManyBatches(_) | ApiError::OutboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoRoom(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ShuttingDown
@@ -95,11 +93,11 @@ impl ResponseError for ApiError {
             _ => tracing::debug!(%status, error = %self, "request rejected"),
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::TooManyBatches(full) = self {
-            let seconds = full.retry_after.as_secs().to_string();
+        if let ApiError::NoRoom(CreateError::TooManyBatches { retry_after, .. }) = self {
+            let seconds = retry_after.as_secs().to_string();
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
-        if let ApiError::OutboxFull(_) = self {
+        if let ApiError::NoRoom(CreateError::OutboxFull { .. }) = self {
             // Unknown when room is made (it depends on the receiver): a pause
             // long enough that a retrying client does not hammer.
             response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
@@ -114,6 +112,15 @@ impl ResponseError for ApiError {
             }));
         }
         error_body(response, self)
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(err: CreateError) -> Self {
+        match err {
+            CreateError::Store(err) => ApiError::StoreUnavailable(err),
+            full => ApiError::NoRoom(full),
+        }
     }
 }
 

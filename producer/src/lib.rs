@@ -1,34 +1,33 @@
 //! The Taskhooks producer: generates batches of fake tasks and delivers each one
 //! as a signed webhook, with a live page and a headless load mode.
 //!
-//! The path of one task, file by file:
-//! 1. `generator.rs` makes it (seeded, so batches can be reproduced);
-//! 2. `runner.rs` starts its delivery at the pace, within the in-flight bound;
-//! 3. `delivery.rs` signs and POSTs it, retrying as `retry.rs` decides, recording
-//!    every attempt (`outcome.rs`);
-//! 4. each step is told to a sink: for the page, the batch's event log in
-//!    [`batches`], streamed by [`sse`]; for `producer send`, the progress display
-//!    and the [`report`].
+//! The path of one task of the page, folder by folder:
+//! 1. `generator.rs` makes it (seeded, so batches can be reproduced), and
+//!    `routes/` keeps its batch in the [`store`] (memory, or Redis with
+//!    `REDIS_URL`), which queues it;
+//! 2. `worker.rs`, the one pipeline, takes it from the store's queue at its
+//!    batch's pace, within the in-flight bound;
+//! 3. `delivery/` signs and POSTs it, retrying as `delivery/retry.rs` decides,
+//!    and tells each step to the pipeline, which records it in the store
+//!    (`record.rs` is what is recorded);
+//! 4. [`events`] streams the batch's event log to the page.
+//!
+//! `producer send` ([`send`]) delivers through the same `delivery/`, keeping
+//! nothing per task: it counts, and prints a report.
 
-mod batch;
-pub mod batches;
 pub mod config;
-mod deliveries;
 mod delivery;
 mod error;
+pub mod events;
 mod generator;
 mod metrics;
-mod outbox;
-mod outcome;
-mod progress;
-pub mod report;
-mod retry;
+mod record;
 mod routes;
-mod runner;
 pub mod send;
-pub mod sse;
 mod startup;
 mod state;
+pub mod store;
+mod worker;
 
 pub use config::{Cli, Command, Config};
 pub use startup::Application;

@@ -3,11 +3,13 @@
 
 use crate::config::Config;
 use crate::delivery::Deliverer;
-use crate::outbox::redis::RedisStore;
-use crate::outbox::worker::Workers;
+use crate::events;
 use crate::routes;
-use crate::sse;
 use crate::state::{AppState, PageSettings};
+use crate::store::Store;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::{Limits, RedisStore};
+use crate::worker::Pipeline;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use anyhow::Context as _;
@@ -19,6 +21,7 @@ use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::{ServerSettings, serve};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long deliveries in flight may take to finish once shutdown starts, and
 /// then how long HTTP connections may take to close. The default per-attempt
@@ -33,6 +36,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// The pipeline and every delivery, so shutdown can wait for them.
+    tracker: TaskTracker,
 }
 
 impl Application {
@@ -48,7 +53,7 @@ impl Application {
             tracing::warn!("--unsigned: sending webhooks WITHOUT signatures");
         }
         let target = redact_url(delivery.target.as_str());
-        let deliverer = Deliverer::new(delivery, config.delivery.max_in_flight)?;
+        let deliverer = Arc::new(Deliverer::new(delivery, config.delivery.max_in_flight)?);
         let page = PageSettings {
             target_url: target.clone(),
             dashboard_url: redact_url(&config.dashboard_url),
@@ -56,26 +61,35 @@ impl Application {
             max_tasks: config.max_tasks,
             pace_ms: config.pace_ms,
         };
-        let runtime = tokio::runtime::Handle::current();
-        let mut state = AppState::new(
-            page,
-            deliverer,
+        let shutdown = CancellationToken::new();
+        let store: Arc<dyn Store> = match &config.redis_url {
+            Some(url) => redis_store(&config, url, &shutdown).await?,
+            None => Arc::new(MemoryStore::new(&shutdown)),
+        };
+        let tracker = TaskTracker::new();
+        // On this runtime, not an HTTP worker's: the client's pooled connections
+        // outlive the worker that started a batch.
+        Pipeline::spawn(
+            store.clone(),
+            deliverer.clone(),
             config.delivery.max_in_flight,
-            config.delivery.seed,
-            runtime,
+            shutdown.clone(),
+            tracker.clone(),
         );
-        state.limit_event_streams(config.max_event_streams as usize);
-        if let Some(url) = &config.redis_url {
-            state.workers = Some(durable_outbox(&config, url, &state).await?);
-        }
-        let state = web::Data::new(state);
+        let state = web::Data::new(AppState::new(
+            page,
+            (store, deliverer),
+            config.delivery.seed,
+            config.max_event_streams as usize,
+            shutdown,
+        ));
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {} (set --bind or BIND)", config.bind))?;
         let port = listener.local_addr()?.port();
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: None,
-            on_connect: Some(sse::remember_connection),
+            on_connect: Some(events::remember_connection),
             h1_write_buffer_size: None,
         };
         let server = serve(
@@ -91,6 +105,7 @@ impl Application {
             port,
             server,
             state,
+            tracker,
         })
     }
 
@@ -99,22 +114,28 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` is cancelled, then: refuses new batches (503), stops
-    /// the running ones (nothing new is sent), lets deliveries in flight finish
-    /// within [`SHUTDOWN_GRACE`], ends every SSE stream and stops the server.
+    /// Serves until `shutdown` is cancelled, then: refuses new batches (503), takes
+    /// no more tasks (a batch kept in memory is stopped: nothing new is sent), lets
+    /// deliveries in flight finish within [`SHUTDOWN_GRACE`], ends every SSE
+    /// stream and stops the server.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let handle = self.server.handle();
-        tokio::spawn(wind_down(shutdown, self.state.clone(), handle));
+        tokio::spawn(wind_down(
+            shutdown,
+            self.state.clone(),
+            self.tracker,
+            handle,
+        ));
         self.server.await.context("the HTTP server failed")
     }
 }
 
-/// Connects the durable outbox and starts its workers.
-async fn durable_outbox(
+/// Connects the store in Redis and starts its background work.
+async fn redis_store(
     config: &Config,
     url: &str,
-    state: &AppState,
-) -> anyhow::Result<Arc<Workers>> {
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<dyn Store>> {
     anyhow::ensure!(
         config.claim_after >= MIN_CLAIM_AFTER,
         "--claim-after / CLAIM_AFTER must be at least {MIN_CLAIM_AFTER:?}"
@@ -124,31 +145,33 @@ async fn durable_outbox(
         "--keep-finished / KEEP_FINISHED must be at least 1s"
     );
     let shown = redact_url(url);
-    let store = RedisStore::new(url, config.keep_finished)
-        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?
-        .with_max_waiting(config.max_waiting_tasks);
-    store.ensure_group().await.with_context(|| {
+    let limits = Limits {
+        keep_finished: config.keep_finished,
+        max_waiting: config.max_waiting_tasks,
+        claim_after: config.claim_after,
+    };
+    let store = RedisStore::new(url, limits)
+        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?;
+    store.connect().await.with_context(|| {
         format!("cannot reach Redis at {shown} (REDIS_URL) to set up the outbox")
     })?;
-    let workers = Workers::new(
-        store,
-        state.deliverer.clone(),
-        (state.in_flight.clone(), config.delivery.max_in_flight),
-        state.shutdown.clone(),
-        state.tracker.clone(),
-        config.claim_after,
-    );
-    workers.spawn();
-    tracing::info!(redis = %shown, name = %workers.name, "durable outbox in Redis");
-    Ok(workers)
+    let store = Arc::new(store);
+    store.spawn(shutdown);
+    tracing::info!(redis = %shown, name = %store.name(), "durable outbox in Redis");
+    Ok(store)
 }
 
-async fn wind_down(shutdown: CancellationToken, state: web::Data<AppState>, server: ServerHandle) {
+async fn wind_down(
+    shutdown: CancellationToken,
+    state: web::Data<AppState>,
+    tracker: TaskTracker,
+    server: ServerHandle,
+) {
     shutdown.cancelled().await;
     tracing::info!("shutting down: no new batches; letting deliveries in flight finish");
     state.shutdown.cancel();
-    state.tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, state.tracker.wait())
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await
         .is_err()
     {

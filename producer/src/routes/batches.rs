@@ -1,9 +1,10 @@
-//! Starting a batch, following it over Server-Sent Events, and stopping it.
+//! Starting and stopping a batch, and what every batch route checks: the id in
+//! its path and a JSON content type.
 
-use crate::batches::check_duration;
 use crate::error::ApiError;
 use crate::generator::check_range;
 use crate::state::{AppState, PageSettings};
+use crate::store::memory::check_duration;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::time::Duration;
@@ -76,25 +77,17 @@ pub(crate) async fn produce(
     }
     let body = read_body(&req, payload, MAX_BODY_BYTES).await?;
     let spec = BatchRequest::parse(&content_type(&req), &body)?.check(&state.page)?;
-    let batch = state.start(spec.min, spec.max, spec.pace).await?;
-    let id = &batch.id;
+    let tasks = state.generate(spec.min, spec.max);
+    let id = tasks.batchid.clone();
+    let total = state.store.create(tasks, spec.pace).await?;
+    tracing::info!(batch = %id, total, pace = ?spec.pace, "batch started");
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "batchid": id,
-        "total": batch.total,
+        "total": total,
         "events_url": format!("/batches/{id}/events"),
         "stop_url": format!("/batches/{id}/stop"),
         "redeliver_url": format!("/batches/{id}/redeliver"),
     })))
-}
-
-/// `GET /batches/{id}/events`: the batch's progress as Server-Sent Events, from
-/// after the `Last-Event-ID` the client sends when it reconnects.
-pub(crate) async fn events(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    state.events(&req, batch_id(id.into_inner())?).await
 }
 
 /// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not
@@ -107,7 +100,9 @@ pub(crate) async fn stop(
 ) -> Result<HttpResponse, ApiError> {
     let id = batch_id(id.into_inner())?;
     require_json(&content_type(&req))?;
-    state.stop_batch(id.clone()).await?;
+    if !state.store.stop(&id).await? {
+        return Err(ApiError::UnknownBatch(id));
+    }
     tracing::info!(batch = %id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
 }

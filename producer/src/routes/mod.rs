@@ -1,9 +1,10 @@
 //! HTTP routes, one file per concern.
 
 pub(crate) mod batches;
-pub(crate) mod deliveries;
+mod events;
 pub(crate) mod health;
 pub(crate) mod page;
+mod tasks;
 
 use actix_web::{middleware, web};
 use taskhooks_shared::web::{only, only_get, origin, static_file};
@@ -20,20 +21,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(only(
             "/batches/{id}/events",
             "GET",
-            web::get().to(batches::events),
+            web::get().to(events::events),
         ))
         .service(
             only("/batches/{id}/stop", "POST", web::post().to(batches::stop))
                 .wrap(middleware::from_fn(origin::guard)),
         )
-        .service(only_get("/batches", deliveries::list))
-        .service(only_get("/batches/{id}", deliveries::show))
-        .service(only_get("/batches/{id}/tasks/{index}", deliveries::task))
+        .service(only_get("/batches", tasks::list))
+        .service(only_get("/batches/{id}", tasks::show))
+        .service(only_get("/batches/{id}/tasks/{index}", tasks::task))
         .service(
             only(
                 "/batches/{id}/redeliver",
                 "POST",
-                web::post().to(deliveries::redeliver),
+                web::post().to(tasks::redeliver),
             )
             .wrap(middleware::from_fn(origin::guard)),
         )

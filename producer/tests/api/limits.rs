@@ -3,8 +3,8 @@
 //! stream clients that stop reading are dropped.
 
 use crate::helpers::{Receiver, TestApp, WAIT, spawn_app};
-use producer::batches::MAX_BATCHES;
-use producer::sse::STALL_TIMEOUT;
+use producer::events::STALL_TIMEOUT;
+use producer::store::memory::MAX_BATCHES;
 use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

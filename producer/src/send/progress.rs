@@ -3,8 +3,8 @@
 //! [`Progress`] adds the shards up: a bar or a plain line a second for the eye,
 //! and the [`Report`] at the end.
 
-use crate::report::Report;
-use crate::runner::{Sink, State, Summary, TaskEvent};
+use super::report::Report;
+use crate::delivery::task::{Sink, State, TaskEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,16 +208,12 @@ impl Sink for Shard {
             self.out.note_failure(&event);
         }
     }
+}
 
-    /// Tasks never sent are only counted: stopping a huge run is instant.
-    fn each_unsent(&self) -> bool {
-        false
-    }
-
-    fn unsent(&self, count: u64) {
+impl Shard {
+    /// `count` tasks were never sent (the run was stopped): only counted, so
+    /// that stopping a huge run is instant.
+    pub(crate) fn unsent(&self, count: u64) {
         self.with_report(|r| r.cancelled += count);
     }
-
-    /// Nothing to do: [`Progress::finish`] ends the display once every shard is over.
-    fn finish(&self, _summary: &Summary) {}
 }

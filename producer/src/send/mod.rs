@@ -9,13 +9,18 @@
 //! stealing did, a futex call or two per task, seen with `perf stat`). The tasks
 //! come from the one seeded generator, handed out in chunks.
 
+mod progress;
+pub mod report;
+mod runner;
+
 use crate::config::SendArgs;
 use crate::delivery::Deliverer;
+use crate::delivery::task::Queued;
 use crate::generator::{BatchTasks, Generator};
-use crate::progress::{Progress, Shard};
-use crate::report::Report;
-use crate::runner::{Queued, Runner};
 use anyhow::Context as _;
+use progress::{Progress, Shard};
+use report::Report;
+use runner::Runner;
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -1,5 +1,5 @@
-//! The durable outbox's layout in Redis: the key names, and the Lua scripts
-//! that change a batch atomically, whichever producer runs them.
+//! The Redis store's layout: the key names, and the Lua scripts that change a
+//! batch atomically, whichever producer runs them.
 //!
 //! The layout, every key under [`PREFIX`]:
 //! - `queue`: a stream of `{batch, index}` entries read by the consumer group
@@ -63,7 +63,10 @@ pub(super) fn index_key() -> String {
 
 /// Stores a task's new state and record, appends its event and, when it was
 /// the last task to end, the batch's `done` and the keys' expiry. Returns -1
-/// when the batch is gone (expired), 1 when the batch is done, else 0.
+/// when the batch is gone (expired), 1 when the batch is done, else 0. Its
+/// state names are [`crate::delivery::task::State::name`]'s, and its `done` is
+/// [`crate::record::DoneData`]'s JSON: the test
+/// `the_scripts_done_event_is_the_one_rust_writes` below holds them together.
 const APPLY_LUA: &str = r#"
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if not old then return -1 end
@@ -136,3 +139,67 @@ pub(super) static REQUEUE: LazyLock<redis::Script> =
 /// See [`RESERVE_LUA`].
 pub(super) static RESERVE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(RESERVE_LUA));
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Limits, RedisStore};
+    use crate::delivery::task::State;
+    use crate::generator::Generator;
+    use crate::record::{Counts, DoneData};
+    use crate::store::Store as _;
+    use std::time::Duration;
+    use taskhooks_shared::testing::RedisServer;
+
+    /// The scripts' side of two formats Rust also writes: the `done` event's JSON
+    /// (read back by Rust's own parser, which refuses unknown fields) and the
+    /// counts by state name.
+    #[tokio::test]
+    async fn the_scripts_done_event_is_the_one_rust_writes() {
+        let redis = RedisServer::start();
+        let limits = Limits {
+            keep_finished: Duration::from_secs(60),
+            max_waiting: u64::MAX,
+            claim_after: Duration::from_secs(30),
+        };
+        let store = RedisStore::new(&redis.url(), limits).expect("a store");
+        let tasks = Generator::new(Some(3)).batch_of(3);
+        let id = tasks.batchid.clone();
+        store.create(tasks, Duration::ZERO).await.expect("created");
+        let ends = [State::Delivered, State::Failed, State::Cancelled];
+        for (index, end) in (1..).zip(ends) {
+            let mut record = store
+                .record(&id, index)
+                .await
+                .expect("read")
+                .expect("a task");
+            for state in [State::Sending, State::Retrying, end] {
+                record.state = state;
+                store
+                    .apply(&id, index, &record, "{}")
+                    .await
+                    .expect("stored");
+            }
+        }
+
+        let mut log = store.event_log(&id).expect("a log");
+        let events = log.read_after("0", Duration::ZERO).await.expect("read");
+        let done: Vec<_> = events.iter().filter(|e| e.done).collect();
+        assert_eq!(done.len(), 1, "{events:?}");
+        assert!(events.last().is_some_and(|e| e.done), "done comes last");
+        let data: DoneData =
+            serde_json::from_str(&done[0].data).expect("Rust reads the script's done");
+        let counts = Counts::of(ends);
+        assert_eq!(
+            DoneData {
+                elapsed_ms: data.elapsed_ms,
+                ..DoneData::of(&counts, 0)
+            },
+            data
+        );
+        let summary = store.summary(&id).await.expect("read").expect("kept");
+        assert_eq!(
+            summary.counts, counts,
+            "the script counts by the same state names"
+        );
+    }
+}

@@ -1,9 +1,10 @@
-//! A batch's delivery log as the API shows it: each task's state, `webhook-id`
-//! and attempts, the batch's summary with its counts, and which tasks a
-//! redelivery sends. Plain data and pure functions, whichever outbox keeps them.
+//! What is recorded of a batch, whichever store keeps it: each task's record
+//! (state, `webhook-id`, attempts), the batch's counts and summary, the JSON of
+//! its `task` and `done` events, and which tasks a redelivery sends. Plain data
+//! and pure functions.
 
-use crate::outcome::Attempt;
-use crate::runner::{Queued, State, TaskEvent, new_webhook_id};
+use crate::delivery::attempt::Attempt;
+use crate::delivery::task::{Queued, State, TaskEvent, new_webhook_id};
 use std::collections::HashSet;
 use taskhooks_shared::Task;
 
@@ -104,16 +105,29 @@ impl Counts {
     pub(crate) fn of(states: impl IntoIterator<Item = State>) -> Counts {
         let mut counts = Counts::default();
         for state in states {
-            let count = match state {
-                State::Queued => &mut counts.queued,
-                State::Sending | State::Retrying => &mut counts.in_flight,
-                State::Delivered => &mut counts.delivered,
-                State::Failed => &mut counts.failed,
-                State::Cancelled => &mut counts.cancelled,
-            };
-            *count += 1;
+            *counts.bucket(state) += 1;
         }
         counts
+    }
+
+    /// The count a task in `state` is counted in.
+    fn bucket(&mut self, state: State) -> &mut u64 {
+        match state {
+            State::Queued => &mut self.queued,
+            State::Sending | State::Retrying => &mut self.in_flight,
+            State::Delivered => &mut self.delivered,
+            State::Failed => &mut self.failed,
+            State::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    /// A task went from `old` to `new`; whether it changed counts.
+    pub(crate) fn moved(&mut self, old: State, new: State) -> bool {
+        let before = *self;
+        let from = self.bucket(old);
+        *from = from.saturating_sub(1);
+        *self.bucket(new) += 1;
+        *self != before
     }
 
     /// Whether some task has not reached its final state.
@@ -187,6 +201,32 @@ impl TaskView {
             webhook_id: record.webhook_id.clone(),
             task: record.task.clone(),
             attempts: record.attempts.clone(),
+        }
+    }
+}
+
+/// The `data` of an `event: done`: the whole batch's final counts. The Redis
+/// store's `APPLY` script writes the same JSON; the test
+/// `store::redis::layout::tests::the_scripts_done_event_is_the_one_rust_writes` holds the two together.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DoneData {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) cancelled: u64,
+    /// From the start of the batch's last run (its creation, or its last
+    /// redelivery) to its end, in milliseconds.
+    pub(crate) elapsed_ms: u64,
+}
+
+impl DoneData {
+    /// The `done` of a batch with these counts, run for `elapsed_ms`.
+    pub(crate) fn of(counts: &Counts, elapsed_ms: u64) -> DoneData {
+        DoneData {
+            delivered: counts.delivered,
+            failed: counts.failed,
+            cancelled: counts.cancelled,
+            elapsed_ms,
         }
     }
 }
@@ -276,7 +316,7 @@ impl RedeliverRequest {
         let busy: Vec<u64> = asked
             .iter()
             .copied()
-            .filter(|&i| matches!(state(i), State::Queued | State::Sending | State::Retrying))
+            .filter(|&i| !state(i).is_final())
             .collect();
         if busy.is_empty() {
             Ok(asked.clone())

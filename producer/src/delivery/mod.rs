@@ -1,13 +1,17 @@
 //! Delivering one task as a webhook: the shared HTTP client, a fresh signature per
-//! attempt, retries by the [`crate::retry`] policy, and a record of every attempt.
+//! attempt, retries by the [`retry`] policy, and a record of every attempt.
+
+pub(crate) mod attempt;
+pub(crate) mod retry;
+pub(crate) mod task;
 
 use crate::metrics::Metrics;
-use crate::outcome::{Attempt, Delivery, Outcome, excerpt, now_millis};
-use crate::retry::{self, Decision, GiveUp, RetryPolicy, Verdict};
 use anyhow::Context as _;
+use attempt::{Attempt, Delivery, Outcome, excerpt, now_millis};
 use bytes::Bytes;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use retry::{Decision, GiveUp, RetryPolicy, Verdict};
 use std::time::{Duration, Instant, SystemTime};
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::{self, Signing, unix_now};

@@ -1,10 +1,11 @@
 //! The delivery log: the batches kept, one batch, one task with its attempts,
 //! and redelivering a batch's tasks.
 
-use crate::deliveries::RedeliverRequest;
 use crate::error::ApiError;
+use crate::record::{RedeliverRequest, TaskView};
 use crate::routes::batches::{batch_id, content_type, require_json};
 use crate::state::AppState;
+use crate::store::whole_number;
 use actix_web::{HttpRequest, HttpResponse, web};
 use taskhooks_shared::json::from_object;
 use taskhooks_shared::web::read_body;
@@ -16,8 +17,8 @@ const MAX_REDELIVER_BODY_BYTES: usize = 80 * 1024;
 /// `GET /batches`: whether deliveries are durable, and the batches kept, newest first.
 pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "durable": state.durable(),
-        "batches": state.list().await?,
+        "durable": state.store.durable(),
+        "batches": state.store.list().await?,
     })))
 }
 
@@ -26,7 +27,11 @@ pub(crate) async fn show(
     id: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.summary(batch_id(id.into_inner())?).await?))
+    let id = batch_id(id.into_inner())?;
+    match state.store.summary(&id).await? {
+        Some(summary) => Ok(HttpResponse::Ok().json(summary)),
+        None => Err(ApiError::UnknownBatch(id)),
+    }
 }
 
 /// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
@@ -36,7 +41,19 @@ pub(crate) async fn task(
 ) -> Result<HttpResponse, ApiError> {
     let (id, index) = path.into_inner();
     let id = batch_id(id)?;
-    Ok(HttpResponse::Ok().json(state.task(id, &index).await?))
+    let Some(summary) = state.store.summary(&id).await? else {
+        return Err(ApiError::UnknownBatch(id));
+    };
+    let total = summary.total;
+    let index: u64 = whole_number(&index).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "the task index must be a number from 1 to {total}, got {index:?}"
+        ))
+    })?;
+    match state.store.record(&id, index).await? {
+        Some(record) => Ok(HttpResponse::Ok().json(TaskView::new(&id, index, &record))),
+        None => Err(ApiError::UnknownTask { index, total }),
+    }
 }
 
 /// `POST /batches/{id}/redeliver`, `{}` or `{"tasks": [3, 7]}` as JSON: sends
@@ -54,7 +71,13 @@ pub(crate) async fn redeliver(
     }
     let body = read_body(&req, payload, MAX_REDELIVER_BODY_BYTES).await?;
     let request = parse(&body)?;
-    let redelivering = state.redeliver_tasks(id.clone(), &request).await?;
+    let redelivering = match state.store.redeliver(&id, &request).await? {
+        Some(chosen) => chosen?,
+        None => return Err(ApiError::UnknownBatch(id)),
+    };
+    if !redelivering.is_empty() {
+        tracing::info!(batch = %id, tasks = ?redelivering, "redelivering");
+    }
     Ok(HttpResponse::Accepted().json(serde_json::json!({
         "batchid": id,
         "redelivering": redelivering,
