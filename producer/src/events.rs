@@ -9,7 +9,7 @@
 //! log, and shuts its connection down: the server, stuck writing to a full
 //! socket, would otherwise keep it until the client read again.
 
-use crate::metrics::InFlight;
+use crate::delivery::metrics::InFlight;
 use crate::store::{EventId, EventLog, Limit, Logged, Store, StoreError};
 use actix_web::dev::Extensions;
 use bytes::{Bytes, BytesMut};

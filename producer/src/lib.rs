@@ -20,7 +20,7 @@ mod delivery;
 mod error;
 pub mod events;
 mod generator;
-mod metrics;
+mod pace;
 mod record;
 mod routes;
 pub mod send;

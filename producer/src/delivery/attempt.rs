@@ -1,5 +1,5 @@
 //! What a delivery came to: each attempt, and how it ended. Plain data, made by
-//! [`crate::delivery`] and read by [`crate::metrics`], the runner and the report.
+//! [`crate::delivery`] and read by its metrics, the pipeline and `producer send`.
 
 use std::time::Duration;
 

@@ -2,13 +2,14 @@
 //! attempt, retries by the [`retry`] policy, and a record of every attempt.
 
 pub(crate) mod attempt;
+pub(crate) mod metrics;
 pub(crate) mod retry;
 pub(crate) mod task;
 
-use crate::metrics::Metrics;
 use anyhow::Context as _;
 use attempt::{Attempt, Delivery, Outcome, excerpt, now_millis};
 use bytes::Bytes;
+use metrics::Metrics;
 use rand::RngExt as _;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use retry::{Decision, GiveUp, RetryPolicy, Verdict};

@@ -10,16 +10,12 @@
 use super::progress::Shard;
 use crate::delivery::Deliverer;
 use crate::delivery::task::{Queued, deliver_task};
+use crate::pace::next_start;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// How late a start may run behind the pace schedule and still be caught up on.
-/// Later than this (the in-flight limit held it back), the schedule restarts from
-/// now rather than firing a burst.
-const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 
 /// What one thread's share runs with.
 #[derive(Debug, Clone)]
@@ -108,37 +104,7 @@ impl Schedule {
         }
     }
 
-    /// Keeps to the schedule when on time (so sub-millisecond paces average
-    /// right), restarts it from `now` when far behind.
     fn started(&mut self, now: Instant) {
-        if self.pace.is_zero() {
-            return;
-        }
-        let base = match self.next {
-            Some(due) if now.saturating_duration_since(due) < MAX_CATCH_UP => due,
-            _ => now,
-        };
-        self.next = Some(base + self.pace);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_schedule_keeps_time_when_on_time_and_restarts_when_far_behind() {
-        let t0 = Instant::now();
-        let mut schedule = Schedule::new(Duration::from_millis(10));
-        schedule.started(t0);
-        assert_eq!(schedule.next, Some(t0 + Duration::from_millis(10)));
-        schedule.started(t0 + Duration::from_millis(12));
-        assert_eq!(schedule.next, Some(t0 + Duration::from_millis(20)));
-        let late = t0 + Duration::from_secs(5);
-        schedule.started(late);
-        assert_eq!(schedule.next, Some(late + Duration::from_millis(10)));
-        let mut unpaced = Schedule::new(Duration::ZERO);
-        unpaced.started(t0);
-        assert_eq!(unpaced.next, None);
+        self.next = next_start(self.next, now, self.pace);
     }
 }

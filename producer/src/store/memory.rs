@@ -1,6 +1,8 @@
 //! The store in this process's memory (the default, without `REDIS_URL`): the
-//! batches by id, each with its tasks' records, counts, pace, stop flag and
-//! event log (numbered from 1), and one queue of tasks waiting to be sent.
+//! batches by id, each with its tasks' records, counts, pace, stop flag, event
+//! log (numbered from 1) and queue of tasks waiting to be sent. A task is handed
+//! out only once its batch's paced start is due, the batch due soonest first: a
+//! slowly paced batch never holds up another.
 //!
 //! Memory is bounded: a batch has at most [`crate::generator::MAX_BATCH_TASKS`]
 //! tasks and each task logs at most `2 × max attempts` events; at most
@@ -16,6 +18,7 @@ use super::{
 use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
 use crate::generator::BatchTasks;
+use crate::pace::next_start;
 use crate::record::{BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -34,13 +37,14 @@ pub(crate) const KEEP_FINISHED: Duration = Duration::from_secs(10 * 60);
 pub(crate) const MAX_BATCH_DURATION: Duration = Duration::from_secs(60 * 60);
 /// Most events handed to a client in one read.
 const MAX_READ_EVENTS: usize = 256;
+/// How long `next` waits when no task is queued before it says so.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
-/// The batches of this process, and its queue.
+/// The batches of this process.
 #[derive(Debug)]
 pub(crate) struct MemoryStore {
     batches: Mutex<HashMap<String, Arc<Batch>>>,
-    queue: Mutex<VecDeque<Entry>>,
-    /// Woken when a task is queued.
+    /// Woken when a task is queued or a batch stopped.
     queued: Notify,
     stops: Stops,
 }
@@ -65,7 +69,10 @@ struct BatchState {
     tasks: Vec<TaskRecord>,
     counts: Counts,
     log: Vec<(bool, String)>,
+    /// The tasks waiting to be sent, by index, in order.
+    queue: VecDeque<u64>,
     stopped: bool,
+    /// When its next task may start (`None`: at once).
     next_start: Option<Instant>,
     /// When its last run started (creation or redelivery), Unix milliseconds.
     run_started_at: u64,
@@ -93,7 +100,6 @@ impl MemoryStore {
     pub(crate) fn new(shutdown: &CancellationToken) -> MemoryStore {
         MemoryStore {
             batches: Mutex::new(HashMap::new()),
-            queue: Mutex::new(VecDeque::new()),
             queued: Notify::new(),
             stops: Stops::new(Some(shutdown.clone())),
         }
@@ -125,16 +131,46 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn enqueue(&self, id: &str, indexes: impl IntoIterator<Item = u64>) {
-        let mut queue = lock(&self.queue);
-        for index in indexes {
-            queue.push_back(Entry {
-                id: String::new(),
-                batch: id.to_owned(),
-                index,
-            });
-            self.queued.notify_one();
+    /// The next task whose start is due, its start reserved; else how long until
+    /// the first one is (`None`: no task is queued). `draining`: every task is
+    /// due, to end as cancelled.
+    fn take_due(&self, now: Instant, draining: bool) -> Result<Entry, Option<Duration>> {
+        let batches: Vec<Arc<Batch>> = lock(&self.batches).values().cloned().collect();
+        let mut first: Option<(Instant, u64, Arc<Batch>)> = None;
+        for batch in batches {
+            let due = {
+                let state = lock(&batch.state);
+                if state.queue.is_empty() {
+                    continue;
+                }
+                let at_once = draining || state.stopped;
+                if at_once {
+                    now
+                } else {
+                    state.next_start.unwrap_or(now)
+                }
+            };
+            let key = (due, batch.created_at);
+            if first.as_ref().is_none_or(|(d, c, _)| key < (*d, *c)) {
+                first = Some((due, batch.created_at, batch));
+            }
         }
+        let Some((due, _, batch)) = first else {
+            return Err(None);
+        };
+        if due > now {
+            return Err(Some(due - now));
+        }
+        let mut state = lock(&batch.state);
+        let Some(index) = state.queue.pop_front() else {
+            return Err(Some(Duration::ZERO)); // taken meanwhile: look again
+        };
+        state.next_start = next_start(state.next_start, now, batch.pace).or(state.next_start);
+        Ok(Entry {
+            id: String::new(),
+            batch: batch.id.clone(),
+            index,
+        })
     }
 }
 
@@ -168,6 +204,7 @@ impl Batch {
                 counts: Counts::of(tasks.iter().map(|t| t.state)),
                 tasks,
                 log: Vec::new(),
+                queue: VecDeque::new(),
                 stopped: false,
                 next_start: None,
                 run_started_at: now,
@@ -225,9 +262,10 @@ impl Store for MemoryStore {
 
     async fn create(&self, tasks: BatchTasks, pace: Duration) -> Result<u64, CreateError> {
         let batch = Arc::new(Batch::new(tasks, pace));
-        let (id, total) = (batch.id.clone(), batch.total);
+        let total = batch.total;
+        lock(&batch.state).queue.extend(1..=total);
         self.insert(batch)?;
-        self.enqueue(&id, 1..=total);
+        self.queued.notify_one();
         Ok(total)
     }
 
@@ -277,8 +315,9 @@ impl Store for MemoryStore {
         state.stopped = false;
         state.finished_at = None;
         state.run_started_at = now_millis();
+        state.queue.extend(chosen.iter().copied());
         drop(state);
-        self.enqueue(id, chosen.iter().copied());
+        self.queued.notify_one();
         Ok(Some(Ok(chosen)))
     }
 
@@ -288,22 +327,25 @@ impl Store for MemoryStore {
         };
         lock(&batch.state).stopped = true;
         self.stops.cancel(id);
+        self.queued.notify_one(); // its queued tasks are due at once, to be cancelled
         Ok(true)
     }
 
     async fn next(&self, shutdown: &CancellationToken) -> Result<Option<Entry>, StoreError> {
         loop {
             // A batch kept here ends with the process: after a shutdown the
-            // queue is still emptied, each task ending as cancelled.
-            if let Some(entry) = lock(&self.queue).pop_front() {
-                return Ok(Some(entry));
-            }
-            if shutdown.is_cancelled() {
-                return Ok(None);
-            }
+            // queues are still emptied, each task ending as cancelled.
+            let draining = shutdown.is_cancelled();
+            let wait = match self.take_due(Instant::now(), draining) {
+                Ok(entry) => return Ok(Some(entry)),
+                Err(None) if draining => return Ok(None),
+                Err(wait) => wait,
+            };
+            let due = tokio::time::sleep(wait.unwrap_or(IDLE_WAIT));
             tokio::select! {
                 () = self.queued.notified() => {}
                 () = shutdown.cancelled() => {}
+                () = due => {}
             }
         }
     }
@@ -318,15 +360,9 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn reserve_start(&self, id: &str, pace_ms: u64) -> Result<Duration, StoreError> {
-        let Some(batch) = self.get(id) else {
-            return Ok(Duration::ZERO);
-        };
-        let now = Instant::now();
-        let mut state = lock(&batch.state);
-        let start = state.next_start.map_or(now, |next| next.max(now));
-        state.next_start = Some(start + Duration::from_millis(pace_ms));
-        Ok(start - now)
+    /// Now: a task is handed out only once its start is due (see `take_due`).
+    async fn reserve_start(&self, _id: &str, _pace_ms: u64) -> Result<Duration, StoreError> {
+        Ok(Duration::ZERO)
     }
 
     async fn apply(
@@ -499,6 +535,32 @@ mod tests {
         );
         let rest = log.read_after("3", Duration::ZERO).await.expect("read");
         assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_task_is_handed_out_once_its_batch_is_due_so_a_slow_batch_holds_up_none() {
+        let store = store();
+        let slow = start(&store, 3, Duration::from_secs(10)).await;
+        let fast = start(&store, 2, Duration::ZERO).await;
+        let now = Instant::now();
+
+        let mut taken: Vec<(String, u64)> = (0..3)
+            .map(|_| store.take_due(now, false).expect("due"))
+            .map(|entry| (entry.batch, entry.index))
+            .collect();
+        let not_yet = store
+            .take_due(now, false)
+            .expect_err("the slow batch's next is not due");
+        let drained = store
+            .take_due(now, true)
+            .expect("every task is due when draining");
+
+        taken.sort();
+        let mut expected = vec![(slow.clone(), 1), (fast.clone(), 1), (fast, 2)];
+        expected.sort();
+        assert_eq!(taken, expected);
+        assert_eq!(not_yet, Some(Duration::from_secs(10)));
+        assert_eq!((drained.batch, drained.index), (slow, 2));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use crate::end_to_end::Consumer;
 use crate::helpers::{
-    Receiver, Reply, Started, TestApp, done, final_states, spawn_app, spawn_with,
+    Receiver, Reply, Started, TestApp, done, final_states, flags, on_each_store, spawn_app,
+    spawn_with,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -24,14 +25,14 @@ impl TestApp {
         body
     }
 
-    /// The batch's events from the start through its first `done`, then those
-    /// after it through the next `done` (a redelivery's).
+    /// The batch's events after `last_event_id` through the next `done` (a
+    /// redelivery's).
     async fn events_after(
         &self,
         batch: &Started,
-        last_event_id: u64,
+        last_event_id: &str,
     ) -> Vec<crate::helpers::SseEvent> {
-        self.events(batch, Some(last_event_id))
+        self.events_from(batch, Some(last_event_id))
             .await
             .until_done()
             .await
@@ -188,115 +189,124 @@ async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_an_index_not_a_numb
 
 #[tokio::test]
 async fn redelivering_failed_tasks_sends_them_again_with_the_same_webhook_id() {
-    let mut receiver = Receiver::start([Reply::status(400)]).await;
-    let app = spawn_app(&receiver, &[]).await;
-    let batch = app.start(json!({"min": 3, "max": 3})).await;
-    let first_run = app.all_events(&batch).await;
-    let failed = the_failed_one(&first_run);
-    let refused = receiver.take(3).await.remove(0);
+    on_each_store(|store| async move {
+        let mut receiver = Receiver::start([Reply::status(400)]).await;
+        let app = spawn_app(&receiver, &flags(&store, &[])).await;
+        let batch = app.start(json!({"min": 3, "max": 3})).await;
+        let first_run = app.all_events(&batch).await;
+        let failed = the_failed_one(&first_run);
+        let refused = receiver.take(3).await.remove(0);
 
-    let (status, body) = app.redeliver(&batch, "{}").await;
-    let again = receiver.next().await;
-    let second_run = app
-        .events_after(&batch, first_run.last().expect("done").id)
-        .await;
+        let (status, body) = app.redeliver(&batch, "{}").await;
+        let again = receiver.next().await;
+        let second_run = app
+            .events_after(&batch, &first_run.last().expect("done").raw_id)
+            .await;
 
-    assert_eq!(status, 202, "{body}");
-    let events_url = format!("/batches/{}/events", batch.batchid);
-    assert_eq!(
-        body,
-        json!({"batchid": batch.batchid, "redelivering": [failed], "events_url": events_url})
-    );
-    assert_eq!(again.webhook_id, refused.webhook_id, "the same webhook-id");
-    assert_eq!(again.task, refused.task, "the same body");
-    let states: Vec<(&str, u64, u64)> = second_run
-        .iter()
-        .filter(|e| e.event == "task")
-        .map(|e| {
-            (
-                e.data["state"].as_str().unwrap_or(""),
-                e.data["index"].as_u64().unwrap_or(0),
-                e.data["attempt"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    assert_eq!(states, [("sending", failed, 2), ("delivered", failed, 2)]);
-    assert_eq!(done(&second_run)["delivered"], 3);
-    assert_eq!(done(&second_run)["failed"], 0);
-    let view = app.task(&batch, failed).await;
-    let statuses: Vec<u64> = view["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .filter_map(|a| a["status"].as_u64())
-        .collect();
-    assert_eq!(statuses, [400, 200]);
-    let (_, summary) = app
-        .call("GET", &format!("/batches/{}", batch.batchid), None)
-        .await;
-    assert_eq!(
-        (summary["state"].as_str(), summary["delivered"].as_u64()),
-        (Some("done"), Some(3))
-    );
+        assert_eq!(status, 202, "{body}");
+        let events_url = format!("/batches/{}/events", batch.batchid);
+        assert_eq!(
+            body,
+            json!({"batchid": batch.batchid, "redelivering": [failed], "events_url": events_url})
+        );
+        assert_eq!(again.webhook_id, refused.webhook_id, "the same webhook-id");
+        assert_eq!(again.task, refused.task, "the same body");
+        let states: Vec<(&str, u64, u64)> = second_run
+            .iter()
+            .filter(|e| e.event == "task")
+            .map(|e| {
+                (
+                    e.data["state"].as_str().unwrap_or(""),
+                    e.data["index"].as_u64().unwrap_or(0),
+                    e.data["attempt"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(states, [("sending", failed, 2), ("delivered", failed, 2)]);
+        assert_eq!(done(&second_run)["delivered"], 3);
+        assert_eq!(done(&second_run)["failed"], 0);
+        let view = app.task(&batch, failed).await;
+        let statuses: Vec<u64> = view["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .filter_map(|a| a["status"].as_u64())
+            .collect();
+        assert_eq!(statuses, [400, 200]);
+        let (_, summary) = app
+            .call("GET", &format!("/batches/{}", batch.batchid), None)
+            .await;
+        assert_eq!(
+            (summary["state"].as_str(), summary["delivered"].as_u64()),
+            (Some("done"), Some(3))
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn redelivering_a_task_still_in_flight_is_a_409_naming_it_and_sends_nothing() {
-    let mut receiver = Receiver::start([Reply::status(503)]).await;
-    let app = spawn_app(&receiver, &["--retry-backoff-ms", "5000"]).await;
-    let batch = app.start(json!({"min": 1, "max": 1})).await;
-    let mut stream = app.events(&batch, None).await;
-    while stream.next_event().await.expect("an event").data["state"] != "retrying" {}
+    on_each_store(|store| async move {
+        let mut receiver = Receiver::start([Reply::status(503)]).await;
+        let app = spawn_app(&receiver, &flags(&store, &["--retry-backoff-ms", "5000"])).await;
+        let batch = app.start(json!({"min": 1, "max": 1})).await;
+        let mut stream = app.events(&batch, None).await;
+        while stream.next_event().await.expect("an event").data["state"] != "retrying" {}
 
-    let (status, body) = app.redeliver(&batch, r#"{"tasks":[1]}"#).await;
-    let (nothing_status, nothing) = app.redeliver(&batch, "{}").await;
+        let (status, body) = app.redeliver(&batch, r#"{"tasks":[1]}"#).await;
+        let (nothing_status, nothing) = app.redeliver(&batch, "{}").await;
 
-    assert_eq!(status, 409, "{body}");
-    assert_eq!(body["in_flight"], json!([1]));
-    let error = body["error"].as_str().expect("an error");
-    assert!(
-        error.contains("task(s) 1 still queued, sending or retrying"),
-        "{error}"
-    );
-    assert_eq!(
-        (nothing_status, &nothing["redelivering"]),
-        (202, &json!([]))
-    );
-    receiver.next().await;
-    receiver
-        .assert_no_more_within(Duration::from_millis(300))
-        .await;
-    app.call("POST", &batch.stop_url, None).await;
-    stream.until_done().await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["in_flight"], json!([1]));
+        let error = body["error"].as_str().expect("an error");
+        assert!(
+            error.contains("task(s) 1 still queued, sending or retrying"),
+            "{error}"
+        );
+        assert_eq!(
+            (nothing_status, &nothing["redelivering"]),
+            (202, &json!([]))
+        );
+        receiver.next().await;
+        receiver
+            .assert_no_more_within(Duration::from_millis(300))
+            .await;
+        app.call("POST", &batch.stop_url, None).await;
+        stream.until_done().await;
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_cancelled_tasks_of_a_stopped_batch_can_be_redelivered() {
-    let mut receiver = Receiver::start([]).await;
-    let app = spawn_app(&receiver, &["--pace-ms", "200"]).await;
-    let batch = app.start(json!({"min": 20, "max": 20})).await;
-    receiver.next().await;
-    app.call("POST", &batch.stop_url, None).await;
-    let first_run = app.all_events(&batch).await;
-    let cancelled = done(&first_run)["cancelled"].as_u64().expect("a count");
-    assert!(cancelled >= 15, "{cancelled}");
+    on_each_store(|store| async move {
+        let mut receiver = Receiver::start([]).await;
+        let app = spawn_app(&receiver, &flags(&store, &["--pace-ms", "200"])).await;
+        let batch = app.start(json!({"min": 20, "max": 20})).await;
+        receiver.next().await;
+        app.call("POST", &batch.stop_url, None).await;
+        let first_run = app.all_events(&batch).await;
+        let cancelled = done(&first_run)["cancelled"].as_u64().expect("a count");
+        assert!(cancelled >= 15, "{cancelled}");
 
-    let (status, body) = app.redeliver(&batch, "{}").await;
-    let second_run = app
-        .events_after(&batch, first_run.last().expect("done").id)
-        .await;
+        let (status, body) = app.redeliver(&batch, "{}").await;
+        let second_run = app
+            .events_after(&batch, &first_run.last().expect("done").raw_id)
+            .await;
 
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(
-        body["redelivering"].as_array().map(Vec::len),
-        Some(cancelled as usize)
-    );
-    let summary = done(&second_run);
-    assert_eq!(
-        (summary["delivered"].as_u64(), summary["cancelled"].as_u64()),
-        (Some(20), Some(0))
-    );
-    receiver.take(cancelled as usize).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(
+            body["redelivering"].as_array().map(Vec::len),
+            Some(cancelled as usize)
+        );
+        let summary = done(&second_run);
+        assert_eq!(
+            (summary["delivered"].as_u64(), summary["cancelled"].as_u64()),
+            (Some(20), Some(0))
+        );
+        receiver.take(cancelled as usize).await;
+    })
+    .await;
 }
 
 /// A body, extra headers, the status expected and words of its error.
@@ -373,7 +383,7 @@ async fn a_delivered_task_redelivered_to_the_real_consumer_is_a_duplicate_and_no
 
     let (status, body) = app.redeliver(&batch, r#"{"tasks":[2]}"#).await;
     let second_run = app
-        .events_after(&batch, first_run.last().expect("done").id)
+        .events_after(&batch, &first_run.last().expect("done").raw_id)
         .await;
 
     assert_eq!(

@@ -5,7 +5,8 @@
 use crate::end_to_end::Consumer;
 use crate::faults::consumer_total;
 use crate::helpers::{
-    Receiver, Reply, SseEvent, Started, TestApp, WAIT, done, final_states, spawn_app, spawn_with,
+    Receiver, Reply, SseEvent, Started, TestApp, WAIT, done, final_states, redis_flags, spawn_app,
+    spawn_with,
 };
 use serde_json::{Value, json};
 use std::process::Stdio;
@@ -14,10 +15,9 @@ use taskhooks_shared::testing::RedisServer;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-/// Test flags for a producer using `redis`: tasks of a dead producer are claimed
-/// after a second, so the tests need not wait the default 30 s.
+/// Test flags for a producer using `redis` ([`redis_flags`]), then `extra`.
 pub(crate) fn durable<'a>(redis: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--redis-url", redis, "--claim-after", "1s"];
+    let mut args = redis_flags(redis).to_vec();
     args.extend_from_slice(extra);
     args
 }

@@ -46,6 +46,36 @@ pub fn config(receiver: &Receiver, extra: &[&str]) -> Config {
     Config::try_parse_from(args).expect("test arguments parse")
 }
 
+/// Runs `scenario` once for each store a producer can keep its batches in: in
+/// memory, then in a real Redis (started here). It gets the flags that choose
+/// the store; [`flags`] adds its own.
+pub async fn on_each_store<F, Fut>(scenario: F)
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    scenario(Vec::new()).await;
+    let redis = taskhooks_shared::testing::RedisServer::start();
+    let url = redis.url();
+    scenario(redis_flags(&url).iter().map(|f| f.to_string()).collect()).await;
+}
+
+/// The flags of a producer keeping its batches in the Redis at `url`: tasks of a
+/// dead producer are claimed after a second, so tests need not wait the
+/// default 30 s.
+pub fn redis_flags(url: &str) -> [&str; 4] {
+    ["--redis-url", url, "--claim-after", "1s"]
+}
+
+/// A store's flags followed by `extra`.
+pub fn flags<'a>(store: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    store
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect()
+}
+
 /// A producer sending to `receiver`.
 pub async fn spawn_app(receiver: &Receiver, extra: &[&str]) -> TestApp {
     spawn_with(config(receiver, extra)).await

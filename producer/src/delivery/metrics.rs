@@ -1,7 +1,7 @@
 //! Prometheus metrics of the deliveries, served by the web app at `GET /metrics`
 //! (OpenMetrics text format). `producer send` prints its own report instead.
 
-use crate::delivery::attempt::{Attempt, Delivery, Outcome};
+use super::attempt::{Attempt, Delivery, Outcome};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
