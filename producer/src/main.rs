@@ -4,17 +4,17 @@
 //!
 //! The runtime fits the subcommand: the page runs on actix's system runtime (its
 //! HttpServer needs one), `send` on one single-threaded tokio runtime per thread
-//! (`send.rs`), so that a load run uses every core.
+//! (`send/`), so that a load run uses every core.
 
 use clap::Parser as _;
 use producer::{Application, Cli, Command, Config, shutdown_signal};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc, not the system's allocator: a delivery makes and frees some forty
-/// small allocations (reqwest, hyper, the task's JSON), and glibc's malloc and
-/// free took about a sixth of `producer send`'s CPU (`perf record` against the
-/// benchmark's sink; docs/benchmarks.md).
+/// mimalloc, not the system's allocator: a delivery makes and frees many small
+/// allocations (reqwest, hyper, the task's JSON), and glibc's malloc and free
+/// were a large share of `producer send`'s CPU (docs/benchmarks.md, "The
+/// producer: one runtime per thread, mimalloc, and not hyper").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

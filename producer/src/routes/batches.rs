@@ -1,5 +1,5 @@
-//! Starting and stopping a batch, and what every batch route checks: the id in
-//! its path and a JSON content type.
+//! Batches: starting one, listing them, one batch's summary, stopping one; and
+//! what every batch route checks: the id in its path and a JSON content type.
 
 use crate::error::ApiError;
 use crate::generator::check_range;
@@ -88,6 +88,26 @@ pub(crate) async fn produce(
         "stop_url": format!("/batches/{id}/stop"),
         "redeliver_url": format!("/batches/{id}/redeliver"),
     })))
+}
+
+/// `GET /batches`: whether deliveries are durable, and the batches kept, newest first.
+pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "durable": state.store.durable(),
+        "batches": state.store.list().await?,
+    })))
+}
+
+/// `GET /batches/{id}`: the batch's summary.
+pub(crate) async fn show(
+    id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = batch_id(id.into_inner())?;
+    match state.store.summary(&id).await? {
+        Some(summary) => Ok(HttpResponse::Ok().json(summary)),
+        None => Err(ApiError::UnknownBatch(id)),
+    }
 }
 
 /// `POST /batches/{id}/stop`, sent as `application/json` (the body, `{}`, is not

@@ -27,8 +27,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             only("/batches/{id}/stop", "POST", web::post().to(batches::stop))
                 .wrap(middleware::from_fn(origin::guard)),
         )
-        .service(only_get("/batches", tasks::list))
-        .service(only_get("/batches/{id}", tasks::show))
+        .service(only_get("/batches", batches::list))
+        .service(only_get("/batches/{id}", batches::show))
         .service(only_get("/batches/{id}/tasks/{index}", tasks::task))
         .service(
             only(

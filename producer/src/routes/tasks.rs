@@ -1,5 +1,4 @@
-//! The delivery log: the batches kept, one batch, one task with its attempts,
-//! and redelivering a batch's tasks.
+//! A batch's tasks: one task with its attempts, and redelivering tasks.
 
 use crate::error::ApiError;
 use crate::record::{RedeliverRequest, TaskView};
@@ -13,26 +12,6 @@ use taskhooks_shared::web::read_body;
 /// Largest body of `POST /batches/{id}/redeliver`: a list of every task of the
 /// largest batch (10,000 indexes of up to 6 characters) fits.
 const MAX_REDELIVER_BODY_BYTES: usize = 80 * 1024;
-
-/// `GET /batches`: whether deliveries are durable, and the batches kept, newest first.
-pub(crate) async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "durable": state.store.durable(),
-        "batches": state.store.list().await?,
-    })))
-}
-
-/// `GET /batches/{id}`: the batch's summary.
-pub(crate) async fn show(
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = batch_id(id.into_inner())?;
-    match state.store.summary(&id).await? {
-        Some(summary) => Ok(HttpResponse::Ok().json(summary)),
-        None => Err(ApiError::UnknownBatch(id)),
-    }
-}
 
 /// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
 pub(crate) async fn task(

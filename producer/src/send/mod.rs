@@ -6,7 +6,7 @@
 //! single-threaded tokio runtime, its own HTTP client and its own share of the
 //! tasks and of `--concurrency`: a delivery starts, is answered and ends on one
 //! thread, so no thread wakes another per task (a multi-threaded runtime's work
-//! stealing did, a futex call or two per task, seen with `perf stat`). The tasks
+//! stealing did, seen with `perf stat`). The tasks
 //! come from the one seeded generator, handed out in chunks.
 
 mod progress;
