@@ -7,13 +7,11 @@
 
 use crate::assets;
 use actix_web::http::{StatusCode, header};
-use actix_web::{
-    FromRequest, Handler, HttpRequest, HttpResponse, HttpResponseBuilder, Resource, Responder,
-    Route, web,
-};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, Route, web};
 use tokio_util::sync::CancellationToken;
 
 mod body;
+pub mod error;
 pub mod headers;
 pub mod origin;
 pub mod request_log;
@@ -22,18 +20,10 @@ mod server;
 pub use body::{BodyError, read_body};
 pub use server::{ServerSettings, serve};
 
-/// A JSON error answer: `status` and `{"error": message}`.
+/// A JSON error answer: `status` and `{"error": message}`, the body every refusal
+/// of both programs has (their own errors' through [`error::answer`]).
 pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    error_body(HttpResponse::build(status), message)
-}
-
-/// Finishes `response` (its status and headers already set) with the JSON body
-/// `{"error": message}` every refusal of both programs has.
-pub fn error_body(
-    mut response: HttpResponseBuilder,
-    message: impl std::fmt::Display,
-) -> HttpResponse {
-    response.json(serde_json::json!({ "error": message.to_string() }))
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
 }
 
 /// A resource answering `route` at `path`, and a JSON 405 with an `Allow` header
