@@ -63,7 +63,6 @@ impl RedisServer {
         format!("redis+unix://{}", self.socket().display())
     }
 
-    /// The socket path.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("redis.sock")
     }
