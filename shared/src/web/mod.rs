@@ -2,8 +2,9 @@
 //! wrong methods, the embedded static files, request ids, the shutdown signal, the
 //! browser security headers and the Origin/Host check against cross-site requests.
 //!
-//! Every error a client can meet is `{"error": "…"}` with a precise status; these
-//! are the ones that do not depend on either program's own errors.
+//! Every error a client can meet is `{"error": "…"}` with a precise status: the
+//! ones here do not depend on either program's own errors, and [`error`] answers
+//! those the same way for both.
 
 use crate::assets;
 use actix_web::http::{StatusCode, header};
@@ -20,8 +21,8 @@ mod server;
 pub use body::{BodyError, read_body};
 pub use server::{ServerSettings, serve};
 
-/// A JSON error answer: `status` and `{"error": message}`, the body every refusal
-/// of both programs has (their own errors' through [`error::answer`]).
+/// A JSON error answer: `status` and `{"error": message}`, the body of every
+/// refusal of both programs (of their own error enums through [`error::answer`]).
 pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
 }
