@@ -5,7 +5,8 @@ use crate::broker::BrokerError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use taskhooks_shared::SigningError;
-use taskhooks_shared::web::{BodyError, error_body};
+use taskhooks_shared::web::BodyError;
+use taskhooks_shared::web::error::{ErrorAnswer, LogAs, answer};
 
 /// Why a request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,7 @@ pub(crate) enum ApiError {
 }
 
 /// How long a sender should wait before retrying after a 503, in seconds.
-const RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: u64 = 1;
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -70,23 +71,28 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        answer(self)
+    }
+}
+
+impl ErrorAnswer for ApiError {
+    fn log_as(&self) -> LogAs<'_> {
         match self {
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            ApiError::Unavailable(cause) => tracing::warn!(%cause, "webhook refused with 503"),
-            ApiError::ReadUnavailable(cause) => tracing::warn!(%cause, "read refused with 503"),
-            _ => tracing::debug!(%status, error = %self, "request rejected"),
+            ApiError::Internal(cause) => LogAs::Internal(cause),
+            ApiError::Unavailable(cause) => LogAs::Unavailable {
+                message: "webhook refused with 503",
+                cause,
+            },
+            ApiError::ReadUnavailable(cause) => LogAs::Unavailable {
+                message: "read refused with 503",
+                cause,
+            },
+            _ => LogAs::Rejected,
         }
-        let mut response = HttpResponse::build(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header(("retry-after", RETRY_AFTER_SECS));
-        }
-        if status == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body may still come: close rather than read it as a
-            // next request, and free the connection now.
-            response.force_close();
-        }
-        error_body(response, self)
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        (self.status_code() == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS)
     }
 }
 

@@ -6,7 +6,8 @@ use crate::store::memory::KEEP_FINISHED;
 use crate::store::{CreateError, StoreError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use taskhooks_shared::web::{BodyError, error_body};
+use taskhooks_shared::web::BodyError;
+use taskhooks_shared::web::error::{ErrorAnswer, LogAs, answer};
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -86,32 +87,40 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        answer(self)
+    }
+}
+
+impl ErrorAnswer for ApiError {
+    fn log_as(&self) -> LogAs<'_> {
         match self {
-            ApiError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            ApiError::StoreUnavailable(cause) => tracing::warn!(%cause, "Redis unavailable"),
-            _ => tracing::debug!(%status, error = %self, "request rejected"),
+            ApiError::Internal(cause) => LogAs::Internal(cause),
+            ApiError::StoreUnavailable(cause) => LogAs::Unavailable {
+                message: "Redis unavailable",
+                cause,
+            },
+            _ => LogAs::Rejected,
         }
-        let mut response = HttpResponse::build(status);
-        if let ApiError::NoRoom(CreateError::TooManyBatches { retry_after, .. }) = self {
-            let seconds = retry_after.as_secs().to_string();
-            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
-        }
-        if let ApiError::NoRoom(CreateError::OutboxFull { .. }) = self {
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::NoRoom(CreateError::TooManyBatches { retry_after, .. }) => {
+                Some(retry_after.as_secs())
+            }
             // Unknown when room is made (it depends on the receiver): a pause
             // long enough that a retrying client does not hammer.
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "10"));
+            ApiError::NoRoom(CreateError::OutboxFull { .. }) => Some(10),
+            ApiError::StoreUnavailable(_) | ApiError::TooManyStreams { .. } => Some(1),
+            _ => None,
         }
-        if let ApiError::StoreUnavailable(_) | ApiError::TooManyStreams { .. } = self {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+    }
+
+    fn detail(&self) -> Option<(&'static str, serde_json::Value)> {
+        match self {
+            ApiError::InFlight(tasks) => Some(("in_flight", serde_json::json!(tasks))),
+            _ => None,
         }
-        if let ApiError::InFlight(tasks) = self {
-            return response.json(serde_json::json!({
-                "error": self.to_string(),
-                "in_flight": tasks,
-            }));
-        }
-        error_body(response, self)
     }
 }
 

@@ -10,7 +10,6 @@ struct Static;
 /// One embedded file.
 #[derive(Debug, Clone)]
 pub struct Asset {
-    /// The file's bytes.
     pub bytes: Cow<'static, [u8]>,
     /// Its MIME type, guessed from the extension.
     pub content_type: String,

@@ -3,9 +3,10 @@
 //!
 //! It also embeds the front-end [`assets`], and, with the `web` feature (which both
 //! programs enable), holds the few pieces of actix-web plumbing they would otherwise
-//! write twice: `web` (JSON 404/405, static files, request ids, the shutdown signal).
-//! Without that feature nothing in here knows about HTTP servers; nothing ever knows
-//! about Redis or the pages.
+//! write twice: `web` (their error answers, JSON 404/405, static files, request ids,
+//! the shutdown signal). Without that feature nothing in here knows about HTTP
+//! servers; outside `testing` (the suites' support, feature `testing`), nothing
+//! knows about Redis or the pages.
 
 pub mod assets;
 pub mod exposure;

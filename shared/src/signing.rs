@@ -88,10 +88,7 @@ pub enum SigningError {
         "the webhook-signature header has {count} signatures; at most {MAX_SIGNATURES} are \
          accepted: sign with the current secret (and the previous one while rotating)"
     )]
-    TooManySignatures {
-        /// How many entries the header has.
-        count: usize,
-    },
+    TooManySignatures { count: usize },
     /// An entry of `webhook-signature` is not `<version>,<base64>`, or a `v1` one
     /// is not the base64 of 32 bytes.
     #[error(
@@ -207,7 +204,6 @@ fn v1_tags(header: &str) -> Result<Vec<[u8; TAG_BYTES]>, SigningError> {
 }
 
 impl<'a> CheckedHeaders<'a> {
-    /// The message id.
     pub fn id(&self) -> &'a str {
         self.id
     }

@@ -59,7 +59,6 @@ pub struct Task {
     pub id: u64,
     /// A fake person's name, unique within the batch.
     pub owner: String,
-    /// How urgent the task is.
     pub priority: Priority,
     /// When the producer created the task, in milliseconds since the Unix epoch.
     /// Optional so that the original Python producer's tasks are accepted too;

@@ -8,8 +8,8 @@ use tracing_subscriber::EnvFilter;
 /// The level comes from `RUST_LOG` (default `info`). With `LOG_FORMAT=json`
 /// each line is a JSON object, for log collectors. Colours only when stderr is a
 /// terminal: in a file or a collector they are noise, and the formatter writes
-/// them into every span's fields as the span is made (about 4 % of the consumer's
-/// instructions per webhook, `scripts/profile ingest`).
+/// them into every span's fields as the span is made, on every webhook
+/// (`scripts/profile ingest`, docs/benchmarks.md).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -7,7 +7,7 @@
 use crate::helpers::{TestApp, WAIT, eventually, http_client, spawn_app, task};
 use clap::Parser as _;
 use producer::config::SendArgs;
-use producer::report::Report;
+use producer::send::report::Report;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -4,25 +4,31 @@ use clap::Parser as _;
 use consumer::{Application, Config};
 use futures_util::StreamExt as _;
 use serde_json::Value;
-use std::time::Duration;
 use taskhooks_shared::signing::{self, unix_now};
-use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::testing::{RedisServer, TestClient};
 use taskhooks_shared::{Priority, Secret, Task};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
-pub use taskhooks_shared::testing::WAIT;
+pub use taskhooks_shared::testing::{WAIT, eventually, eventually_within, http_client};
 
 /// A running consumer.
 pub struct TestApp {
-    pub address: String,
+    pub http: TestClient,
     pub port: u16,
     pub secret: Secret,
-    pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// A test app is used as its client: `app.get(…)`, `app.address`.
+impl std::ops::Deref for TestApp {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for TestApp {
@@ -38,15 +44,6 @@ pub async fn redis_connection(redis: &RedisServer) -> redis::aio::MultiplexedCon
         .get_multiplexed_async_connection()
         .await
         .expect("Redis answers")
-}
-
-/// An HTTP client that gives up after [`WAIT`].
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("reqwest client builds")
 }
 
 /// A consumer with a fresh secret, on `redis` (or the in-process broker).
@@ -68,10 +65,9 @@ pub async fn spawn_app_with(secret: Secret, extra: &[String]) -> TestApp {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        http: TestClient::new(port),
         port,
         secret,
-        client: http_client(),
         shutdown,
         server,
     }
@@ -150,22 +146,6 @@ impl TestApp {
             (status == 200).then_some(())
         })
         .await;
-    }
-
-    /// GETs a path.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request is sent")
-    }
-
-    /// GETs a path and returns status and JSON body.
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let response = self.get(path).await;
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON body"))
     }
 
     /// `GET /api/stats`.
@@ -254,33 +234,5 @@ impl WsClient {
             }
         }
         tasks
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing after [`WAIT`].
-pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    eventually_within(WAIT, what, check).await
-}
-
-/// Polls `check` until it returns `Some`, failing after `limit`.
-pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

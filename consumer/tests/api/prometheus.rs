@@ -8,7 +8,7 @@
 //! which an OpenMetrics counter (`# TYPE x counter`, then the sample `x_total`) is
 //! a second, undocumented metric, so it flags every counter of both programs.
 
-use crate::helpers::{WAIT, eventually, http_client, spawn_app};
+use crate::helpers::{eventually, http_client, spawn_app};
 use clap::Parser as _;
 use serde_json::{Value, json};
 use std::net::TcpListener;
@@ -161,18 +161,16 @@ async fn assert_eventually(
     promql: &str,
     expected: f64,
 ) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let what = format!("{promql} to be {expected} in Prometheus");
+    eventually(what, || async {
         let value = query(prometheus, client, promql).await;
         if value == Some(expected) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{value:?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{promql} is {value:?} in Prometheus, expected {expected}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 fn urlencode(text: &str) -> String {

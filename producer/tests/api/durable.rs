@@ -5,12 +5,11 @@
 use crate::end_to_end::Consumer;
 use crate::faults::consumer_total;
 use crate::helpers::{
-    Receiver, Reply, SseEvent, Started, TestApp, WAIT, done, final_states, redis_flags, spawn_app,
-    spawn_with,
+    Receiver, Reply, SseEvent, Started, TestApp, WAIT, done, eventually, final_states, http_client,
+    redis_flags, spawn_app, spawn_with,
 };
 use serde_json::{Value, json};
 use std::process::Stdio;
-use std::time::Duration;
 use taskhooks_shared::testing::RedisServer;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -24,18 +23,15 @@ pub(crate) fn durable<'a>(redis: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 /// Polls `GET path` until `done` says the answer is the one awaited.
 pub(crate) async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(format!("{path} to become ready"), || async {
         let (status, body) = app.call("GET", path, None).await;
         if status == 200 && done(&body) {
-            return body;
+            Ok(body)
+        } else {
+            Err(body)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{path} never became ready: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// A Redis stream entry id as numbers, to compare them.
@@ -222,10 +218,7 @@ async fn a_producer_sigkilled_mid_batch_and_started_again_delivers_every_task_ex
     let consumer = Consumer::start(&redis).await;
     let url = redis.url();
     let (mut killed, address) = producer_binary(&consumer, &url).await;
-    let client = reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("a client");
+    let client = http_client();
     let started: Value = client
         .post(format!("{address}/producetasks"))
         .header("content-type", "application/json")
@@ -237,18 +230,16 @@ async fn a_producer_sigkilled_mid_batch_and_started_again_delivers_every_task_ex
         .await
         .expect("JSON");
     let id = started["batchid"].as_str().expect("a batch id").to_owned();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while consumer_total(&client, consumer.port).await < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "no tasks counted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("tasks to be counted", || async {
+        (consumer_total(&client, consumer.port).await >= 10).then_some(())
+    })
+    .await;
 
     killed.start_kill().expect("SIGKILL is sent");
     killed.wait().await.expect("the producer died");
     let counted_at_kill = consumer_total(&client, consumer.port).await;
     let (_again, address) = producer_binary(&consumer, &url).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let summary = loop {
+    let summary = eventually("the batch to be done", || async {
         let summary: Value = client
             .get(format!("{address}/batches/{id}"))
             .send()
@@ -258,14 +249,12 @@ async fn a_producer_sigkilled_mid_batch_and_started_again_delivers_every_task_ex
             .await
             .expect("JSON");
         if summary["state"] == "done" {
-            break summary;
+            Ok(summary)
+        } else {
+            Err(summary)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never done: {summary}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
 
     assert!(
         counted_at_kill < 60,

@@ -4,9 +4,8 @@
 //! a batch refused when the outbox is full.
 
 use crate::durable::{durable, summary_path, wait_for};
-use crate::helpers::{Receiver, Started, TestApp, WAIT, spawn_app};
+use crate::helpers::{Receiver, Started, TestApp, eventually, spawn_app};
 use serde_json::{Value, json};
-use std::time::Duration;
 use taskhooks_shared::testing::RedisServer;
 
 #[tokio::test]
@@ -93,20 +92,17 @@ async fn while_redis_is_down_the_outbox_answers_503_and_it_works_again_once_redi
     let (status, body) = app.call("POST", "/producetasks", Some("{}")).await;
     let (list_status, _) = app.call("GET", "/batches", None).await;
     redis.restart(); // empty: the queue and its group are gone too
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let batch = loop {
+    let batch = eventually("a batch to be accepted again", || async {
         let (status, body) = app
             .call("POST", "/producetasks", Some(r#"{"min":3,"max":3}"#))
             .await;
         if status == 202 {
-            break body;
+            Ok(body)
+        } else {
+            Err(format!("{status} {body}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never accepted again: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let path = format!("/batches/{}", batch["batchid"].as_str().expect("an id"));
     let summary = wait_for(&app, &path, |s| s["state"] == "done").await;
 
@@ -137,18 +133,11 @@ async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() 
         .expect("KEYS");
     assert_eq!(kept.len(), 4, "meta, states, tasks, events: {kept:?}");
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let gone = loop {
+    let gone = eventually("the batch to expire", || async {
         let (status, body) = app.call("GET", &summary_path(&batch), None).await;
-        if status == 404 {
-            break body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never expired: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        if status == 404 { Ok(body) } else { Err(body) }
+    })
+    .await;
     let (_, list) = app.call("GET", "/batches", None).await;
     let left: Vec<String> = redis::cmd("KEYS")
         .arg(&batch_keys)
@@ -219,14 +208,15 @@ async fn a_batch_that_would_overfill_the_outbox_is_refused_with_429_until_room_i
     app.call("POST", &first.stop_url, Some("{}")).await;
     // Once the stopped batch's tasks are final (cancelled), their entries are
     // gone from the queue and a batch fits again.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let accepted = loop {
+    let accepted = eventually("room to be made for a batch", || async {
         let (status, body) = app.call("POST", "/producetasks", Some(slow)).await;
-        if status == 202 || tokio::time::Instant::now() >= deadline {
-            break (status, body);
+        if status == 202 {
+            Ok((status, body))
+        } else {
+            Err(format!("{status} {body}"))
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
 
     assert_eq!(status, 429, "{error}");
     assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"10"[..]));

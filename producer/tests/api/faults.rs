@@ -3,7 +3,7 @@
 //! task the consumer did not count.
 
 use crate::end_to_end::Consumer;
-use crate::helpers::WAIT;
+use crate::helpers::{WAIT, eventually, http_client};
 use std::process::Stdio;
 use taskhooks_shared::testing::RedisServer;
 
@@ -43,10 +43,7 @@ pub(crate) async fn consumer_total(client: &reqwest::Client, port: u16) -> u64 {
 async fn a_producer_stopped_with_sigterm_mid_batch_stops_cleanly_and_reports_only_counted_tasks() {
     let redis = RedisServer::start();
     let consumer = Consumer::start(&redis).await;
-    let client = reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("a client");
+    let client = http_client();
     let target = format!("http://127.0.0.1:{}/consumetasks", consumer.port);
     let send = tokio::process::Command::new(env!("CARGO_BIN_EXE_producer"))
         .args(["send", "--count", &TASKS.to_string(), "--rate", RATE])
@@ -57,11 +54,10 @@ async fn a_producer_stopped_with_sigterm_mid_batch_stops_cleanly_and_reports_onl
         .kill_on_drop(true)
         .spawn()
         .expect("the producer binary starts");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while consumer_total(&client, consumer.port).await < STOP_AT {
-        assert!(tokio::time::Instant::now() < deadline, "no tasks counted");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually("tasks to be counted", || async {
+        (consumer_total(&client, consumer.port).await >= STOP_AT).then_some(())
+    })
+    .await;
 
     let pid = send.id().expect("a running producer").to_string();
     let killed = std::process::Command::new("kill")

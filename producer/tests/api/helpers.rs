@@ -7,14 +7,22 @@ use producer::{Application, Config};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use taskhooks_shared::testing::WAIT;
+use taskhooks_shared::testing::TestClient;
+pub use taskhooks_shared::testing::{WAIT, eventually, eventually_within, http_client};
 
 /// A running producer.
 pub struct TestApp {
-    pub address: String,
-    pub client: reqwest::Client,
+    pub http: TestClient,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A test app is used as its client: `app.call(…)`, `app.address`.
+impl std::ops::Deref for TestApp {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.http
+    }
 }
 
 impl Drop for TestApp {
@@ -88,11 +96,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder()
-            .timeout(WAIT)
-            .build()
-            .expect("client"),
+        http: TestClient::new(port),
         shutdown,
         server: Some(server),
     }
@@ -108,52 +112,6 @@ pub struct Started {
 }
 
 impl TestApp {
-    /// GETs a path.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request is sent")
-    }
-
-    /// Sends `method path` with an optional raw body, as `application/json` when it
-    /// is a POST (as the page does); returns status and JSON body.
-    pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        self.call_with(method, path, body, &[]).await
-    }
-
-    /// Like [`TestApp::call`], with these extra headers (later ones win).
-    pub async fn call_with(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let post = method == "POST";
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address));
-        if post {
-            request = request.header("content-type", "application/json");
-        }
-        if let Some(body) = body {
-            request = request.body(body.to_owned());
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("request is sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("a body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     /// Starts a batch with this JSON body and checks the 202.
     pub async fn start(&self, body: Value) -> Started {
         let (status, json) = self

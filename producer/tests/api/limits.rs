@@ -2,11 +2,10 @@
 //! a cap on a batch's duration, a clear 429 when every slot is busy, and event
 //! stream clients that stop reading are dropped.
 
-use crate::helpers::{Receiver, TestApp, WAIT, spawn_app};
+use crate::helpers::{Receiver, TestApp, WAIT, eventually, eventually_within, spawn_app};
 use producer::events::STALL_TIMEOUT;
 use producer::store::memory::MAX_BATCHES;
 use serde_json::json;
-use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test]
@@ -104,23 +103,17 @@ async fn an_event_stream_client_that_stops_reading_is_dropped() {
 
     // The server has taken the request once its stream counts as open: until then
     // a count of 0 would say nothing (and once passed 1 run in 4).
-    tokio::time::timeout(WAIT, async {
-        while event_streams(&app).await == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    eventually("the stuck client's event stream to open", || async {
+        (event_streams(&app).await > 0).then_some(())
     })
-    .await
-    .expect("the stuck client's event stream opens");
+    .await;
     // Its stream's task gives up after STALL_TIMEOUT and lets go of the batch
     // (had it not stalled, the stream would end with the batch: see below).
     let limit = STALL_TIMEOUT + 4 * WAIT;
-    tokio::time::timeout(limit, async {
-        while event_streams(&app).await > 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    eventually_within(limit, "the stuck event stream to be dropped", || async {
+        (event_streams(&app).await == 0).then_some(())
     })
-    .await
-    .expect("the stuck event stream is dropped");
+    .await;
     // The server closed the connection (a kept-alive one: the client never would),
     // and what it was sent ends before the batch's end.
     let mut received = Vec::new();

@@ -1,12 +1,12 @@
 //! The test receiver: a webhook endpoint on port 0 that verifies each request's
 //! signature with `shared`, records it into a channel, and answers from a script.
 
-use crate::helpers::WAIT;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use taskhooks_shared::signing::{self, ReceivedHeaders, unix_now};
+use taskhooks_shared::testing::WAIT;
 use taskhooks_shared::{Secret, SigningError, Task};
 use tokio::sync::mpsc;
 

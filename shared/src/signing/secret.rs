@@ -54,10 +54,7 @@ pub enum SecretError {
         "{count} webhook secrets given; at most {MAX_SECRETS} (space-separated) are accepted: \
          a rotation needs the old one and the new one"
     )]
-    TooMany {
-        /// How many were given.
-        count: usize,
-    },
+    TooMany { count: usize },
 }
 
 /// A webhook signing key. Its `Debug` output is redacted.

@@ -2,18 +2,17 @@
 //! wrong methods, the embedded static files, request ids, the shutdown signal, the
 //! browser security headers and the Origin/Host check against cross-site requests.
 //!
-//! Every error a client can meet is `{"error": "…"}` with a precise status; these
-//! are the ones that do not depend on either program's own errors.
+//! Every error a client can meet is `{"error": "…"}` with a precise status: the
+//! ones here do not depend on either program's own errors, and [`error`] answers
+//! those the same way for both.
 
 use crate::assets;
 use actix_web::http::{StatusCode, header};
-use actix_web::{
-    FromRequest, Handler, HttpRequest, HttpResponse, HttpResponseBuilder, Resource, Responder,
-    Route, web,
-};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, Route, web};
 use tokio_util::sync::CancellationToken;
 
 mod body;
+pub mod error;
 pub mod headers;
 pub mod origin;
 pub mod request_log;
@@ -22,18 +21,10 @@ mod server;
 pub use body::{BodyError, read_body};
 pub use server::{ServerSettings, serve};
 
-/// A JSON error answer: `status` and `{"error": message}`.
+/// A JSON error answer: `status` and `{"error": message}`, the body of every
+/// refusal of both programs (of their own error enums through [`error::answer`]).
 pub fn json_error(status: StatusCode, message: impl std::fmt::Display) -> HttpResponse {
-    error_body(HttpResponse::build(status), message)
-}
-
-/// Finishes `response` (its status and headers already set) with the JSON body
-/// `{"error": message}` every refusal of both programs has.
-pub fn error_body(
-    mut response: HttpResponseBuilder,
-    message: impl std::fmt::Display,
-) -> HttpResponse {
-    response.json(serde_json::json!({ "error": message.to_string() }))
+    HttpResponse::build(status).json(serde_json::json!({ "error": message.to_string() }))
 }
 
 /// A resource answering `route` at `path`, and a JSON 405 with an `Allow` header

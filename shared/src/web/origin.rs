@@ -52,10 +52,7 @@ pub enum Refusal {
         "refused: a page at {origin} may not do this here (cross-site request); use the page \
          served at this address, or add {origin} to ALLOWED_ORIGINS (--allowed-origins)"
     )]
-    Foreign {
-        /// The request's `Origin`.
-        origin: String,
-    },
+    Foreign { origin: String },
     /// The page's own origin, but under a name we were not told about.
     #[error(
         "refused: this server was reached by the name {host:?}, which it was not configured \

@@ -48,10 +48,10 @@ pub async fn log(
         .unwrap()
     });
     // The span carries only the id: its fields are formatted into text as it is
-    // made, for every request, even when nothing inside it is logged (with three
-    // fields and colours, 9,000 instructions per webhook; with the id alone and no
-    // colours, 3,700: `scripts/profile ingest`). The line that ends the request,
-    // only formatted when its level is on, gives the method and the path.
+    // made, for every request, even when nothing inside it is logged, and each
+    // field (in colour) is paid on every webhook (`scripts/profile ingest`,
+    // docs/benchmarks.md). The line that ends the request, only formatted when its
+    // level is on, gives the method and the path.
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or("-"));
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
