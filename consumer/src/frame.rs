@@ -5,7 +5,7 @@
 //! more (several frames waiting, sent as one) composes its text from the frames'
 //! event slices instead, without parsing anything.
 
-use crate::hub::Event;
+use crate::event::Event;
 use actix_web::web::BytesMut;
 use std::ops::Range;
 use std::sync::Arc;

@@ -14,6 +14,7 @@
 pub mod broker;
 mod config;
 mod error;
+mod event;
 mod frame;
 mod hub;
 mod metrics;

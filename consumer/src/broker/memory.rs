@@ -4,7 +4,8 @@
 
 use super::dedupe::DedupeWindow;
 use super::{Accepted, RECENT_CAP, Snapshot, Totals};
-use crate::hub::{Event, Hub, HubMessage, event_json};
+use crate::event::Event;
+use crate::hub::{Hub, HubMessage};
 use serde_json::value::RawValue;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,11 +94,11 @@ impl MemoryBroker {
         state.seq += 1;
         let seq = state.seq;
         state.totals.0[task.priority.index()] += 1;
-        let json = event_json(seq, task);
-        state.recent.push_front(json.clone());
+        let event = Event::new(seq, task);
+        state.recent.push_front(event.json.clone());
         state.recent.truncate(RECENT_CAP);
         // Sent under the lock so that the hub sees events in sequence order.
-        self.hub.send(HubMessage::Event(Event { seq, json }));
+        self.hub.send(HubMessage::Event(event));
         Accepted::Published { seq }
     }
 

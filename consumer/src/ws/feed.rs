@@ -334,7 +334,8 @@ fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
 mod tests {
     use super::*;
     use crate::broker::Snapshot;
-    use crate::hub::{Event, HUB_CAPACITY, Hub, HubMessage};
+    use crate::event::Event;
+    use crate::hub::{HUB_CAPACITY, Hub, HubMessage};
     use actix_web::body::BodyStream;
     use futures_util::FutureExt as _;
     use serde_json::Value;
