@@ -3,7 +3,8 @@
 //! into one call, and the connection of each worker thread it runs on.
 
 use super::dedupe::{BUCKETS, DedupeWindow, IdHash};
-use super::{BrokerError, RECENT_CAP};
+use super::error::BrokerError;
+use super::snapshot::RECENT_CAP;
 use redis::aio::ConnectionManager;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! the dashboards of this one process.
 
 use super::dedupe::DedupeWindow;
-use super::{Accepted, RECENT_CAP, Snapshot, Totals};
+use super::snapshot::{RECENT_CAP, Snapshot, Totals};
 use crate::event::Event;
 use crate::hub::{Hub, HubMessage};
 use serde_json::value::RawValue;
@@ -78,8 +78,9 @@ impl MemoryBroker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Deduplicates, counts and publishes one task.
-    pub(crate) fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Accepted {
+    /// Deduplicates, counts and publishes one task: its event's `seq`, `None` for
+    /// a duplicate.
+    pub(crate) fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Option<u64> {
         let now = Instant::now();
         let hash = webhook_id.map(|id| self.window.hash(id).as_u64());
         let mut state = self.lock();
@@ -89,7 +90,7 @@ impl MemoryBroker {
         if let Some(hash) = hash
             && !state.seen.insert(hash, now)
         {
-            return Accepted::Duplicate;
+            return None;
         }
         state.seq += 1;
         let seq = state.seq;
@@ -99,7 +100,7 @@ impl MemoryBroker {
         state.recent.truncate(RECENT_CAP);
         // Sent under the lock so that the hub sees events in sequence order.
         self.hub.send(HubMessage::Event(event));
-        Accepted::Published { seq }
+        Some(seq)
     }
 
     /// The current totals and recent events.

@@ -11,8 +11,9 @@
 
 use super::accept::{AcceptScript, Group, Queue};
 use super::dedupe::DedupeWindow;
+use super::error::BrokerError;
 use super::eviction::EvictionRisk;
-use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
+use super::snapshot::{RECENT_CAP, Snapshot, Totals};
 use crate::event::Event;
 use crate::hub::{Hub, HubMessage};
 use futures_util::StreamExt as _;
@@ -73,7 +74,7 @@ pub struct RedisBroker {
 }
 
 /// A connection that connects on first use and reconnects by itself.
-pub(super) fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(OP_TIMEOUT))
         .set_response_timeout(Some(OP_TIMEOUT))
@@ -138,14 +139,14 @@ impl RedisBroker {
         }
     }
 
-    /// See [`super::Broker::accept`]. The webhook joins its thread's queue and is
-    /// answered once the script call that carries it has returned (its event
-    /// published), or failed.
+    /// See [`super::Broker::accept`]: the event's `seq`, `None` for a duplicate.
+    /// The webhook joins its thread's queue and is answered once the script call
+    /// that carries it has returned (its event published), or failed.
     pub(crate) async fn accept(
         &self,
         webhook_id: Option<&str>,
         task: &Task,
-    ) -> Result<Accepted, BrokerError> {
+    ) -> Result<Option<u64>, BrokerError> {
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
         let task_json = serde_json::to_string(task).unwrap();
@@ -166,8 +167,8 @@ impl RedisBroker {
             histogram.observe(started.elapsed().as_secs_f64());
         }
         Ok(match seq? {
-            0 => Accepted::Duplicate,
-            seq => Accepted::Published { seq },
+            0 => None,
+            seq => Some(seq),
         })
     }
 
