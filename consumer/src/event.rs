@@ -1,8 +1,9 @@
 //! The wire event: one published task as the JSON text `{"seq":N,"task":{…}}`,
-//! written here for the in-process broker and by the accept script in Redis
+//! written here for the in-process broker and in Lua by the accept script in Redis
 //! (`broker/accept.rs`), and read here from the Redis channel. That both write
 //! the same text, and that [`Event::from_json`] reads the script's `seq` from its
-//! first bytes, is checked by `broker::accept::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.
+//! first bytes, is checked by one test that runs the real script:
+//! `broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.
 
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ impl Event {
 }
 
 /// `N` of valid JSON that starts `{"seq":N,`: the object's `seq`, as the accept
-/// script writes it; `None` for any other start.
+/// script writes it (checked by the test named atop this file); `None` for any
+/// other start.
 pub(crate) fn leading_seq(json: &str) -> Option<u64> {
     let rest = json.strip_prefix(r#"{"seq":"#)?;
     let digits = rest.find(|c: char| !c.is_ascii_digit())?;

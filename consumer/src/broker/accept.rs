@@ -14,8 +14,12 @@ use tokio::sync::oneshot;
 
 /// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
 /// dedupe one by one, in order). Returns one number per webhook: its new sequence
-/// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call). The event
-/// text matches `hub::event_json`.
+/// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call).
+///
+/// The event text it publishes and pushes, `{"seq":N,"task":…}`, must be the text
+/// `Event::new` writes, `seq` first: `Event::from_json` reads it from those first
+/// bytes. One test runs this script and feeds its output to that reader:
+/// `broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.
 ///
 /// Every argument and every `redis.call` costs Redis about 1,000 and 3,000–10,000
 /// instructions (counted with `scripts/profile`, docs/benchmarks.md), so the script
@@ -97,6 +101,8 @@ const ACCEPT: &str = r#"
                 priorities[#priorities + 1] = priority
             end
             counts[priority] = counts[priority] + 1
+            -- The event JSON, as event.rs writes and reads it (seq first, no spaces):
+            -- broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads.
             -- %d: a bare `.. seq ..` would format the number as a float (%.14g).
             events[#events + 1] = '{"seq":' .. string.format('%d', seq) .. ',"task":' .. ARGV[i] .. '}'
             seqs[n] = seq

@@ -376,3 +376,65 @@ fn recent_event(json: String) -> Option<Arc<serde_json::value::RawValue>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::leading_seq;
+    use crate::frame::{Frame, write_payload};
+    use actix_web::web::BytesMut;
+    use taskhooks_shared::testing::RedisServer;
+
+    /// The contract between the accept script's Lua (`ACCEPT` in `accept.rs`) and
+    /// the Rust that reads what it publishes (`event.rs`): the script's event text
+    /// is the text `Event::new` writes, byte for byte, it starts with its `seq`
+    /// (so `leading_seq` reads it without a second parse), and it goes into an
+    /// events frame and a snapshot as it is.
+    #[tokio::test]
+    async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
+        let redis = RedisServer::start();
+        let broker = RedisBroker::new(&redis.url(), "contract").expect("a Redis URL");
+        let client = redis::Client::open(redis.url()).expect("a Redis URL");
+        let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
+        sink.subscribe("contract").await.expect("subscribed");
+        let task = Task {
+            batchid: r#"b "quoted" \ é"#.to_owned(),
+            id: 7,
+            owner: r#"Ann, "the" ]},"seq":1"#.to_owned(),
+            priority: Priority::Major,
+            created_at: Some(1_700_000_000_123),
+        };
+
+        let seq = broker
+            .accept(Some("msg_contract"), &task)
+            .await
+            .expect("accepted");
+        let message = published.next().await.expect("one event published");
+        let text: String = message.get_payload().expect("UTF-8");
+
+        let seq = seq.expect("a new webhook, not a duplicate");
+        assert_eq!(
+            text,
+            Event::new(seq, &task).json.get(),
+            "Lua writes what Rust writes"
+        );
+        assert_eq!(
+            leading_seq(&text),
+            Some(seq),
+            "its seq read from its first bytes"
+        );
+        let event = Event::from_json(&text).expect("an event");
+        assert_eq!(event.seq, seq);
+        let mut frame = BytesMut::new();
+        write_payload(&[Arc::new(Frame::build(&[event]))], 0, &mut frame);
+        let frame: serde_json::Value = serde_json::from_slice(&frame).expect("a JSON frame");
+        let task_json = serde_json::to_value(&task).expect("a task serialises");
+        assert_eq!(frame["events"][0]["task"], task_json, "the task as sent");
+        let snapshot = broker.snapshot().await.expect("a snapshot");
+        assert_eq!(
+            snapshot.recent[0].get(),
+            text,
+            "the recent list holds the same text"
+        );
+    }
+}
