@@ -10,8 +10,9 @@ use actix_web::web::BytesMut;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Everything before the first event of an events frame.
-const HEAD: &str = r#"{"type":"events","events":["#;
+/// Everything before the first event of an events frame (the fan-out benchmark's
+/// client matches it to tell an events frame from the rare others).
+pub const HEAD: &str = r#"{"type":"events","events":["#;
 /// Everything after the last.
 const TAIL: &str = "]}";
 /// The length of an events frame without its events.

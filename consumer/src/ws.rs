@@ -22,6 +22,8 @@
 mod feed;
 
 use crate::error::ApiError;
+/// How every events frame begins: `{"type":"events","events":[`.
+pub use crate::frame::HEAD as EVENTS_FRAME_HEAD;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::metrics::Closed;
 use crate::snapshots::SharedSnapshots;

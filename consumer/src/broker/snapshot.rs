@@ -1,5 +1,5 @@
 //! The state a dashboard starts from: the totals per priority, the recent events
-//! and the sequence number they are current to, and its WebSocket message.
+//! and the sequence number they are current to.
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -45,26 +45,4 @@ pub struct Snapshot {
     pub totals: Totals,
     /// The most recent events' JSON, newest first.
     pub(crate) recent: Vec<Arc<RawValue>>,
-}
-
-impl Snapshot {
-    /// The snapshot as the WebSocket message `{"type":"snapshot",…}`.
-    pub(crate) fn to_message(&self) -> String {
-        #[derive(Serialize)]
-        struct SnapshotFrame<'a> {
-            r#type: &'static str,
-            seq: u64,
-            totals: &'a Totals,
-            recent: Vec<&'a RawValue>,
-        }
-        let frame = SnapshotFrame {
-            r#type: "snapshot",
-            seq: self.seq,
-            totals: &self.totals,
-            recent: self.recent.iter().map(|event| &**event).collect(),
-        };
-        // unwrap: integers and JSON already checked always serialise.
-        #[allow(clippy::unwrap_used)]
-        serde_json::to_string(&frame).unwrap()
-    }
 }

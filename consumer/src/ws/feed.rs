@@ -189,12 +189,11 @@ impl Feed {
     fn act(&mut self, message: Result<Fanout, RecvError>) -> Option<Bytes> {
         match message {
             Ok(Fanout::Frame(frame)) => self.events_frame(&[frame]),
-            Ok(Fanout::Unavailable(reason)) => {
-                let status = serde_json::json!({
-                    "type": "status", "status": "unavailable", "error": &*reason
-                });
-                Some(ws_frame(true, true, status.to_string().as_bytes()))
-            }
+            Ok(Fanout::Unavailable(reason)) => Some(ws_frame(
+                true,
+                true,
+                unavailable_message(&reason).as_bytes(),
+            )),
             Ok(Fanout::Resync) => self.ask_snapshot(Resync::broker_reconnected),
             Err(RecvError::Lagged(_)) => self.ask_snapshot(Resync::lagged),
             // The hub is gone: the server is stopping, and the socket task closes.
@@ -247,6 +246,13 @@ impl MessageBody for Feed {
             }
         }
     }
+}
+
+/// The status message `{"type":"status","status":"unavailable","error":…}`, which
+/// the dashboard reads (`static/js/dashboard.js`, `onFrame`); its shape is pinned
+/// by `tests::the_messages_the_dashboard_reads_keep_their_shape`.
+fn unavailable_message(reason: &str) -> String {
+    serde_json::json!({ "type": "status", "status": "unavailable", "error": reason }).to_string()
 }
 
 /// Waits for the hub's next message.
@@ -333,12 +339,13 @@ fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::Snapshot;
+    use crate::broker::{Snapshot, Totals};
     use crate::event::Event;
     use crate::hub::{HUB_CAPACITY, Hub, HubMessage};
     use actix_web::body::BodyStream;
     use futures_util::FutureExt as _;
     use serde_json::Value;
+    use serde_json::value::RawValue;
     use std::time::Duration;
 
     /// A feed on `hub` whose session never sends anything.
@@ -360,6 +367,14 @@ mod tests {
     /// dispatcher does until it has nothing more (two Pendings in a row: the first
     /// may be the yield after a frame).
     fn drain(feed: &mut Feed) -> Vec<Value> {
+        let texts = drain_text(feed).into_iter();
+        texts
+            .map(|text| serde_json::from_str(&text).expect("JSON"))
+            .collect()
+    }
+
+    /// The same, as the text the client receives.
+    fn drain_text(feed: &mut Feed) -> Vec<String> {
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         let (mut messages, mut partial, mut idle) = (Vec::new(), Vec::new(), 0);
         while idle < 2 {
@@ -379,8 +394,7 @@ mod tests {
             );
             partial.extend_from_slice(&chunk[header..]);
             if fin {
-                messages.push(serde_json::from_slice(&partial).expect("JSON"));
-                partial.clear();
+                messages.push(String::from_utf8(std::mem::take(&mut partial)).expect("UTF-8"));
             }
         }
         messages
@@ -461,6 +475,34 @@ mod tests {
             event_seqs(&messages[1..]),
             resumed,
             "only what the snapshot lacks"
+        );
+    }
+
+    /// The three messages the dashboard's page reads (`static/js/dashboard.js`,
+    /// `onFrame`; the fan-out benchmark's client too, `examples/wsclient/frames.rs`),
+    /// exactly as a socket sends them.
+    #[test]
+    fn the_messages_the_dashboard_reads_keep_their_shape() {
+        let hub = Hub::new(Duration::ZERO);
+        let (mut feed, control) = feed(&hub);
+        let recent = r#"{"seq":1,"task":{"id":1}}"#.to_owned();
+        let recent = Arc::from(RawValue::from_string(recent).expect("JSON"));
+        control.send_snapshot(Arc::new(ReadSnapshot::new(Snapshot {
+            seq: 1,
+            totals: Totals([1, 0, 0, 0]),
+            recent: vec![recent],
+        })));
+
+        send_events(&hub, 2..=3);
+        hub.send(HubMessage::Unavailable(Arc::from("Redis is unreachable")));
+
+        assert_eq!(
+            drain_text(&mut feed),
+            [
+                r#"{"type":"snapshot","seq":1,"totals":{"Low":1,"Moderate":0,"Major":0,"Critical":0},"recent":[{"seq":1,"task":{"id":1}}]}"#,
+                r#"{"type":"events","events":[{"seq":2,"task":{"id":2}},{"seq":3,"task":{"id":3}}]}"#,
+                r#"{"error":"Redis is unreachable","status":"unavailable","type":"status"}"#,
+            ]
         );
     }
 
