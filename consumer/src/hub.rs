@@ -29,8 +29,9 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 const WRITE_BUDGET: u32 = 50_000;
 /// Most bytes in one events frame (one event larger than this has a frame of its
 /// own); events that would make a longer one are sent at once in several frames.
-/// Small enough that a frame fits the HTTP dispatcher's 8 KiB write buffer, which
-/// then never grows: with 1,000 sockets, every KiB held per socket is a megabyte.
+/// Small enough that a frame fits the write buffer actix gives each connection
+/// (`ws::ACTIX_WRITE_BUFFER`), which then never grows: with a thousand sockets,
+/// every KiB held per socket is a megabyte.
 pub const MAX_FRAME_BYTES: usize = 7 * 1024;
 /// How many frames the hub holds for a slow socket before that socket lags. A
 /// lagging socket is resynchronised with a fresh snapshot, so this bounds memory,

@@ -20,6 +20,8 @@
 //! cannot hold its task for ever.
 
 mod feed;
+mod framing;
+mod write_buffer;
 
 use crate::error::ApiError;
 /// How every events frame begins: `{"type":"events","events":[`.
@@ -48,7 +50,7 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted from a client (clients only send pongs and closes).
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
-pub use feed::WRITE_BUFFER_FILL;
+pub use write_buffer::{ACTIX_WRITE_BUFFER, WRITE_BUFFER_FILL};
 
 /// The server's `on_connect` hook: turns off Nagle's algorithm on every connection.
 /// A dashboard's frames are small and frequent; with Nagle on, a frame written while

@@ -10,16 +10,17 @@
 //! message), or else takes the frames waiting for this socket on the hub, up to
 //! [`MAX_FRAME_BYTES`], as one WebSocket frame. After each it yields once, so the
 //! dispatcher writes it before asking for the next: the bytes held for a socket are
-//! one frame, not a queue, whatever the load, and actix's 8 KiB write buffer never
-//! grows. A socket whose client stops reading is simply not asked; its frames wait
-//! in the hub's channel (shared by every socket, bounded) until it lags and is
-//! resynchronised, or is dropped for not answering pings.
+//! one frame, not a queue, whatever the load, and actix's write buffer never grows
+//! ([`super::write_buffer`]). A socket whose client stops reading is simply not
+//! asked; its frames wait in the hub's channel (shared by every socket, bounded)
+//! until it lags and is resynchronised, or is dropped for not answering pings.
 //!
 //! When the hub says events were missed (a lag, or a resync after the broker
 //! reconnected), the feed stops taking events and asks the socket task for a fresh
 //! snapshot; once the task hands it one, the feed sends it, then the events after
 //! its `seq`.
 
+use super::framing::{MAX_HEADER, write_header, ws_frame};
 use crate::frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::metrics::{Resync, Resyncs};
@@ -288,54 +289,6 @@ fn take_waiting(
     }
 }
 
-/// A server's WebSocket frame of `payload`, part of a text message (RFC 6455, 5.2):
-/// opcode 1 if it is the `first` fragment, else 0 (continuation), FIN if it is the
-/// `last`, no mask, the length in 7, 16 or 64 bits. Written here rather than by
-/// actix-http's codec, which cannot write a fragment from a slice and which this
-/// crate does not depend on.
-fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(payload.len() + MAX_HEADER);
-    write_header(&mut frame, first, last, payload.len());
-    frame.extend_from_slice(payload);
-    frame.freeze()
-}
-
-/// The longest header [`write_header`] writes.
-const MAX_HEADER: usize = 10;
-
-/// The capacity actix-http gives a connection's write buffer (its `HW_BUFFER_SIZE`),
-/// which grows only when more is put in it.
-const ACTIX_WRITE_BUFFER: usize = 8 * 1024;
-
-/// How full a connection's write buffer may be for actix to take the next chunk of a
-/// response body (the server's `h1_write_buffer_size`): so little that one more frame
-/// of at most [`MAX_FRAME_BYTES`] still fits the buffer's 8 KiB, and so a socket holds
-/// at most one frame there and the buffer never grows. At actix's default, 32 KiB, a
-/// feed whose client read slowly was asked for frame after frame while they waited in
-/// the buffer, which grew and stayed grown: with 1,000 slow sockets the consumer's
-/// RSS went from 28 MB to 90 MB (docs/benchmarks.md). A webhook's whole answer (480
-/// bytes with the longest request id a caller may send) is under it, so it is still
-/// written in one piece: `a_webhook_answer_is_shorter_than_the_write_buffer_fill…`
-/// in the consumer's tests checks that.
-pub const WRITE_BUFFER_FILL: usize = ACTIX_WRITE_BUFFER - (MAX_FRAME_BYTES + MAX_HEADER);
-
-/// Appends the header of a [`ws_frame`] whose payload is `len` bytes long.
-fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
-    frame.extend_from_slice(&[u8::from(last) << 7 | u8::from(first)]);
-    match len {
-        // as: each arm's range fits the type it is cast to.
-        len @ 0..=125 => frame.extend_from_slice(&[len as u8]),
-        len @ 126..=0xFFFF => {
-            frame.extend_from_slice(&[126]);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.extend_from_slice(&[127]);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,23 +457,5 @@ mod tests {
                 r#"{"error":"Redis is unreachable","status":"unavailable","type":"status"}"#,
             ]
         );
-    }
-
-    #[test]
-    fn a_whole_message_is_one_final_text_frame_with_its_length() {
-        assert_eq!(&ws_frame(true, true, b"hi")[..], b"\x81\x02hi");
-        let medium = ws_frame(true, true, &[b'a'; 300]);
-        assert_eq!(&medium[..4], &[0x81, 126, 0x01, 0x2C]);
-        assert_eq!(medium.len(), 4 + 300);
-        let large = ws_frame(true, true, &[b'a'; 70_000]);
-        assert_eq!(&large[..2], &[0x81, 127]);
-        assert_eq!(&large[2..10], &70_000u64.to_be_bytes());
-    }
-
-    #[test]
-    fn fragments_are_a_text_frame_then_continuations_the_last_one_final() {
-        assert_eq!(ws_frame(true, false, b"a")[0], 0x01);
-        assert_eq!(ws_frame(false, false, b"b")[0], 0x00);
-        assert_eq!(ws_frame(false, true, b"c")[0], 0x80);
     }
 }
