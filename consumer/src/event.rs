@@ -9,7 +9,6 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use taskhooks_shared::Task;
 
-/// One published task event.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     /// Position in the global order of accepted events (1, 2, …).

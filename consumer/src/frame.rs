@@ -55,7 +55,6 @@ impl Frame {
         event.json.get().len() + 1
     }
 
-    /// How many events the frame holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.events.len()

@@ -30,7 +30,6 @@ pub struct ReadSnapshot {
 }
 
 impl ReadSnapshot {
-    /// `snapshot` with its message.
     pub(crate) fn new(snapshot: Snapshot) -> ReadSnapshot {
         let message = Bytes::from(message(&snapshot));
         ReadSnapshot { snapshot, message }

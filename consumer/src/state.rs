@@ -10,7 +10,6 @@ use taskhooks_shared::signing::Signing;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler shares.
 pub(crate) struct AppState {
     /// Where webhooks are published and totals read.
     pub(crate) broker: Broker,

@@ -26,15 +26,11 @@ use taskhooks_shared::Task;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
     /// Counted and published as event number `seq`.
-    Published {
-        /// The event's sequence number.
-        seq: u64,
-    },
+    Published { seq: u64 },
     /// This webhook id was accepted before; nothing was done.
     Duplicate,
 }
 
-/// The broker in use.
 #[derive(Clone)]
 pub enum Broker {
     /// Redis pub/sub; every replica sees every event.

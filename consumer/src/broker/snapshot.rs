@@ -14,12 +14,10 @@ pub(crate) const RECENT_CAP: usize = 200;
 pub struct Totals(pub(crate) [u64; 4]);
 
 impl Totals {
-    /// The count for one priority.
     pub(crate) fn get(&self, priority: Priority) -> u64 {
         self.0[priority.index()]
     }
 
-    /// All tasks counted.
     pub fn sum(&self) -> u64 {
         self.0.iter().sum()
     }
@@ -41,7 +39,6 @@ impl Serialize for Totals {
 pub struct Snapshot {
     /// Sequence number of the last event included; later events are new.
     pub seq: u64,
-    /// Totals per priority.
     pub totals: Totals,
     /// The most recent events' JSON, newest first.
     pub(crate) recent: Vec<Arc<RawValue>>,
