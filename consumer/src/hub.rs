@@ -16,16 +16,16 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-/// The default least time between two events frames (`--ws-flush-interval`). Short
-/// enough that an event waits at most this long (issue 13: p99 ≤ 5 ms from creation
-/// to socket at 1,000 tasks/s); the page redraws at most once per animation frame
+/// The default least time between two events frames (`--ws-flush-interval`). An
+/// event waits at most this long, short enough for the latency goal from creation to
+/// socket (docs/benchmarks.md); the page redraws at most once per animation frame
 /// whatever the frame rate, so a browser pays per frame only a `JSON.parse` and a few
-/// counter updates (docs/benchmarks.md has the measured cost).
+/// counter updates.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 /// Socket writes a second the hub aims to stay under when it has many sockets: each
 /// frame costs one write per socket, so with more than `WRITE_BUDGET ×` the flush
-/// interval sockets the interval grows with them (1,000 sockets: 20 ms). Measured
-/// with 1,000 sockets on two shared cores, 2 ms frames took a core for writes alone.
+/// interval sockets the interval grows with them (1,000 sockets: 20 ms), rather than
+/// the writes taking the machine (docs/benchmarks.md, the fan-out stage).
 const WRITE_BUDGET: u32 = 50_000;
 /// Most bytes in one events frame (one event larger than this has a frame of its
 /// own); events that would make a longer one are sent at once in several frames.
@@ -35,9 +35,8 @@ const WRITE_BUDGET: u32 = 50_000;
 pub const MAX_FRAME_BYTES: usize = 7 * 1024;
 /// How many frames the hub holds for a slow socket before that socket lags. A
 /// lagging socket is resynchronised with a fresh snapshot, so this bounds memory,
-/// not correctness: the channel keeps its last `HUB_CAPACITY` frames (about 1 MB at
-/// 5,000 tasks/s with 2 ms frames), and a socket may fall at least a second behind
-/// at the default interval before it lags.
+/// not correctness: the channel keeps its last `HUB_CAPACITY` frames, and a socket
+/// may fall at least a second behind at the default interval before it lags.
 pub(crate) const HUB_CAPACITY: usize = 512;
 
 /// What the broker hands the hub.

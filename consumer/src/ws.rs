@@ -54,8 +54,8 @@ pub use write_buffer::{ACTIX_WRITE_BUFFER, WRITE_BUFFER_FILL};
 
 /// The server's `on_connect` hook: turns off Nagle's algorithm on every connection.
 /// A dashboard's frames are small and frequent; with Nagle on, a frame written while
-/// the last one is unacknowledged waits for the client's (delayed) ACK: measured, p50
-/// creation-to-socket latency was 9 ms with every event in its own frame. Webhook
+/// the last one is unacknowledged waits for the client's (delayed) ACK, which
+/// multiplied the latency from creation to socket (docs/benchmarks.md). Webhook
 /// responses are one write each, so they lose nothing by it.
 pub(crate) fn send_without_delay(connection: &dyn Any, _data: &mut Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()

@@ -61,9 +61,8 @@ pub(crate) struct Feed {
     resyncs: Resyncs,
 }
 
-/// Between the feed and its socket task: a slot and two wake-ups, not two channels
-/// (a tokio channel costs about 700 bytes, a KB a socket with two: a megabyte per
-/// thousand sockets, against a 30 MB goal).
+/// Between the feed and its socket task: a slot and two wake-ups, not two channels,
+/// which cost more memory per socket (docs/benchmarks.md, the memory goal).
 #[derive(Default)]
 pub(crate) struct FeedControl {
     /// The next snapshot to send; a newer one replaces one not yet started.
