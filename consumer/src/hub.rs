@@ -9,7 +9,7 @@
 //! one wake-up each per frame, not per event.
 
 use crate::event::Event;
-use crate::frame::{FRAME_OVERHEAD, Frame};
+use crate::events_frame::{FRAME_OVERHEAD, Frame};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

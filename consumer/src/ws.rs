@@ -20,12 +20,12 @@
 //! cannot hold its task for ever.
 
 mod feed;
-mod framing;
+mod frame_header;
 mod write_buffer;
 
 use crate::error::ApiError;
 /// How every events frame begins: `{"type":"events","events":[`.
-pub use crate::frame::HEAD as EVENTS_FRAME_HEAD;
+pub use crate::events_frame::HEAD as EVENTS_FRAME_HEAD;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::metrics::Closed;
 use crate::snapshots::SharedSnapshots;

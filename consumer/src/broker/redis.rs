@@ -381,7 +381,7 @@ fn recent_event(json: String) -> Option<Arc<serde_json::value::RawValue>> {
 mod tests {
     use super::*;
     use crate::event::leading_seq;
-    use crate::frame::{Frame, write_payload};
+    use crate::events_frame::{Frame, write_payload};
     use actix_web::web::BytesMut;
     use taskhooks_shared::testing::RedisServer;
 

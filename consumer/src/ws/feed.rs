@@ -20,8 +20,8 @@
 //! snapshot; once the task hands it one, the feed sends it, then the events after
 //! its `seq`.
 
-use super::framing::{MAX_HEADER, write_header, ws_frame};
-use crate::frame::{Frame, payload_len, write_payload};
+use super::frame_header::{MAX_HEADER, write_header, ws_frame};
+use crate::events_frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::metrics::{Resync, Resyncs};
 use crate::snapshots::ReadSnapshot;

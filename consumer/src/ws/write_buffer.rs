@@ -2,7 +2,7 @@
 //! `h1_write_buffer_size`, sized against the write buffer actix gives each
 //! connection.
 
-use super::framing::MAX_HEADER;
+use super::frame_header::MAX_HEADER;
 use crate::hub::MAX_FRAME_BYTES;
 
 /// The capacity actix-http gives a connection's write buffer, which grows only when
