@@ -1,6 +1,6 @@
 //! The wire event: one published task as the JSON text `{"seq":N,"task":{…}}`,
 //! written here for the in-process broker and in Lua by the accept script in Redis
-//! (`broker/accept.rs`), and read here from the Redis channel. That both write
+//! (`broker/redis_accept.rs`), and read here from the Redis channel. That both write
 //! the same text, and that [`Event::from_json`] reads the script's `seq` from its
 //! first bytes, is checked by one test that runs the real script:
 //! `broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.

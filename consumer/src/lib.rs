@@ -11,7 +11,7 @@
 //!    (`hub.rs`), which paces them into events frames (`events_frame.rs`), each
 //!    serialised once for every socket;
 //! 4. [`ws`] runs one task per dashboard socket, whose connection pulls the snapshot
-//!    ([`snapshots`]), then the frames waiting for it (`ws/feed.rs`).
+//!    ([`snapshot_reads`]), then the frames waiting for it (`ws/feed.rs`).
 
 pub mod broker;
 mod config;
@@ -21,7 +21,7 @@ mod events_frame;
 mod hub;
 mod metrics;
 pub mod routes;
-pub mod snapshots;
+pub mod snapshot_reads;
 mod startup;
 mod state;
 pub mod ws;

@@ -4,7 +4,7 @@
 use crate::broker::Broker;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::snapshots::SharedSnapshots;
+use crate::snapshot_reads::SharedSnapshots;
 use std::sync::Arc;
 use taskhooks_shared::signing::Signing;
 use tokio::sync::Semaphore;

@@ -15,7 +15,7 @@
 //!
 //! At most `--max-websockets` sockets are open at once (one more is refused with 503
 //! before the upgrade); snapshots are shared by sockets that ask at the same time
-//! ([`crate::snapshots`]) and sent in fragments like events; every message the task
+//! ([`crate::snapshot_reads`]) and sent in fragments like events; every message the task
 //! sends itself (pings, pongs) has [`SEND_TIMEOUT`], so a client that stops reading
 //! cannot hold its task for ever.
 
@@ -28,7 +28,7 @@ use crate::error::ApiError;
 pub use crate::events_frame::HEAD as EVENTS_FRAME_HEAD;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::metrics::Closed;
-use crate::snapshots::SharedSnapshots;
+use crate::snapshot_reads::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::dev::Extensions;
 use actix_web::{HttpRequest, HttpResponse, web};

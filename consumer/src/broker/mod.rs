@@ -7,12 +7,12 @@
 //! [`Snapshot`] or a [`BrokerError`], has a file of its own, so neither store
 //! imports this one back.
 
-pub(crate) mod accept;
 pub(crate) mod dedupe;
 mod error;
 pub mod eviction;
 pub(crate) mod memory;
 pub mod redis;
+mod redis_accept;
 mod snapshot;
 
 pub use error::BrokerError;

@@ -1,5 +1,5 @@
 //! The Redis broker: publish, dedupe and count in one script call per webhook (the
-//! script and the worker threads' connections are in [`super::accept`]), and one
+//! script and the worker threads' connections are in [`super::redis_accept`]), and one
 //! subscriber per process that forwards the channel to this process's hub.
 //!
 //! Keys, all prefixed with the channel name `<ch>`:
@@ -9,10 +9,10 @@
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
 //! `<ch>:seq` (last event number).
 
-use super::accept::{AcceptScript, Group, Queue};
 use super::dedupe::DedupeWindow;
 use super::error::BrokerError;
 use super::eviction::EvictionRisk;
+use super::redis_accept::{AcceptScript, Group, Queue};
 use super::snapshot::{RECENT_CAP, Snapshot, Totals};
 use crate::event::Event;
 use crate::hub::{Hub, HubMessage};
@@ -385,7 +385,7 @@ mod tests {
     use actix_web::web::BytesMut;
     use taskhooks_shared::testing::RedisServer;
 
-    /// The contract between the accept script's Lua (`ACCEPT` in `accept.rs`) and
+    /// The contract between the accept script's Lua (`ACCEPT` in `redis_accept.rs`) and
     /// the Rust that reads what it publishes (`event.rs`): the script's event text
     /// is the text `Event::new` writes, byte for byte, it starts with its `seq`
     /// (so `leading_seq` reads it without a second parse), and it goes into an

@@ -24,7 +24,7 @@ use super::frame_header::{MAX_HEADER, write_header, ws_frame};
 use crate::events_frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::metrics::{Resync, Resyncs};
-use crate::snapshots::ReadSnapshot;
+use crate::snapshot_reads::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
