@@ -110,6 +110,7 @@ impl RedisBroker {
     pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(url)?;
         let conn = connect_lazily(&client)?;
+        // The keys the accept script writes (checked by this file's one test).
         let keys = ["seq", "totals", "recent"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
@@ -389,7 +390,8 @@ mod tests {
     /// the Rust that reads what it publishes (`event.rs`): the script's event text
     /// is the text `Event::new` writes, byte for byte, it starts with its `seq`
     /// (so `leading_seq` reads it without a second parse), and it goes into an
-    /// events frame and a snapshot as it is.
+    /// events frame and a snapshot as it is; the snapshot reads the keys the
+    /// script writes.
     #[tokio::test]
     async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
         let redis = RedisServer::start();
@@ -436,5 +438,7 @@ mod tests {
             text,
             "the recent list holds the same text"
         );
+        assert_eq!((snapshot.seq, snapshot.totals.sum()), (seq, 1));
+        assert_eq!(snapshot.totals.get(Priority::Major), 1);
     }
 }

@@ -54,6 +54,7 @@ const ACCEPT: &str = r#"
     local channel = ARGV[1]
     local time = redis.call('TIME')
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
+    -- The keys RedisBroker reads back (broker::redis::tests checks both sides agree).
     local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
     -- Each bucket's key prefix, formatted once per call, not once per webhook
     -- (string.format is dear in Redis's Lua).
