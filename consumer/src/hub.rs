@@ -4,9 +4,10 @@
 //! frame in the last flush interval, `--ws-flush-interval`) goes out at once in its
 //! own frame; events arriving sooner are held and go together once the interval
 //! since the last frame has passed ([`due`]), or at once when they would make a
-//! frame of more than [`MAX_FRAME_BYTES`]. Each frame is serialised once ([`Frame`]) and handed to every socket
-//! through one broadcast channel, so a thousand sockets cost one serialisation and
-//! one wake-up each per frame, not per event.
+//! frame of more than [`MAX_FRAME_BYTES`]. Each frame is serialised once
+//! ([`Frame`]) and handed to every socket through one broadcast channel, so a
+//! thousand sockets cost one serialisation and one wake-up each per frame, not per
+//! event.
 
 use crate::event::Event;
 use crate::events_frame::{FRAME_OVERHEAD, Frame};
