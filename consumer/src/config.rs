@@ -73,6 +73,39 @@ pub struct Config {
     /// 0s to 1h): an event that finds them idle is sent at once, a burst in one frame
     /// per interval (longer with over 100 sockets).
     #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "2ms",
-          value_parser = crate::hub::parse_flush_interval)]
+          value_parser = parse_flush_interval)]
     pub ws_flush_interval: Duration,
+}
+
+/// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Parses `--ws-flush-interval`: a duration with units (`2ms`, `1s`), from 0 (every
+/// event in its own frame, no coalescing) to one hour.
+fn parse_flush_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text)
+        .map_err(|err| format!("{err}: give a duration with units, for example 2ms"))?;
+    if interval > MAX_FLUSH_INTERVAL {
+        return Err(format!(
+            "{text} is over 1h: a dashboard would not be live; the default is 2ms"
+        ));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::FLUSH_INTERVAL;
+
+    #[test]
+    fn the_flush_interval_takes_units_and_is_bounded() {
+        assert_eq!(parse_flush_interval("2ms"), Ok(FLUSH_INTERVAL));
+        assert_eq!(parse_flush_interval("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_flush_interval("10m"), Ok(Duration::from_secs(600)));
+        let no_unit = parse_flush_interval("50").expect_err("a bare number is refused");
+        assert!(no_unit.contains("with units"), "{no_unit}");
+        let long = parse_flush_interval("2h").expect_err("over an hour is refused");
+        assert!(long.contains("over 1h"), "{long}");
+    }
 }

@@ -4,52 +4,41 @@
 //! frame in the last flush interval, `--ws-flush-interval`) goes out at once in its
 //! own frame; events arriving sooner are held and go together once the interval
 //! since the last frame has passed ([`due`]), or at once when they would make a
-//! frame of more than [`MAX_FRAME_BYTES`]. Each frame is serialised once ([`Frame`]) and handed to every socket
-//! through one broadcast channel, so a thousand sockets cost one serialisation and
-//! one wake-up each per frame, not per event.
+//! frame of more than [`MAX_FRAME_BYTES`]. Each frame is serialised once
+//! ([`Frame`]) and handed to every socket through one broadcast channel, so a
+//! thousand sockets cost one serialisation and one wake-up each per frame, not per
+//! event.
 
-use crate::frame::{FRAME_OVERHEAD, Frame};
+use crate::event::Event;
+use crate::events_frame::{FRAME_OVERHEAD, Frame};
 use prometheus_client::metrics::counter::Counter;
-use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use taskhooks_shared::Task;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-/// The default least time between two events frames (`--ws-flush-interval`). Short
-/// enough that an event waits at most this long (issue 13: p99 ≤ 5 ms from creation
-/// to socket at 1,000 tasks/s); the page redraws at most once per animation frame
+/// The default least time between two events frames (`--ws-flush-interval`). An
+/// event waits at most this long, short enough for the latency goal from creation to
+/// socket (docs/benchmarks.md); the page redraws at most once per animation frame
 /// whatever the frame rate, so a browser pays per frame only a `JSON.parse` and a few
-/// counter updates (docs/benchmarks.md has the measured cost).
+/// counter updates.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(2);
 /// Socket writes a second the hub aims to stay under when it has many sockets: each
 /// frame costs one write per socket, so with more than `WRITE_BUDGET ×` the flush
-/// interval sockets the interval grows with them (1,000 sockets: 20 ms). Measured
-/// with 1,000 sockets on two shared cores, 2 ms frames took a core for writes alone.
+/// interval sockets the interval grows with them (1,000 sockets: 20 ms), rather than
+/// the writes taking the machine (docs/benchmarks.md, the fan-out stage).
 const WRITE_BUDGET: u32 = 50_000;
-/// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.
-const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(3600);
 /// Most bytes in one events frame (one event larger than this has a frame of its
 /// own); events that would make a longer one are sent at once in several frames.
-/// Small enough that a frame fits the HTTP dispatcher's 8 KiB write buffer, which
-/// then never grows: with 1,000 sockets, every KiB held per socket is a megabyte.
+/// Small enough that a frame fits the write buffer actix gives each connection
+/// (`ws::ACTIX_WRITE_BUFFER`), which then never grows: with a thousand sockets,
+/// every KiB held per socket is a megabyte.
 pub const MAX_FRAME_BYTES: usize = 7 * 1024;
 /// How many frames the hub holds for a slow socket before that socket lags. A
 /// lagging socket is resynchronised with a fresh snapshot, so this bounds memory,
-/// not correctness: the channel keeps its last `HUB_CAPACITY` frames (about 1 MB at
-/// 5,000 tasks/s with 2 ms frames), and a socket may fall at least a second behind
-/// at the default interval before it lags.
+/// not correctness: the channel keeps its last `HUB_CAPACITY` frames, and a socket
+/// may fall at least a second behind at the default interval before it lags.
 pub(crate) const HUB_CAPACITY: usize = 512;
-
-/// One published task event, as its JSON text `{"seq":N,"task":{…}}`.
-#[derive(Debug, Clone)]
-pub(crate) struct Event {
-    /// Position in the global order of accepted events (1, 2, …).
-    pub(crate) seq: u64,
-    /// The event's JSON, sent to browsers as is.
-    pub(crate) json: Arc<RawValue>,
-}
 
 /// What the broker hands the hub.
 #[derive(Debug, Clone)]
@@ -225,66 +214,6 @@ fn due(last_frame: Option<Instant>, now: Instant, interval: Duration) -> Option<
 fn paced_interval(interval: Duration, sockets: usize) -> Duration {
     let sockets = u32::try_from(sockets).unwrap_or(u32::MAX);
     interval.max(Duration::from_secs(1) * sockets / WRITE_BUDGET)
-}
-
-/// Parses `--ws-flush-interval`: a duration with units (`2ms`, `1s`), from 0 (every
-/// event in its own frame, no coalescing) to one hour.
-pub(crate) fn parse_flush_interval(text: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(text)
-        .map_err(|err| format!("{err}: give a duration with units, for example 2ms"))?;
-    if interval > MAX_FLUSH_INTERVAL {
-        return Err(format!(
-            "{text} is over 1h: a dashboard would not be live; the default is 2ms"
-        ));
-    }
-    Ok(interval)
-}
-
-/// The event JSON `{"seq":N,"task":{…}}` of `task`. The Redis script builds the
-/// same text in Lua (see `broker/redis.rs`).
-pub(crate) fn event_json(seq: u64, task: &Task) -> Arc<RawValue> {
-    #[derive(serde::Serialize)]
-    struct EventJson<'a> {
-        seq: u64,
-        task: &'a Task,
-    }
-    // unwrap: a Task is plain strings and numbers, which always serialise.
-    #[allow(clippy::unwrap_used)]
-    Arc::from(serde_json::value::to_raw_value(&EventJson { seq, task }).unwrap())
-}
-
-#[derive(serde::Deserialize)]
-struct SeqOnly {
-    seq: u64,
-}
-
-impl Event {
-    /// Reads an event published by any consumer process. The text is checked as
-    /// JSON once; `seq` is then read from its first bytes, where the accept script
-    /// writes it, and only other text is parsed again for it (parsing every event
-    /// twice cost 5,000 instructions per event, once 2,900: `scripts/profile ingest`).
-    pub(crate) fn from_json(json: &str) -> Result<Event, serde_json::Error> {
-        let raw = RawValue::from_string(json.to_owned())?;
-        let seq = match leading_seq(raw.get()) {
-            Some(seq) => seq,
-            None => serde_json::from_str::<SeqOnly>(raw.get())?.seq,
-        };
-        Ok(Event {
-            seq,
-            json: Arc::from(raw),
-        })
-    }
-}
-
-/// `N` of valid JSON that starts `{"seq":N,`: the object's `seq`, as the accept
-/// script writes it; `None` for any other start.
-fn leading_seq(json: &str) -> Option<u64> {
-    let rest = json.strip_prefix(r#"{"seq":"#)?;
-    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-    if !rest[digits..].starts_with(',') {
-        return None;
-    }
-    rest[..digits].parse().ok()
 }
 
 #[cfg(test)]

@@ -151,7 +151,6 @@ impl Resyncs {
     }
 }
 
-/// The consumer's metrics.
 pub(crate) struct Metrics {
     registry: Registry,
     webhooks: Family<OutcomeLabel, Counter>,

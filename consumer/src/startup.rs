@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::snapshots::SharedSnapshots;
+use crate::snapshot_reads::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::web;

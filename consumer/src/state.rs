@@ -4,13 +4,12 @@
 use crate::broker::Broker;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::snapshots::SharedSnapshots;
+use crate::snapshot_reads::SharedSnapshots;
 use std::sync::Arc;
 use taskhooks_shared::signing::Signing;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// What every handler shares.
 pub(crate) struct AppState {
     /// Where webhooks are published and totals read.
     pub(crate) broker: Broker,

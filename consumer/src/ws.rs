@@ -15,16 +15,20 @@
 //!
 //! At most `--max-websockets` sockets are open at once (one more is refused with 503
 //! before the upgrade); snapshots are shared by sockets that ask at the same time
-//! ([`crate::snapshots`]) and sent in fragments like events; every message the task
+//! ([`crate::snapshot_reads`]) and sent in fragments like events; every message the task
 //! sends itself (pings, pongs) has [`SEND_TIMEOUT`], so a client that stops reading
 //! cannot hold its task for ever.
 
 mod feed;
+mod frame_header;
+mod write_buffer;
 
 use crate::error::ApiError;
+/// How every events frame begins: `{"type":"events","events":[`.
+pub use crate::events_frame::HEAD as EVENTS_FRAME_HEAD;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::metrics::Closed;
-use crate::snapshots::SharedSnapshots;
+use crate::snapshot_reads::SharedSnapshots;
 use crate::state::AppState;
 use actix_web::dev::Extensions;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -46,12 +50,12 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest frame accepted from a client (clients only send pongs and closes).
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 
-pub use feed::WRITE_BUFFER_FILL;
+pub use write_buffer::{ACTIX_WRITE_BUFFER, WRITE_BUFFER_FILL};
 
 /// The server's `on_connect` hook: turns off Nagle's algorithm on every connection.
 /// A dashboard's frames are small and frequent; with Nagle on, a frame written while
-/// the last one is unacknowledged waits for the client's (delayed) ACK: measured, p50
-/// creation-to-socket latency was 9 ms with every event in its own frame. Webhook
+/// the last one is unacknowledged waits for the client's (delayed) ACK, which
+/// multiplied the latency from creation to socket (docs/benchmarks.md). Webhook
 /// responses are one write each, so they lose nothing by it.
 pub(crate) fn send_without_delay(connection: &dyn Any, _data: &mut Extensions) {
     if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()

@@ -6,12 +6,13 @@
 //! Why the scan is exact: an events frame is `{"type":"events","events":[E, …]}`
 //! where each `E` is `{"seq":N,"task":{…}}` with the task's fields as the consumer
 //! serialises them. Inside a JSON string a quote is always escaped (`\"`), so the
-//! bytes `"seq":` and `"created_at":` can only be keys, never text of a task.
+//! bytes `"seq":` and `"created_at":` can only be keys, never text of a task. The
+//! frame's head is the consumer's own constant; the whole shape of the messages is
+//! pinned by the consumer's `ws::feed::tests::the_messages_the_dashboard_reads_keep_their_shape`.
 
+use consumer::ws::EVENTS_FRAME_HEAD;
 use serde::Deserialize;
 
-/// How every events frame begins (the consumer's `ws.rs` writes `type` first).
-const EVENTS_PREFIX: &str = r#"{"type":"events","events":["#;
 const SEQ_KEY: &str = r#""seq":"#;
 const CREATED_AT_KEY: &str = r#""created_at":"#;
 
@@ -38,7 +39,7 @@ struct OtherFrame<'a> {
 
 /// Reads one text frame; the error says what was wrong with it.
 pub(crate) fn parse(text: &str) -> Result<Frame, String> {
-    if let Some(events) = text.strip_prefix(EVENTS_PREFIX) {
+    if let Some(events) = text.strip_prefix(EVENTS_FRAME_HEAD) {
         let mut found = Vec::new();
         scan_events(events, |seq, created_at| found.push((seq, created_at)))?;
         return Ok(Frame::Events(found));
@@ -106,10 +107,10 @@ mod tests {
     }
 
     fn events_frame(events: &[serde_json::Value]) -> String {
-        // The consumer writes `type` first; serde_json's map keeps insertion order
-        // only with a feature, so the frame is put together by hand here.
+        // The consumer's own head, `type` first, which serde_json's map would not
+        // keep (insertion order is a feature), so the frame is put together by hand.
         let events: Vec<String> = events.iter().map(ToString::to_string).collect();
-        format!(r#"{{"type":"events","events":[{}]}}"#, events.join(","))
+        format!("{EVENTS_FRAME_HEAD}{}]}}", events.join(","))
     }
 
     #[test]

@@ -22,10 +22,10 @@ const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Time buckets per window. An id is forgotten between one window and one window
 /// plus a bucket (25 %) after it was accepted, so Redis holds at most 1.25 windows
-/// of ids; a lookup reads `BUCKETS + 1` hashes, each a `redis.call` of about 3,500
-/// instructions. Ten buckets (10 % over the window) took 11 lookups, a sixth of
-/// Redis's work per webhook; four take 5 (`scripts/profile ingest`,
-/// docs/benchmarks.md), for at most 14 % more ids held than ten.
+/// of ids; a lookup reads `BUCKETS + 1` hashes, a `redis.call` each, the dearest
+/// part of Redis's work per webhook (`scripts/profile ingest`, docs/benchmarks.md).
+/// Ten buckets (10 % over the window) took 11 lookups; four take 5, for at most
+/// 14 % more ids held than ten.
 pub(crate) const BUCKETS: u64 = 4;
 
 /// The webhook rate, per second, for which the Redis shards are sized. Above it a

@@ -11,25 +11,16 @@ pub enum EvictionRisk {
     /// No `maxmemory`: nothing is evicted (the dedupe window bounds our memory).
     Unlimited,
     /// A `volatile-*` policy: only dedupe state can be evicted.
-    DedupeOnly {
-        /// The policy.
-        policy: String,
-    },
+    DedupeOnly { policy: String },
     /// An `allkeys-*` policy: totals, `seq` and the recent list can be evicted.
-    AnyKey {
-        /// The policy.
-        policy: String,
-    },
+    AnyKey { policy: String },
     /// `noeviction` with a `maxmemory`: a full Redis refuses every webhook (503).
     RefusesWhenFull {
         /// The limit, in bytes.
         maxmemory: u64,
     },
     /// The policy could not be read (managed Redis often refuses `CONFIG`).
-    Unknown {
-        /// Why.
-        reason: String,
-    },
+    Unknown { reason: String },
 }
 
 impl EvictionRisk {

@@ -3,8 +3,9 @@
 //! the dashboards of this one process.
 
 use super::dedupe::DedupeWindow;
-use super::{Accepted, RECENT_CAP, Snapshot, Totals};
-use crate::hub::{Event, Hub, HubMessage, event_json};
+use super::snapshot::{RECENT_CAP, Snapshot, Totals};
+use crate::event::Event;
+use crate::hub::{Hub, HubMessage};
 use serde_json::value::RawValue;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -77,8 +78,9 @@ impl MemoryBroker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Deduplicates, counts and publishes one task.
-    pub(crate) fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Accepted {
+    /// Deduplicates, counts and publishes one task: its event's `seq`, `None` for
+    /// a duplicate.
+    pub(crate) fn accept(&self, webhook_id: Option<&str>, task: &Task) -> Option<u64> {
         let now = Instant::now();
         let hash = webhook_id.map(|id| self.window.hash(id).as_u64());
         let mut state = self.lock();
@@ -88,17 +90,17 @@ impl MemoryBroker {
         if let Some(hash) = hash
             && !state.seen.insert(hash, now)
         {
-            return Accepted::Duplicate;
+            return None;
         }
         state.seq += 1;
         let seq = state.seq;
         state.totals.0[task.priority.index()] += 1;
-        let json = event_json(seq, task);
-        state.recent.push_front(json.clone());
+        let event = Event::new(seq, task);
+        state.recent.push_front(event.json.clone());
         state.recent.truncate(RECENT_CAP);
         // Sent under the lock so that the hub sees events in sequence order.
-        self.hub.send(HubMessage::Event(Event { seq, json }));
-        Accepted::Published { seq }
+        self.hub.send(HubMessage::Event(event));
+        Some(seq)
     }
 
     /// The current totals and recent events.

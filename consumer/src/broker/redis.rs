@@ -1,5 +1,5 @@
 //! The Redis broker: publish, dedupe and count in one script call per webhook (the
-//! script and the worker threads' connections are in [`super::accept`]), and one
+//! script and the worker threads' connections are in [`super::redis_accept`]), and one
 //! subscriber per process that forwards the channel to this process's hub.
 //!
 //! Keys, all prefixed with the channel name `<ch>`:
@@ -9,11 +9,13 @@
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
 //! `<ch>:seq` (last event number).
 
-use super::accept::{AcceptScript, Group, Queue};
 use super::dedupe::DedupeWindow;
+use super::error::BrokerError;
 use super::eviction::EvictionRisk;
-use super::{Accepted, BrokerError, RECENT_CAP, Snapshot, Totals};
-use crate::hub::{Event, Hub, HubMessage};
+use super::redis_accept::{AcceptScript, Group, Queue};
+use super::snapshot::{RECENT_CAP, Snapshot, Totals};
+use crate::event::Event;
+use crate::hub::{Hub, HubMessage};
 use futures_util::StreamExt as _;
 use prometheus_client::metrics::histogram::Histogram;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -72,7 +74,7 @@ pub struct RedisBroker {
 }
 
 /// A connection that connects on first use and reconnects by itself.
-pub(super) fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
+fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(OP_TIMEOUT))
         .set_response_timeout(Some(OP_TIMEOUT))
@@ -108,6 +110,7 @@ impl RedisBroker {
     pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(url)?;
         let conn = connect_lazily(&client)?;
+        // The keys the accept script writes (checked by this file's one test).
         let keys = ["seq", "totals", "recent"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
@@ -137,14 +140,14 @@ impl RedisBroker {
         }
     }
 
-    /// See [`super::Broker::accept`]. The webhook joins its thread's queue and is
-    /// answered once the script call that carries it has returned (its event
-    /// published), or failed.
+    /// See [`super::Broker::accept`]: the event's `seq`, `None` for a duplicate.
+    /// The webhook joins its thread's queue and is answered once the script call
+    /// that carries it has returned (its event published), or failed.
     pub(crate) async fn accept(
         &self,
         webhook_id: Option<&str>,
         task: &Task,
-    ) -> Result<Accepted, BrokerError> {
+    ) -> Result<Option<u64>, BrokerError> {
         // unwrap: a Task is plain strings and numbers, which always serialise.
         #[allow(clippy::unwrap_used)]
         let task_json = serde_json::to_string(task).unwrap();
@@ -165,8 +168,8 @@ impl RedisBroker {
             histogram.observe(started.elapsed().as_secs_f64());
         }
         Ok(match seq? {
-            0 => Accepted::Duplicate,
-            seq => Accepted::Published { seq },
+            0 => None,
+            seq => Some(seq),
         })
     }
 
@@ -372,5 +375,70 @@ fn recent_event(json: String) -> Option<Arc<serde_json::value::RawValue>> {
             tracing::warn!(%err, "a recent event in Redis is not JSON; left out of the snapshot");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::leading_seq;
+    use crate::events_frame::{Frame, write_payload};
+    use actix_web::web::BytesMut;
+    use taskhooks_shared::testing::RedisServer;
+
+    /// The contract between the accept script's Lua (`ACCEPT` in `redis_accept.rs`) and
+    /// the Rust that reads what it publishes (`event.rs`): the script's event text
+    /// is the text `Event::new` writes, byte for byte, it starts with its `seq`
+    /// (so `leading_seq` reads it without a second parse), and it goes into an
+    /// events frame and a snapshot as it is; the snapshot reads the keys the
+    /// script writes.
+    #[tokio::test]
+    async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
+        let redis = RedisServer::start();
+        let broker = RedisBroker::new(&redis.url(), "contract").expect("a Redis URL");
+        let client = redis::Client::open(redis.url()).expect("a Redis URL");
+        let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
+        sink.subscribe("contract").await.expect("subscribed");
+        let task = Task {
+            batchid: r#"b "quoted" \ é"#.to_owned(),
+            id: 7,
+            owner: r#"Ann, "the" ]},"seq":1"#.to_owned(),
+            priority: Priority::Major,
+            created_at: Some(1_700_000_000_123),
+        };
+
+        let seq = broker
+            .accept(Some("msg_contract"), &task)
+            .await
+            .expect("accepted");
+        let message = published.next().await.expect("one event published");
+        let text: String = message.get_payload().expect("UTF-8");
+
+        let seq = seq.expect("a new webhook, not a duplicate");
+        assert_eq!(
+            text,
+            Event::new(seq, &task).json.get(),
+            "Lua writes what Rust writes"
+        );
+        assert_eq!(
+            leading_seq(&text),
+            Some(seq),
+            "its seq read from its first bytes"
+        );
+        let event = Event::from_json(&text).expect("an event");
+        assert_eq!(event.seq, seq);
+        let mut frame = BytesMut::new();
+        write_payload(&[Arc::new(Frame::build(&[event]))], 0, &mut frame);
+        let frame: serde_json::Value = serde_json::from_slice(&frame).expect("a JSON frame");
+        let task_json = serde_json::to_value(&task).expect("a task serialises");
+        assert_eq!(frame["events"][0]["task"], task_json, "the task as sent");
+        let snapshot = broker.snapshot().await.expect("a snapshot");
+        assert_eq!(
+            snapshot.recent[0].get(),
+            text,
+            "the recent list holds the same text"
+        );
+        assert_eq!((snapshot.seq, snapshot.totals.sum()), (seq, 1));
+        assert_eq!(snapshot.totals.get(Priority::Major), 1);
     }
 }

@@ -8,7 +8,6 @@ pub mod webhook;
 use actix_web::{middleware, web};
 use taskhooks_shared::web::{only, only_get, origin, static_file};
 
-/// Registers every route.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only(
         "/consumetasks",

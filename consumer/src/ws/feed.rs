@@ -10,20 +10,21 @@
 //! message), or else takes the frames waiting for this socket on the hub, up to
 //! [`MAX_FRAME_BYTES`], as one WebSocket frame. After each it yields once, so the
 //! dispatcher writes it before asking for the next: the bytes held for a socket are
-//! one frame, not a queue, whatever the load, and actix's 8 KiB write buffer never
-//! grows. A socket whose client stops reading is simply not asked; its frames wait
-//! in the hub's channel (shared by every socket, bounded) until it lags and is
-//! resynchronised, or is dropped for not answering pings.
+//! one frame, not a queue, whatever the load, and actix's write buffer never grows
+//! ([`super::write_buffer`]). A socket whose client stops reading is simply not
+//! asked; its frames wait in the hub's channel (shared by every socket, bounded)
+//! until it lags and is resynchronised, or is dropped for not answering pings.
 //!
 //! When the hub says events were missed (a lag, or a resync after the broker
 //! reconnected), the feed stops taking events and asks the socket task for a fresh
 //! snapshot; once the task hands it one, the feed sends it, then the events after
 //! its `seq`.
 
-use crate::frame::{Frame, payload_len, write_payload};
+use super::frame_header::{MAX_HEADER, write_header, ws_frame};
+use crate::events_frame::{Frame, payload_len, write_payload};
 use crate::hub::{Fanout, MAX_FRAME_BYTES};
 use crate::metrics::{Resync, Resyncs};
-use crate::snapshots::ReadSnapshot;
+use crate::snapshot_reads::ReadSnapshot;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
@@ -60,9 +61,8 @@ pub(crate) struct Feed {
     resyncs: Resyncs,
 }
 
-/// Between the feed and its socket task: a slot and two wake-ups, not two channels
-/// (a tokio channel costs about 700 bytes, a KB a socket with two: a megabyte per
-/// thousand sockets, against a 30 MB goal).
+/// Between the feed and its socket task: a slot and two wake-ups, not two channels,
+/// which cost more memory per socket (docs/benchmarks.md, the memory goal).
 #[derive(Default)]
 pub(crate) struct FeedControl {
     /// The next snapshot to send; a newer one replaces one not yet started.
@@ -189,12 +189,11 @@ impl Feed {
     fn act(&mut self, message: Result<Fanout, RecvError>) -> Option<Bytes> {
         match message {
             Ok(Fanout::Frame(frame)) => self.events_frame(&[frame]),
-            Ok(Fanout::Unavailable(reason)) => {
-                let status = serde_json::json!({
-                    "type": "status", "status": "unavailable", "error": &*reason
-                });
-                Some(ws_frame(true, true, status.to_string().as_bytes()))
-            }
+            Ok(Fanout::Unavailable(reason)) => Some(ws_frame(
+                true,
+                true,
+                unavailable_message(&reason).as_bytes(),
+            )),
             Ok(Fanout::Resync) => self.ask_snapshot(Resync::broker_reconnected),
             Err(RecvError::Lagged(_)) => self.ask_snapshot(Resync::lagged),
             // The hub is gone: the server is stopping, and the socket task closes.
@@ -249,6 +248,13 @@ impl MessageBody for Feed {
     }
 }
 
+/// The status message `{"type":"status","status":"unavailable","error":…}`, which
+/// the dashboard reads (`static/js/dashboard.js`, `onFrame`); its shape is pinned
+/// by `tests::the_messages_the_dashboard_reads_keep_their_shape`.
+fn unavailable_message(reason: &str) -> String {
+    serde_json::json!({ "type": "status", "status": "unavailable", "error": reason }).to_string()
+}
+
 /// Waits for the hub's next message.
 async fn next(mut events: Receiver<Fanout>) -> Received {
     (events.recv().await, events)
@@ -282,62 +288,16 @@ fn take_waiting(
     }
 }
 
-/// A server's WebSocket frame of `payload`, part of a text message (RFC 6455, 5.2):
-/// opcode 1 if it is the `first` fragment, else 0 (continuation), FIN if it is the
-/// `last`, no mask, the length in 7, 16 or 64 bits. Written here rather than by
-/// actix-http's codec, which cannot write a fragment from a slice and which this
-/// crate does not depend on.
-fn ws_frame(first: bool, last: bool, payload: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(payload.len() + MAX_HEADER);
-    write_header(&mut frame, first, last, payload.len());
-    frame.extend_from_slice(payload);
-    frame.freeze()
-}
-
-/// The longest header [`write_header`] writes.
-const MAX_HEADER: usize = 10;
-
-/// The capacity actix-http gives a connection's write buffer (its `HW_BUFFER_SIZE`),
-/// which grows only when more is put in it.
-const ACTIX_WRITE_BUFFER: usize = 8 * 1024;
-
-/// How full a connection's write buffer may be for actix to take the next chunk of a
-/// response body (the server's `h1_write_buffer_size`): so little that one more frame
-/// of at most [`MAX_FRAME_BYTES`] still fits the buffer's 8 KiB, and so a socket holds
-/// at most one frame there and the buffer never grows. At actix's default, 32 KiB, a
-/// feed whose client read slowly was asked for frame after frame while they waited in
-/// the buffer, which grew and stayed grown: with 1,000 slow sockets the consumer's
-/// RSS went from 28 MB to 90 MB (docs/benchmarks.md). A webhook's whole answer (480
-/// bytes with the longest request id a caller may send) is under it, so it is still
-/// written in one piece: `a_webhook_answer_is_shorter_than_the_write_buffer_fill…`
-/// in the consumer's tests checks that.
-pub const WRITE_BUFFER_FILL: usize = ACTIX_WRITE_BUFFER - (MAX_FRAME_BYTES + MAX_HEADER);
-
-/// Appends the header of a [`ws_frame`] whose payload is `len` bytes long.
-fn write_header(frame: &mut BytesMut, first: bool, last: bool, len: usize) {
-    frame.extend_from_slice(&[u8::from(last) << 7 | u8::from(first)]);
-    match len {
-        // as: each arm's range fits the type it is cast to.
-        len @ 0..=125 => frame.extend_from_slice(&[len as u8]),
-        len @ 126..=0xFFFF => {
-            frame.extend_from_slice(&[126]);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.extend_from_slice(&[127]);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::Snapshot;
-    use crate::hub::{Event, HUB_CAPACITY, Hub, HubMessage};
+    use crate::broker::{Snapshot, Totals};
+    use crate::event::Event;
+    use crate::hub::{HUB_CAPACITY, Hub, HubMessage};
     use actix_web::body::BodyStream;
     use futures_util::FutureExt as _;
     use serde_json::Value;
+    use serde_json::value::RawValue;
     use std::time::Duration;
 
     /// A feed on `hub` whose session never sends anything.
@@ -359,6 +319,14 @@ mod tests {
     /// dispatcher does until it has nothing more (two Pendings in a row: the first
     /// may be the yield after a frame).
     fn drain(feed: &mut Feed) -> Vec<Value> {
+        let texts = drain_text(feed).into_iter();
+        texts
+            .map(|text| serde_json::from_str(&text).expect("JSON"))
+            .collect()
+    }
+
+    /// The same, as the text the client receives.
+    fn drain_text(feed: &mut Feed) -> Vec<String> {
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         let (mut messages, mut partial, mut idle) = (Vec::new(), Vec::new(), 0);
         while idle < 2 {
@@ -378,8 +346,7 @@ mod tests {
             );
             partial.extend_from_slice(&chunk[header..]);
             if fin {
-                messages.push(serde_json::from_slice(&partial).expect("JSON"));
-                partial.clear();
+                messages.push(String::from_utf8(std::mem::take(&mut partial)).expect("UTF-8"));
             }
         }
         messages
@@ -463,21 +430,31 @@ mod tests {
         );
     }
 
+    /// The three messages the dashboard's page reads (`static/js/dashboard.js`,
+    /// `onFrame`; the fan-out benchmark's client too, `examples/wsclient/frames.rs`),
+    /// exactly as a socket sends them.
     #[test]
-    fn a_whole_message_is_one_final_text_frame_with_its_length() {
-        assert_eq!(&ws_frame(true, true, b"hi")[..], b"\x81\x02hi");
-        let medium = ws_frame(true, true, &[b'a'; 300]);
-        assert_eq!(&medium[..4], &[0x81, 126, 0x01, 0x2C]);
-        assert_eq!(medium.len(), 4 + 300);
-        let large = ws_frame(true, true, &[b'a'; 70_000]);
-        assert_eq!(&large[..2], &[0x81, 127]);
-        assert_eq!(&large[2..10], &70_000u64.to_be_bytes());
-    }
+    fn the_messages_the_dashboard_reads_keep_their_shape() {
+        let hub = Hub::new(Duration::ZERO);
+        let (mut feed, control) = feed(&hub);
+        let recent = r#"{"seq":1,"task":{"id":1}}"#.to_owned();
+        let recent = Arc::from(RawValue::from_string(recent).expect("JSON"));
+        control.send_snapshot(Arc::new(ReadSnapshot::new(Snapshot {
+            seq: 1,
+            totals: Totals([1, 0, 0, 0]),
+            recent: vec![recent],
+        })));
 
-    #[test]
-    fn fragments_are_a_text_frame_then_continuations_the_last_one_final() {
-        assert_eq!(ws_frame(true, false, b"a")[0], 0x01);
-        assert_eq!(ws_frame(false, false, b"b")[0], 0x00);
-        assert_eq!(ws_frame(false, true, b"c")[0], 0x80);
+        send_events(&hub, 2..=3);
+        hub.send(HubMessage::Unavailable(Arc::from("Redis is unreachable")));
+
+        assert_eq!(
+            drain_text(&mut feed),
+            [
+                r#"{"type":"snapshot","seq":1,"totals":{"Low":1,"Moderate":0,"Major":0,"Critical":0},"recent":[{"seq":1,"task":{"id":1}}]}"#,
+                r#"{"type":"events","events":[{"seq":2,"task":{"id":2}},{"seq":3,"task":{"id":3}}]}"#,
+                r#"{"error":"Redis is unreachable","status":"unavailable","type":"status"}"#,
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@ use crate::helpers::{
 };
 use crate::raw::{calls, head, read_response, upgrade_head};
 use consumer::broker::{Broker, redis::RedisBroker};
-use consumer::snapshots::SharedSnapshots;
+use consumer::snapshot_reads::SharedSnapshots;
 use consumer::ws::SEND_TIMEOUT;
 use std::time::Duration;
 use taskhooks_shared::testing::RedisServer;

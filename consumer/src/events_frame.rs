@@ -5,13 +5,14 @@
 //! more (several frames waiting, sent as one) composes its text from the frames'
 //! event slices instead, without parsing anything.
 
-use crate::hub::Event;
+use crate::event::Event;
 use actix_web::web::BytesMut;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Everything before the first event of an events frame.
-const HEAD: &str = r#"{"type":"events","events":["#;
+/// Everything before the first event of an events frame (the fan-out benchmark's
+/// client matches it to tell an events frame from the rare others).
+pub const HEAD: &str = r#"{"type":"events","events":["#;
 /// Everything after the last.
 const TAIL: &str = "]}";
 /// The length of an events frame without its events.
@@ -54,7 +55,6 @@ impl Frame {
         event.json.get().len() + 1
     }
 
-    /// How many events the frame holds.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.events.len()

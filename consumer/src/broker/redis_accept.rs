@@ -3,7 +3,8 @@
 //! into one call, and the connection of each worker thread it runs on.
 
 use super::dedupe::{BUCKETS, DedupeWindow, IdHash};
-use super::{BrokerError, RECENT_CAP};
+use super::error::BrokerError;
+use super::snapshot::RECENT_CAP;
 use redis::aio::ConnectionManager;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,15 +14,19 @@ use tokio::sync::oneshot;
 
 /// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
 /// dedupe one by one, in order). Returns one number per webhook: its new sequence
-/// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call). The event
-/// text matches `hub::event_json`.
+/// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call).
 ///
-/// Every argument and every `redis.call` costs Redis about 1,000 and 3,000–10,000
-/// instructions (counted with `scripts/profile`, docs/benchmarks.md), so the script
-/// takes only what changes per webhook; the keys are built from the channel in the
-/// script, and the settings are written into its text ([`AcceptScript::new`]). A
-/// call has a fixed cost too (about 22,000 instructions: reading it, running the
-/// script, answering), which the webhooks of one batch share ([`Queue`]).
+/// The event text it publishes and pushes, `{"seq":N,"task":…}`, must be the text
+/// `Event::new` writes, `seq` first: `Event::from_json` reads it from those first
+/// bytes. One test runs this script and feeds its output to that reader:
+/// `broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.
+///
+/// Every argument and, far more, every `redis.call` costs Redis instructions
+/// (counted with `scripts/profile`, docs/benchmarks.md), so the script takes only
+/// what changes per webhook; the keys are built from the channel in the script, and
+/// the settings are written into its text ([`AcceptScript::new`]). A call has a
+/// fixed cost too (reading it, running the script, answering), which the webhooks of
+/// one batch share ([`Queue`]).
 ///
 /// Dedupe (when the id hash is not empty): the bucket is Redis's own clock divided
 /// by the bucket length, so every replica agrees on it whatever its clock; the id's
@@ -35,13 +40,13 @@ use tokio::sync::oneshot;
 /// The new webhooks of a call are counted, remembered and published together once
 /// every one is deduplicated: one `INCRBY` for their sequence numbers, one `HINCRBY`
 /// per priority among them, one `LPUSH` of their events (the newest first, as one
-/// push each would leave them), then a `PUBLISH` each in `seq` order; a call of 12
-/// saves about 30 `redis.call`s this way. The script is atomic, so nobody sees the
-/// order inside it.
+/// push each would leave them), then a `PUBLISH` each in `seq` order: a few
+/// `redis.call`s per call rather than several per webhook. The script is atomic, so
+/// nobody sees the order inside it.
 ///
 /// The recent list is trimmed back to `cap` whenever a call's events reach a
-/// multiple of [`TRIM_EVERY`], rather than on each event (an `LTRIM` was a sixth of
-/// the script's cost): between two trims fewer than `TRIM_EVERY` events are pushed,
+/// multiple of [`TRIM_EVERY`], rather than on each event (an `LTRIM` is one of the
+/// dearest calls): between two trims fewer than `TRIM_EVERY` events are pushed,
 /// so it holds at most `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
 const ACCEPT: &str = r#"
     -- ARGV: channel, then per webhook: task json, priority, id hash ('' = no dedupe), shard.
@@ -49,9 +54,10 @@ const ACCEPT: &str = r#"
     local channel = ARGV[1]
     local time = redis.call('TIME')
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
+    -- The keys RedisBroker reads back (broker::redis::tests checks both sides agree).
     local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
     -- Each bucket's key prefix, formatted once per call, not once per webhook
-    -- (string.format was 9 % of Redis's instructions per webhook).
+    -- (string.format is dear in Redis's Lua).
     local buckets = {}
     for b = 0, @BUCKETS@ do
         buckets[b] = channel .. ':seen:' .. string.format('%d', bucket - @BUCKETS@ + b) .. ':'
@@ -96,6 +102,8 @@ const ACCEPT: &str = r#"
                 priorities[#priorities + 1] = priority
             end
             counts[priority] = counts[priority] + 1
+            -- The event JSON, as event.rs writes and reads it (seq first, no spaces):
+            -- broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads.
             -- %d: a bare `.. seq ..` would format the number as a float (%.14g).
             events[#events + 1] = '{"seq":' .. string.format('%d', seq) .. ',"task":' .. ARGV[i] .. '}'
             seqs[n] = seq
@@ -128,8 +136,7 @@ thread_local! {
     /// Each thread's own connection for each broker, so that a webhook's script call
     /// is written, answered and awaited on the worker thread that serves it. Through
     /// one connection driven on another thread, every call woke that thread and was
-    /// woken back: two context switches per webhook, which cost the consumer as
-    /// much system time as all its own work (`perf stat -e context-switches`,
+    /// woken back: two context switches per webhook (`perf stat -e context-switches`,
     /// docs/benchmarks.md). A few brokers at most (tests start several apps), so a list.
     static THREAD_CONNECTIONS: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
     /// Each thread's [`Queue`] for each broker.
@@ -158,9 +165,9 @@ pub(crate) struct Queue {
     flush_started: bool,
 }
 
-/// Most webhooks in one script call. A script holds Redis while it runs (natively
-/// about 20 µs a webhook), so a call of 64 holds it about a millisecond, and 64
-/// share 98 % of a call's fixed cost; the average group at 64 connections is 12.
+/// Most webhooks in one script call. A script holds Redis while it runs, so a call
+/// must stay short, yet large enough that its webhooks share nearly all of a call's
+/// fixed cost (docs/benchmarks.md).
 const MAX_CALL: usize = 64;
 
 /// The webhooks of one call, oldest first.

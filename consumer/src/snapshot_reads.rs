@@ -9,10 +9,12 @@
 //! has finished, and closes to newcomers just before it is sent. At most one read
 //! is in flight, and every socket's snapshot is read after it asked.
 
-use crate::broker::{Broker, BrokerError, Snapshot};
+use crate::broker::{Broker, BrokerError, Snapshot, Totals};
 use actix_web::web::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,11 +30,32 @@ pub struct ReadSnapshot {
 }
 
 impl ReadSnapshot {
-    /// `snapshot` with its message.
     pub(crate) fn new(snapshot: Snapshot) -> ReadSnapshot {
-        let message = Bytes::from(snapshot.to_message());
+        let message = Bytes::from(message(&snapshot));
         ReadSnapshot { snapshot, message }
     }
+}
+
+/// The snapshot as the WebSocket message `{"type":"snapshot",…}`, which the
+/// dashboard reads (`static/js/dashboard.js`, `onFrame`); its shape is pinned by
+/// `ws::feed::tests::the_messages_the_dashboard_reads_keep_their_shape`.
+fn message(snapshot: &Snapshot) -> String {
+    #[derive(Serialize)]
+    struct SnapshotMessage<'a> {
+        r#type: &'static str,
+        seq: u64,
+        totals: &'a Totals,
+        recent: Vec<&'a RawValue>,
+    }
+    let message = SnapshotMessage {
+        r#type: "snapshot",
+        seq: snapshot.seq,
+        totals: &snapshot.totals,
+        recent: snapshot.recent.iter().map(|event| &**event).collect(),
+    };
+    // unwrap: integers and JSON already checked always serialise.
+    #[allow(clippy::unwrap_used)]
+    serde_json::to_string(&message).unwrap()
 }
 
 impl Deref for ReadSnapshot {

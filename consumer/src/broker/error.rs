@@ -1,0 +1,17 @@
+//! Why the broker could not do what was asked.
+
+use std::time::Duration;
+
+/// Why the broker could not do what was asked; the sender should retry later.
+/// Clone: one failed script call fails every webhook it carried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the Redis subscription connection closed")]
+    Disconnected,
+    #[error("unexpected answer from Redis: {0}")]
+    Unexpected(String),
+}
