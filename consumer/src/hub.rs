@@ -106,11 +106,7 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, Pacing> {
-        // Every change under the lock leaves `Pacing` consistent: a poisoned one is fine.
-        let pacing = &self.shared.pacing;
-        pacing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        taskhooks_shared::sync::lock(&self.shared.pacing)
     }
 
     /// Hands a message to every current subscriber (none is fine): an event at once

@@ -92,10 +92,7 @@ impl SharedSnapshots {
     }
 
     fn lock(&self) -> MutexGuard<'_, Flights> {
-        // Only Option assignments happen under the lock: a poisoned one is consistent.
-        self.flights
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        taskhooks_shared::sync::lock(&self.flights)
     }
 
     /// A snapshot read after this call began, shared with everyone who asked while

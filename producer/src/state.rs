@@ -4,7 +4,8 @@
 use crate::delivery::Deliverer;
 use crate::generator::{BatchTasks, Generator};
 use crate::store::Store;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+use taskhooks_shared::sync::lock;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -63,9 +64,6 @@ impl AppState {
 
     /// A new batch of `min..=max` fake tasks.
     pub(crate) fn generate(&self, min: u32, max: u32) -> BatchTasks {
-        self.generator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .batch(min, max)
+        lock(&self.generator).batch(min, max)
     }
 }

@@ -14,9 +14,10 @@ use crate::delivery::task::{
     Queued, Sink, State, TaskEvent, cancelled_before_sending, deliver_task,
 };
 use crate::record::{TaskData, TaskRecord};
-use crate::store::{Entry, Store, StoreError, lock};
+use crate::store::{Entry, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use taskhooks_shared::sync::lock;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -14,6 +14,7 @@ pub mod healthcheck;
 pub mod json;
 pub mod redact;
 pub mod signing;
+pub mod sync;
 pub mod task;
 pub mod telemetry;
 #[cfg(feature = "testing")]

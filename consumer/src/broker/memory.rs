@@ -71,11 +71,7 @@ impl MemoryBroker {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the counters half-updated in a
-        // way worse than losing the process, so a poisoned lock is used as is.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        taskhooks_shared::sync::lock(&self.state)
     }
 
     /// Deduplicates, counts and publishes one task: its event's `seq`, `None` for

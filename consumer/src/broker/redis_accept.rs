@@ -8,7 +8,7 @@ use super::snapshot::RECENT_CAP;
 use redis::aio::ConnectionManager;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use taskhooks_shared::Priority;
 use tokio::sync::oneshot;
 
@@ -187,13 +187,7 @@ impl Queue {
     }
 }
 
-// A std Mutex, held only to push or take, never across an .await; a poisoned one
-// is fine (every change under it leaves the queue consistent).
-fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    queue
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use taskhooks_shared::sync::lock;
 
 /// The accept script of one broker, for its channel and dedupe window.
 pub(crate) struct AcceptScript {

@@ -88,9 +88,7 @@ impl FeedControl {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Arc<ReadSnapshot>>> {
-        // Only an Option is assigned under the lock: a poisoned one is consistent.
-        let slot = &self.snapshot;
-        slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        taskhooks_shared::sync::lock(&self.snapshot)
     }
 }
 

@@ -23,8 +23,9 @@ use report::Report;
 use runner::Runner;
 use std::collections::VecDeque;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use taskhooks_shared::sync::lock;
 use taskhooks_shared::web::shutdown_signal;
 use taskhooks_shared::{Task, redact_url};
 use tokio::sync::{Semaphore, oneshot};
@@ -217,7 +218,7 @@ impl Handout {
 
     /// Moves up to `n` next tasks, with their positions, into `into`.
     fn take(&self, n: usize, into: &mut VecDeque<(u64, Task)>) {
-        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = lock(&self.next);
         let (index, tasks) = &mut *next;
         for task in tasks.by_ref().take(n) {
             into.push_back((*index, task));

@@ -8,8 +8,9 @@ use crate::delivery::task::{Sink, State, TaskEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use taskhooks_shared::sync::lock;
 use tokio_util::sync::CancellationToken;
 
 /// How often a plain (non-terminal) progress line is printed.
@@ -187,7 +188,7 @@ impl Output {
 
 impl Shard {
     fn with_report<T>(&self, f: impl FnOnce(&mut Report) -> T) -> T {
-        f(&mut self.report.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut lock(&self.report))
     }
 }
 

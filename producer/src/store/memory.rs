@@ -13,7 +13,7 @@
 
 use super::{
     CreateError, Entry, EventId, EventLog, Limit, Logged, Position, Settings, Stops, Store,
-    StoreError, lock, whole_number,
+    StoreError, whole_number,
 };
 use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use taskhooks_shared::sync::lock;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 

@@ -17,8 +17,9 @@ use crate::generator::BatchTasks;
 use crate::record::{BatchSummary, RedeliverRequest, Refusal, TaskRecord};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use taskhooks_shared::sync::lock;
 use tokio_util::sync::CancellationToken;
 
 /// Why a store could not answer.
@@ -266,13 +267,6 @@ impl Stops {
 pub(crate) fn whole_number<T: std::str::FromStr>(text: &str) -> Option<T> {
     let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     digits.then(|| text.parse().ok()).flatten()
-}
-
-/// Locks a mutex, ignoring poisoning: every critical section of the stores
-/// leaves its data consistent (a push, a field or map write), so a panic
-/// elsewhere cannot corrupt it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

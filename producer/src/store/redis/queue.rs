@@ -8,12 +8,13 @@
 use super::layout::{GROUP, queue_key};
 use super::write::ensure_group;
 use super::{OP_TIMEOUT, Redis, timed};
-use crate::store::{Entry, StoreError, lock};
+use crate::store::{Entry, StoreError};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
+use taskhooks_shared::sync::lock;
 use tokio_util::sync::CancellationToken;
 
 /// How long a read of the queue blocks waiting for a new entry.
