@@ -45,7 +45,6 @@ pub(crate) struct TaskRecord {
     pub(crate) task: Task,
     /// Fixed when the batch is made, so every attempt and redelivery carries it.
     pub(crate) webhook_id: String,
-    /// Where it stands.
     pub(crate) state: State,
     /// Every attempt so far, in order.
     pub(crate) attempts: Vec<AttemptRecord>,
@@ -101,7 +100,6 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
-    /// The counts of these states.
     pub(crate) fn of(states: impl IntoIterator<Item = State>) -> Counts {
         let mut counts = Counts::default();
         for state in states {
@@ -139,9 +137,7 @@ impl Counts {
 /// A batch as `GET /batches` and `GET /batches/{id}` show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct BatchSummary {
-    /// The batch id.
     pub(crate) batchid: String,
-    /// How many tasks it has.
     pub(crate) total: u64,
     /// When it was made, Unix milliseconds.
     pub(crate) created_at: u64,
@@ -177,17 +173,13 @@ impl BatchSummary {
 /// One task as `GET /batches/{id}/tasks/{index}` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct TaskView {
-    /// The batch id.
     pub(crate) batchid: String,
     /// Its place in the batch, from 1.
     pub(crate) index: u64,
-    /// Where it stands.
     pub(crate) state: State,
     /// Its `webhook-id`.
     pub(crate) webhook_id: String,
-    /// The task.
     pub(crate) task: Task,
-    /// Every attempt so far.
     pub(crate) attempts: Vec<AttemptRecord>,
 }
 

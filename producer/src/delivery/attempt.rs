@@ -14,7 +14,6 @@ pub(crate) struct Attempt {
     pub(crate) status: Option<u16>,
     /// What went wrong, when it did.
     pub(crate) error: Option<String>,
-    /// How long the attempt took.
     pub(crate) duration: Duration,
     /// The start of the response body (at most [`MAX_RECORDED_RESPONSE`] bytes),
     /// when the receiver answered.
@@ -55,7 +54,6 @@ pub(crate) enum Outcome {
 /// The full story of one task's delivery.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
-    /// How it ended.
     pub(crate) outcome: Outcome,
     /// Every attempt made, in order.
     pub(crate) attempts: Vec<Attempt>,

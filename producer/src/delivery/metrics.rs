@@ -63,7 +63,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric.
     pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("taskhooks_producer");
         let deliveries = Family::<DeliveryLabel, Counter>::default();

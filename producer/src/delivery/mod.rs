@@ -41,7 +41,6 @@ pub(crate) struct DeliverySettings {
     pub(crate) signing: Signing,
     /// Time allowed for one attempt, connection included.
     pub(crate) timeout: Duration,
-    /// Time allowed to connect.
     pub(crate) connect_timeout: Duration,
     /// When to retry.
     pub(crate) policy: RetryPolicy,
@@ -52,7 +51,6 @@ pub(crate) struct DeliverySettings {
 pub(crate) struct Message {
     /// The `webhook-id`, which lets the receiver drop a retry it already accepted.
     pub(crate) webhook_id: std::sync::Arc<str>,
-    /// The JSON body.
     pub(crate) body: Bytes,
     /// Attempts made by earlier deliveries of this message (a redelivery's
     /// attempts are numbered on from them; each delivery has its own
@@ -159,7 +157,6 @@ impl Deliverer {
         delivery
     }
 
-    /// One signed POST.
     async fn attempt(&self, message: &Message, number: u32) -> (Attempt, Verdict) {
         let started_at = now_millis();
         let started = Instant::now();

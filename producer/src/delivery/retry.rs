@@ -43,7 +43,6 @@ impl Default for RetryPolicy {
 pub(crate) enum Verdict {
     /// The receiver answered with this status (and maybe a `Retry-After`).
     Status {
-        /// The HTTP status code.
         code: u16,
         /// The parsed `Retry-After` header, if any.
         retry_after: Option<Duration>,

@@ -90,7 +90,6 @@ impl<'de> serde::Deserialize<'de> for State {
 pub(crate) struct TaskEvent {
     /// The task's position in the batch, from 1.
     pub(crate) index: u64,
-    /// How many tasks the batch has.
     pub(crate) total: u64,
     pub(crate) state: State,
     /// The attempt this event is about (0 when none was made).

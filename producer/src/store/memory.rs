@@ -50,7 +50,6 @@ pub(crate) struct MemoryStore {
     stops: Stops,
 }
 
-/// One batch.
 #[derive(Debug)]
 struct Batch {
     id: String,

@@ -43,7 +43,6 @@ pub(crate) enum CreateError {
         retry_after.as_secs()
     )]
     TooManyBatches {
-        /// The most batches kept.
         max: usize,
         /// When the first running batch is due to finish (at least a second).
         retry_after: Duration,
@@ -59,7 +58,6 @@ pub(crate) enum CreateError {
         waiting: u64,
         /// The refused batch's size.
         total: u64,
-        /// The limit.
         max: u64,
     },
     #[error(transparent)]
