@@ -73,12 +73,12 @@ pub(crate) enum ResumeError {
 /// Where batch `id`'s stream starts for a client whose `Last-Event-ID` is `last`
 /// (empty: from the start).
 pub(crate) async fn resume(store: &dyn Store, id: &str, last: &str) -> Result<Resume, ResumeError> {
+    let Some(position) = store.position(id).await? else {
+        return Err(ResumeError::UnknownBatch);
+    };
     let after = if last.is_empty() { "0" } else { last };
     let Some(after_id) = store.parse_event_id(after) else {
         return Err(ResumeError::NotAnId(after.to_owned()));
-    };
-    let Some(position) = store.position(id).await? else {
-        return Err(ResumeError::UnknownBatch);
     };
     // An id the log never had: a stream from there would wait for ever, or
     // until a clock reached it, skipping every event before.
@@ -190,11 +190,13 @@ impl Follower {
         if self.after.is_empty() {
             return None; // the done was sent
         }
+        if self.closing.is_cancelled() {
+            return Some(self.last_chunk().await);
+        }
         let closing = self.closing.clone();
         let read = self.log.read_after(&self.after, KEEP_ALIVE);
         let Some(read) = closing.run_until_cancelled(read).await else {
-            self.after.clear();
-            return Some(Bytes::from_static(CLOSING_COMMENT));
+            return Some(self.last_chunk().await);
         };
         match read {
             Ok(events) if !events.is_empty() => Some(self.frames(&events)),
@@ -207,6 +209,18 @@ impl Follower {
                     () = tokio::time::sleep(RETRY_DELAY) => {}
                 }
                 Some(Bytes::from_static(KEEP_ALIVE_COMMENT))
+            }
+        }
+    }
+
+    /// At shutdown: what is already logged (the last events of a batch a
+    /// shutdown stopped, its `done` among them), then the closing comment.
+    async fn last_chunk(&mut self) -> Bytes {
+        match self.log.read_after(&self.after, Duration::ZERO).await {
+            Ok(events) if !events.is_empty() => self.frames(&events),
+            _ => {
+                self.after.clear();
+                Bytes::from_static(CLOSING_COMMENT)
             }
         }
     }

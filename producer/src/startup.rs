@@ -69,7 +69,7 @@ impl Application {
         let tracker = TaskTracker::new();
         // On this runtime, not an HTTP worker's: the client's pooled connections
         // outlive the worker that started a batch.
-        Pipeline::spawn(
+        let pipeline = Pipeline::spawn(
             store.clone(),
             deliverer.clone(),
             config.delivery.max_in_flight,
@@ -78,7 +78,7 @@ impl Application {
         );
         let state = web::Data::new(AppState::new(
             page,
-            (store, deliverer),
+            (store, pipeline, deliverer),
             config.delivery.seed,
             config.max_event_streams as usize,
             shutdown,

@@ -4,6 +4,7 @@
 use crate::delivery::Deliverer;
 use crate::generator::{BatchTasks, Generator};
 use crate::store::Store;
+use crate::worker::Pipeline;
 use std::sync::{Arc, Mutex};
 use taskhooks_shared::sync::lock;
 use tokio::sync::Semaphore;
@@ -28,6 +29,8 @@ pub(crate) struct AppState {
     pub(crate) page: PageSettings,
     /// Where batches are kept (chosen once, at start).
     pub(crate) store: Arc<dyn Store>,
+    /// The one delivery pipeline.
+    pub(crate) pipeline: Arc<Pipeline>,
     /// The shared client, for its metrics.
     pub(crate) deliverer: Arc<Deliverer>,
     /// Cancelled when shutdown starts: no new batches.
@@ -45,7 +48,7 @@ impl AppState {
     /// `shutdown` is cancelled when shutdown starts.
     pub(crate) fn new(
         page: PageSettings,
-        (store, deliverer): (Arc<dyn Store>, Arc<Deliverer>),
+        (store, pipeline, deliverer): (Arc<dyn Store>, Arc<Pipeline>, Arc<Deliverer>),
         seed: Option<u64>,
         max_event_streams: usize,
         shutdown: CancellationToken,
@@ -53,6 +56,7 @@ impl AppState {
         AppState {
             page,
             store,
+            pipeline,
             deliverer,
             shutdown,
             closing: CancellationToken::new(),

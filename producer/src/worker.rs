@@ -24,10 +24,10 @@ use tokio_util::task::TaskTracker;
 
 /// How long the pipeline waits after the store failed before asking again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// Tasks this process holds (taken, not yet final) per delivery slot: a paced
-/// task waits for its start without a slot, so several batches taken at once
-/// share the slots, while a producer never takes more of a shared queue than it
-/// can soon deliver.
+/// Tasks this process holds (taken, not yet final) per delivery slot, from a
+/// store that hands tasks out before their paced start: such a task waits for its
+/// start without a slot, so several batches taken at once share the slots, while
+/// a producer never takes more of a shared queue than it can soon deliver.
 const HELD_PER_SLOT: usize = 4;
 
 /// The pipeline and what it shares.
@@ -53,41 +53,67 @@ impl Pipeline {
         max_in_flight: usize,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-    ) {
+    ) -> Arc<Pipeline> {
+        let held = match store.hands_out_when_due() {
+            true => max_in_flight,
+            false => max_in_flight * HELD_PER_SLOT,
+        };
         let pipeline = Arc::new(Pipeline {
             store,
             deliverer,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            held: Arc::new(Semaphore::new(max_in_flight * HELD_PER_SLOT)),
+            held: Arc::new(Semaphore::new(held)),
             shutdown,
             tracker,
         });
         pipeline.tracker.spawn(pipeline.clone().take_loop());
+        pipeline
     }
 
-    /// Takes tasks while this process holds fewer than its bound.
+    /// Ends at once the tasks of stopped batch `id` that the store can hand over
+    /// (see [`Store::take_queued`]), as `cancelled`.
+    pub(crate) async fn cancel_queued(self: &Arc<Self>, id: &str) {
+        for entry in self.store.take_queued(id).await {
+            self.start(entry, None);
+        }
+    }
+
+    /// Takes tasks while this process holds fewer than its bound, until
+    /// shutdown; then a store whose batches end with the process has the tasks
+    /// it still queues ended as `cancelled`.
     async fn take_loop(self: Arc<Self>) {
         loop {
-            let Ok(permit) = self.held.clone().acquire_owned().await else {
-                return;
+            let permit = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                permit = self.held.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
             };
             match self.store.next(&self.shutdown).await {
-                Ok(Some(entry)) => self.start(entry, permit),
-                Ok(None) if self.shutdown.is_cancelled() => return,
+                Ok(Some(entry)) => self.start(entry, Some(permit)),
+                Ok(None) if self.shutdown.is_cancelled() => break,
                 Ok(None) => {}
                 Err(err) => {
                     tracing::warn!(%err, "taking the next task failed; trying again");
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return,
+                        () = self.shutdown.cancelled() => break,
                         () = tokio::time::sleep(RETRY_DELAY) => {}
                     }
                 }
             }
         }
+        if self.store.durable() {
+            return;
+        }
+        while let Ok(Some(entry)) = self.store.next(&self.shutdown).await {
+            self.start(entry, None);
+        }
     }
 
-    /// Delivers `entry` in the background, holding `permit` (of `held`).
-    fn start(self: &Arc<Self>, entry: Entry, permit: OwnedSemaphorePermit) {
+    /// Delivers `entry` in the background, holding `permit` (of `held`) if given.
+    fn start(self: &Arc<Self>, entry: Entry, permit: Option<OwnedSemaphorePermit>) {
         let pipeline = self.clone();
         self.tracker.spawn(async move {
             let done = pipeline.process(&entry).await;
@@ -117,7 +143,7 @@ impl Pipeline {
         if record.state.is_final() {
             return Ok(true); // done before a crash, not yet acknowledged
         }
-        let stop = self.store.stops().token(&entry.batch, settings.stopped);
+        let stop = self.store.stops().token(&entry.batch, &settings);
         let queued = record.queued(entry.index);
         let (sink, written) = Recorder::start(
             self.store.clone(),

@@ -123,6 +123,7 @@ pub(crate) async fn stop(
     if !state.store.stop(&id).await? {
         return Err(ApiError::UnknownBatch(id));
     }
+    state.pipeline.cancel_queued(&id).await;
     tracing::info!(batch = %id, "batch stopped on request");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "stopped": true })))
 }

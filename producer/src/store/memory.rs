@@ -22,6 +22,7 @@ use crate::pace::next_start;
 use crate::record::{BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use taskhooks_shared::sync::lock;
@@ -47,6 +48,8 @@ pub(crate) struct MemoryStore {
     batches: Mutex<HashMap<String, Arc<Batch>>>,
     /// Woken when a task is queued or a batch stopped.
     queued: Notify,
+    /// How many tasks were handed out, to stamp the batch served last.
+    turns: AtomicU64,
     stops: Stops,
 }
 
@@ -74,6 +77,10 @@ struct BatchState {
     stopped: bool,
     /// When its next task may start (`None`: at once).
     next_start: Option<Instant>,
+    /// When a task of it was last handed out (the store's turn then).
+    served: u64,
+    /// 0, and one more at each redelivery (see [`Settings::run`]).
+    run: u64,
     /// When its last run started (creation or redelivery), Unix milliseconds.
     run_started_at: u64,
     finished_at: Option<Instant>,
@@ -101,6 +108,7 @@ impl MemoryStore {
         MemoryStore {
             batches: Mutex::new(HashMap::new()),
             queued: Notify::new(),
+            turns: AtomicU64::new(0),
             stops: Stops::new(Some(shutdown.clone())),
         }
     }
@@ -131,41 +139,45 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// The next task whose start is due, its start reserved; else how long until
-    /// the first one is (`None`: no task is queued). `draining`: every task is
-    /// due, to end as cancelled.
+    /// The next task whose start is due, its start reserved: of the batches due,
+    /// the one served longest ago, so that batches take turns; else how long
+    /// until the first is due (`None`: no task is queued). `draining`: every
+    /// task is due, to end as cancelled.
     fn take_due(&self, now: Instant, draining: bool) -> Result<Entry, Option<Duration>> {
         let batches: Vec<Arc<Batch>> = lock(&self.batches).values().cloned().collect();
-        let mut first: Option<(Instant, u64, Arc<Batch>)> = None;
+        let mut turn: Option<(u64, Arc<Batch>)> = None;
+        let mut soonest: Option<Duration> = None;
         for batch in batches {
-            let due = {
-                let state = lock(&batch.state);
-                if state.queue.is_empty() {
-                    continue;
-                }
-                let at_once = draining || state.stopped;
-                if at_once {
-                    now
-                } else {
-                    state.next_start.unwrap_or(now)
-                }
+            let state = lock(&batch.state);
+            if state.queue.is_empty() {
+                continue;
+            }
+            let at_once = draining || state.stopped;
+            let due = if at_once {
+                now
+            } else {
+                state.next_start.unwrap_or(now)
             };
-            let key = (due, batch.created_at);
-            if first.as_ref().is_none_or(|(d, c, _)| key < (*d, *c)) {
-                first = Some((due, batch.created_at, batch));
+            let served = state.served;
+            drop(state);
+            if due > now {
+                soonest = Some(soonest.map_or(due - now, |s| s.min(due - now)));
+            } else if turn.as_ref().is_none_or(|(s, _)| served < *s) {
+                turn = Some((served, batch));
             }
         }
-        let Some((due, _, batch)) = first else {
-            return Err(None);
+        let Some((_, batch)) = turn else {
+            return Err(soonest);
         };
-        if due > now {
-            return Err(Some(due - now));
-        }
         let mut state = lock(&batch.state);
         let Some(index) = state.queue.pop_front() else {
             return Err(Some(Duration::ZERO)); // taken meanwhile: look again
         };
-        state.next_start = next_start(state.next_start, now, batch.pace).or(state.next_start);
+        state.served = self.turns.fetch_add(1, Ordering::Relaxed) + 1;
+        // A task handed out at once, to be cancelled, takes no paced start.
+        if !(draining || state.stopped) {
+            state.next_start = next_start(state.next_start, now, batch.pace);
+        }
         Ok(Entry {
             id: String::new(),
             batch: batch.id.clone(),
@@ -207,6 +219,8 @@ impl Batch {
                 queue: VecDeque::new(),
                 stopped: false,
                 next_start: None,
+                served: 0,
+                run: 0,
                 run_started_at: now,
                 finished_at: None,
             }),
@@ -313,6 +327,8 @@ impl Store for MemoryStore {
             state.tasks[slot].state = State::Queued;
         }
         state.stopped = false;
+        state.run += 1;
+        state.next_start = None;
         state.finished_at = None;
         state.run_started_at = now_millis();
         state.queue.extend(chosen.iter().copied());
@@ -327,7 +343,6 @@ impl Store for MemoryStore {
         };
         lock(&batch.state).stopped = true;
         self.stops.cancel(id);
-        self.queued.notify_one(); // its queued tasks are due at once, to be cancelled
         Ok(true)
     }
 
@@ -350,13 +365,45 @@ impl Store for MemoryStore {
         }
     }
 
-    async fn release(&self, _entry: &Entry, _finished: bool) {}
+    /// An unfinished task goes back to the front of its batch's queue.
+    async fn release(&self, entry: &Entry, finished: bool) {
+        if finished {
+            return;
+        }
+        if let Some(batch) = self.get(&entry.batch) {
+            lock(&batch.state).queue.push_front(entry.index);
+            self.queued.notify_one();
+        }
+    }
+
+    async fn take_queued(&self, id: &str) -> Vec<Entry> {
+        let Some(batch) = self.get(id) else {
+            return Vec::new();
+        };
+        let queue = std::mem::take(&mut lock(&batch.state).queue);
+        queue
+            .into_iter()
+            .map(|index| Entry {
+                id: String::new(),
+                batch: id.to_owned(),
+                index,
+            })
+            .collect()
+    }
+
+    fn hands_out_when_due(&self) -> bool {
+        true
+    }
 
     async fn settings(&self, id: &str) -> Result<Option<Settings>, StoreError> {
-        Ok(self.get(id).map(|batch| Settings {
-            total: batch.total,
-            pace_ms: u64::try_from(batch.pace.as_millis()).unwrap_or(u64::MAX),
-            stopped: lock(&batch.state).stopped,
+        Ok(self.get(id).map(|batch| {
+            let state = lock(&batch.state);
+            Settings {
+                total: batch.total,
+                pace_ms: u64::try_from(batch.pace.as_millis()).unwrap_or(u64::MAX),
+                stopped: state.stopped,
+                run: state.run,
+            }
         }))
     }
 
@@ -390,7 +437,8 @@ impl Store for MemoryStore {
         }
         let elapsed = now_millis().saturating_sub(state.run_started_at);
         let done = DoneData::of(&state.counts, elapsed);
-        let json = serde_json::to_string(&done).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // unwrap: four whole numbers always serialise.
+        let json = serde_json::to_string(&done).expect("a done serialises");
         tracing::info!(batch = %id, delivered = done.delivered, failed = done.failed,
             cancelled = done.cancelled, elapsed_ms = elapsed, "batch finished");
         state.append(true, json, &batch.published);
@@ -442,6 +490,9 @@ impl EventLog for MemoryLog {
         self.published.borrow_and_update();
         let events = self.batch.events_after(after);
         if !events.is_empty() {
+            return Ok(events);
+        }
+        if block.is_zero() {
             return Ok(events);
         }
         if let Ok(Ok(())) = tokio::time::timeout(block, self.published.changed()).await {
@@ -561,6 +612,65 @@ mod tests {
         assert_eq!(taken, expected);
         assert_eq!(not_yet, Some(Duration::from_secs(10)));
         assert_eq!((drained.batch, drained.index), (slow, 2));
+    }
+
+    #[tokio::test]
+    async fn batches_due_at_once_take_turns_so_an_older_one_holds_up_no_newer_one() {
+        let store = store();
+        let older = start(&store, 100, Duration::ZERO).await;
+        store.take_due(Instant::now(), false).expect("due");
+        let newer = start(&store, 2, Duration::ZERO).await;
+
+        let next: Vec<String> = (0..4)
+            .map(|_| store.take_due(Instant::now(), false).expect("due").batch)
+            .collect();
+
+        assert_eq!(next, [newer.clone(), older.clone(), newer, older]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_batchs_tasks_are_taken_at_once_and_take_no_paced_start() {
+        let store = store();
+        let id = start(&store, 4, Duration::from_secs(10)).await;
+        let now = Instant::now();
+        store
+            .take_due(now, false)
+            .expect("the first is due at once");
+        store.stop(&id).await.expect("stopped");
+
+        let rest = store.take_queued(&id).await;
+
+        let indexes: Vec<u64> = rest.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, [2, 3, 4]);
+        assert_eq!(store.take_due(now, false).expect_err("none left"), None);
+        let at_once = (State::Cancelled, 1);
+        for index in 1..=4 {
+            let mut record = store
+                .record(&id, index)
+                .await
+                .expect("read")
+                .expect("a task");
+            record.state = at_once.0;
+            store
+                .apply(&id, index, &record, "{}")
+                .await
+                .expect("applied");
+        }
+        let request = RedeliverRequest {
+            tasks: Some(vec![at_once.1]),
+        };
+        store
+            .redeliver(&id, &request)
+            .await
+            .expect("read")
+            .expect("kept")
+            .expect("chosen");
+        let again = store
+            .take_due(now, false)
+            .expect("due at once after a redelivery");
+        assert_eq!(again.index, 1);
+        let settings = store.settings(&id).await.expect("read").expect("kept");
+        assert_eq!((settings.stopped, settings.run), (false, 1));
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub(crate) struct Settings {
     /// Milliseconds between two delivery starts.
     pub(crate) pace_ms: u64,
     pub(crate) stopped: bool,
+    /// Which run of the batch this is: 0 at its creation, one more at each
+    /// redelivery. A stop cancels every run's tasks; a task takes its own
+    /// run's switch, so a redelivery's tasks never inherit an earlier stop.
+    pub(crate) run: u64,
 }
 
 /// An event's id, as numbers to compare: a memory log's `n` is `(n, 0)`, a Redis
@@ -168,6 +172,16 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// is stored) takes it off the queue; otherwise it is left for another try.
     async fn release(&self, entry: &Entry, finished: bool);
 
+    /// Takes every task of batch `id` still queued where only this process
+    /// reads, so that a stop ends them at once; empty for a shared queue, whose
+    /// tasks of a stopped batch are ended as they are taken.
+    async fn take_queued(&self, id: &str) -> Vec<Entry>;
+
+    /// Whether [`Store::next`] hands out a task only once its paced start is
+    /// due: then the pipeline needs to hold no more tasks than it has delivery
+    /// slots. Otherwise a task waits for its start after it was taken.
+    fn hands_out_when_due(&self) -> bool;
+
     /// What sending a task of batch `id` needs; `None` when it is gone.
     async fn settings(&self, id: &str) -> Result<Option<Settings>, StoreError>;
 
@@ -193,7 +207,8 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Where batch `id`'s log stands; `None` for an unknown batch.
     async fn position(&self, id: &str) -> Result<Option<Position>, StoreError>;
 
-    /// A reader of batch `id`'s log; `None` for an unknown batch.
+    /// A reader of batch `id`'s log; `None` when the store knows at once that
+    /// the batch is unknown (a reader of an unknown batch reads nothing).
     fn event_log(&self, id: &str) -> Option<Box<dyn EventLog>>;
 }
 
@@ -209,15 +224,15 @@ pub(crate) trait EventLog: Send {
     fn describe(&self) -> String;
 }
 
-/// The stop switch of each batch that has a task in this process: the pipeline
-/// takes one per task it sends, a stop cancels it. A switch lives while a task
-/// holds it.
+/// The stop switch of each run of a batch that has a task in this process: the
+/// pipeline takes one per task it sends, a stop cancels every run's. A switch
+/// lives while a task holds it.
 #[derive(Debug)]
 pub(crate) struct Stops {
     /// Each new switch is its child: for a store whose batches end with the
     /// process, the shutdown token, so that a shutdown stops every batch.
     parent: Option<CancellationToken>,
-    tokens: Mutex<HashMap<String, Weak<CancellationToken>>>,
+    tokens: Mutex<HashMap<(String, u64), Weak<CancellationToken>>>,
 }
 
 impl Stops {
@@ -229,32 +244,34 @@ impl Stops {
         }
     }
 
-    /// Batch `id`'s switch, cancelled when it is `stopped`; a switch cancelled by an
-    /// earlier stop is replaced when the batch runs again (redelivered).
-    pub(crate) fn token(&self, id: &str, stopped: bool) -> Arc<CancellationToken> {
+    /// The switch of run `settings.run` of batch `id`, cancelled when the batch
+    /// is `settings.stopped`.
+    pub(crate) fn token(&self, id: &str, settings: &Settings) -> Arc<CancellationToken> {
         let mut tokens = lock(&self.tokens);
-        let kept = tokens.get(id).and_then(Weak::upgrade);
-        let token = match kept {
-            Some(token) if stopped || !token.is_cancelled() => token,
-            _ => {
+        let key = (id.to_owned(), settings.run);
+        let token = match tokens.get(&key).and_then(Weak::upgrade) {
+            Some(token) => token,
+            None => {
                 tokens.retain(|_, token| token.strong_count() > 0);
                 let token = Arc::new(match &self.parent {
                     Some(parent) => parent.child_token(),
                     None => CancellationToken::new(),
                 });
-                tokens.insert(id.to_owned(), Arc::downgrade(&token));
+                tokens.insert(key, Arc::downgrade(&token));
                 token
             }
         };
-        if stopped {
+        if settings.stopped {
             token.cancel();
         }
         token
     }
 
-    /// Cancels batch `id`'s deliveries in this process.
+    /// Cancels batch `id`'s deliveries in this process, of every run.
     pub(crate) fn cancel(&self, id: &str) {
-        if let Some(token) = lock(&self.tokens).get(id).and_then(Weak::upgrade) {
+        let tokens = lock(&self.tokens);
+        let of_batch = tokens.iter().filter(|((batch, _), _)| batch == id);
+        for token in of_batch.filter_map(|(_, token)| token.upgrade()) {
             token.cancel();
         }
     }
@@ -271,26 +288,40 @@ pub(crate) fn whole_number<T: std::str::FromStr>(text: &str) -> Option<T> {
 mod tests {
     use super::*;
 
+    fn run(run: u64, stopped: bool) -> Settings {
+        Settings {
+            total: 1,
+            pace_ms: 0,
+            stopped,
+            run,
+        }
+    }
+
     #[test]
-    fn a_stopped_batchs_switch_is_renewed_only_when_it_runs_again() {
+    fn a_stop_cancels_every_run_and_a_redelivery_runs_under_a_switch_of_its_own() {
         let stops = Stops::new(None);
-        let first = stops.token("b", false);
+        let first = stops.token("b", &run(0, false));
         stops.cancel("b");
         assert!(first.is_cancelled());
-        assert!(stops.token("b", true).is_cancelled(), "still stopped");
-        let again = stops.token("b", false);
-        assert!(!again.is_cancelled(), "redelivered after the stop");
+        // A task of the stopped run whose settings were read before the stop
+        // still gets that run's cancelled switch.
+        assert!(stops.token("b", &run(0, false)).is_cancelled());
+        let redelivered = stops.token("b", &run(1, false));
+        assert!(!redelivered.is_cancelled(), "a new run after the stop");
+        // A late task of the stopped run does not cut the new run off.
+        assert!(stops.token("b", &run(0, true)).is_cancelled());
+        assert!(!redelivered.is_cancelled());
         stops.cancel("b");
-        assert!(again.is_cancelled() && first.is_cancelled());
+        assert!(redelivered.is_cancelled());
     }
 
     #[test]
     fn a_switch_made_under_a_parent_is_cancelled_with_it() {
         let shutdown = CancellationToken::new();
         let stops = Stops::new(Some(shutdown.clone()));
-        let token = stops.token("b", false);
+        let token = stops.token("b", &run(0, false));
         shutdown.cancel();
         assert!(token.is_cancelled());
-        assert!(stops.token("c", false).is_cancelled());
+        assert!(stops.token("c", &run(0, false)).is_cancelled());
     }
 }

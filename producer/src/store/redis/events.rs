@@ -64,11 +64,12 @@ impl RedisLog {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Vec::new());
         };
-        let reply: Option<Vec<(String, Entries)>> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(MAX_READ_EVENTS)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT").arg(MAX_READ_EVENTS);
+        if !block.is_zero() {
+            read.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        let reply: Option<Vec<(String, Entries)>> = read
             .arg("STREAMS")
             .arg(&self.key)
             .arg(after)

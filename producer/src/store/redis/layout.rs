@@ -7,7 +7,7 @@
 //!   final state, so one pending on a dead producer is claimed by another;
 //! - `batches`: a sorted set of batch ids by creation time (newest listed first);
 //! - `batch:{id}`: a hash of the batch's total, creation time, pace, next start,
-//!   stop flag and its counts by state;
+//!   stop flag, run number (one more at each redelivery) and its counts by state;
 //! - `batch:{id}:states`: a hash of each task's state by index;
 //! - `batch:{id}:tasks`: a hash of each task's record (task, `webhook-id`,
 //!   attempts) by index, as JSON;
@@ -114,6 +114,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], 'stopped', 0, 'run_started_at', now)
+redis.call('HINCRBY', KEYS[1], 'run', 1)
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 return {}
 "#;

@@ -179,6 +179,14 @@ impl Store for RedisStore {
         self.queue.release(&mut self.conn(), entry, finished).await;
     }
 
+    async fn take_queued(&self, _id: &str) -> Vec<Entry> {
+        Vec::new()
+    }
+
+    fn hands_out_when_due(&self) -> bool {
+        false
+    }
+
     async fn settings(&self, id: &str) -> Result<Option<Settings>, StoreError> {
         read::settings(&mut self.conn(), id).await
     }

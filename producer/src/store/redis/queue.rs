@@ -39,7 +39,9 @@ pub(super) struct Queue {
     claim_after: Duration,
     /// The entries this process is working on, re-claimed to keep them.
     mine: Mutex<HashSet<String>>,
-    /// Entries claimed from gone producers, handed out before new ones.
+    /// Entries claimed from gone producers, handed out before new ones (and
+    /// kept as ours only from then: until taken, another producer may claim
+    /// them again).
     claimed: Mutex<VecDeque<Entry>>,
     /// The blocking reads' own connection (`None` until made, and after a failure).
     reader: tokio::sync::Mutex<Option<MultiplexedConnection>>,
@@ -64,6 +66,7 @@ impl Queue {
         shutdown: &CancellationToken,
     ) -> Result<Option<Entry>, StoreError> {
         if let Some(entry) = lock(&self.claimed).pop_front() {
+            lock(&self.mine).insert(entry.id.clone());
             return Ok(Some(entry));
         }
         let mut reader = self.reader.lock().await;
@@ -167,7 +170,7 @@ impl Queue {
         )
         .await?;
         for entry in reply.1.into_iter().filter_map(parse_entry) {
-            if !lock(&self.mine).insert(entry.id.clone()) {
+            if lock(&self.mine).contains(&entry.id) {
                 continue; // ours already, only slow to be kept
             }
             tracing::info!(batch = %entry.batch, index = entry.index, "claimed an abandoned task");

@@ -4,7 +4,6 @@
 
 use super::events::{Entries, entry_id, is_done};
 use super::layout::{Keys, index_key};
-use super::write::ordered_states;
 use super::{Redis, timed};
 use crate::delivery::task::State;
 use crate::record::{BatchSummary, Counts, TaskRecord};
@@ -49,18 +48,19 @@ pub(super) async fn summary(
 
 /// The batch's total, pace and stop flag; `None` when unknown or expired.
 pub(super) async fn settings(redis: &mut Redis, id: &str) -> Result<Option<Settings>, StoreError> {
-    let fields: (Option<u64>, Option<u64>, Option<u64>) = timed(
+    let fields: (Option<u64>, Option<u64>, Option<u64>, Option<u64>) = timed(
         redis::cmd("HMGET")
             .arg(Keys::of(id).meta)
-            .arg(&["total", "pace_ms", "stopped"])
+            .arg(&["total", "pace_ms", "stopped", "run"])
             .query_async(redis),
     )
     .await?;
     Ok(match fields {
-        (Some(total), pace_ms, stopped) => Some(Settings {
+        (Some(total), pace_ms, stopped, run) => Some(Settings {
             total,
             pace_ms: pace_ms.unwrap_or(0),
             stopped: stopped.unwrap_or(0) != 0,
+            run: run.unwrap_or(0),
         }),
         _ => None,
     })
@@ -151,4 +151,19 @@ fn summary_of(id: &str, meta: &HashMap<String, u64>) -> Option<BatchSummary> {
         field("created_at"),
         counts,
     ))
+}
+
+/// Every task's state of a batch of `total`, in order, as stored.
+fn ordered_states(total: u64, states: HashMap<u64, String>) -> Result<Vec<State>, StoreError> {
+    let mut ordered = vec![State::Queued; usize::try_from(total).unwrap_or(0)];
+    for (index, name) in states {
+        let slot = index
+            .checked_sub(1)
+            .and_then(|i| ordered.get_mut(i as usize));
+        if let Some(slot) = slot {
+            *slot = State::parse(&name)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown task state {name:?}")))?;
+        }
+    }
+    Ok(ordered)
 }

@@ -13,7 +13,6 @@ use crate::record::{RedeliverRequest, Refusal, TaskRecord};
 use crate::store::{CreateError, Stops, StoreError};
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -239,22 +238,4 @@ pub(super) async fn reserve_start(
     )
     .await?;
     Ok(Duration::from_millis(wait))
-}
-
-/// Every task's state of a batch of `total`, in order, as stored.
-pub(super) fn ordered_states(
-    total: u64,
-    states: HashMap<u64, String>,
-) -> Result<Vec<State>, StoreError> {
-    let mut ordered = vec![State::Queued; usize::try_from(total).unwrap_or(0)];
-    for (index, name) in states {
-        let slot = index
-            .checked_sub(1)
-            .and_then(|i| ordered.get_mut(i as usize));
-        if let Some(slot) = slot {
-            *slot = State::parse(&name)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown task state {name:?}")))?;
-        }
-    }
-    Ok(ordered)
 }
