@@ -2,7 +2,7 @@
 //! with `Last-Event-ID`; many subscribers and batches at once, up to
 //! `--max-event-streams` streams.
 
-use crate::helpers::{Receiver, done, eventually, final_states, spawn_app};
+use crate::helpers::{Receiver, done, eventually, final_states, flags, on_each_store, spawn_app};
 use serde_json::json;
 
 #[tokio::test]
@@ -46,23 +46,26 @@ async fn the_stream_carries_every_task_in_numbered_events_and_ends_with_done() {
 
 #[tokio::test]
 async fn resuming_with_last_event_id_replays_the_rest_without_loss_or_repeat() {
-    let receiver = Receiver::start([]).await;
-    let app = spawn_app(&receiver, &["--pace-ms", "30"]).await;
-    let batch = app.start(json!({"min": 30, "max": 30})).await;
+    on_each_store(|store| async move {
+        let receiver = Receiver::start([]).await;
+        let app = spawn_app(&receiver, &flags(&store, &["--pace-ms", "30"])).await;
+        let batch = app.start(json!({"min": 30, "max": 30})).await;
 
-    let mut first = app.events(&batch, None).await;
-    let mut seen = Vec::new();
-    for _ in 0..10 {
-        seen.push(first.next_event().await.expect("an event"));
-    }
-    drop(first); // the connection breaks mid-batch
-    let last_id = seen.last().expect("events").id;
-    let rest = app.events(&batch, Some(last_id)).await.until_done().await;
-    seen.extend(rest);
+        let mut first = app.events(&batch, None).await;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            seen.push(first.next_event().await.expect("an event"));
+        }
+        drop(first); // the connection breaks mid-batch
+        let last_id = seen.last().expect("events").raw_id.clone();
+        let rest = app.events_from(&batch, Some(&last_id)).await;
+        seen.extend(rest.until_done().await);
 
-    let from_scratch = app.all_events(&batch).await;
-    assert_eq!(seen, from_scratch);
-    assert_eq!(final_states(&seen).len(), 30);
+        let from_scratch = app.all_events(&batch).await;
+        assert_eq!(seen, from_scratch);
+        assert_eq!(final_states(&seen).len(), 30);
+    })
+    .await;
 }
 
 #[tokio::test]
