@@ -19,7 +19,9 @@ use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
 use crate::generator::BatchTasks;
 use crate::pace::next_start;
-use crate::record::{BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord};
+use crate::record::{
+    BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord, index_of,
+};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -304,8 +306,8 @@ impl Store for MemoryStore {
         if chosen.is_empty() {
             return Ok(Some(Ok(chosen)));
         }
-        for &index in &chosen {
-            let Some(slot) = Batch::slot(index) else {
+        for &task in &chosen {
+            let Some(slot) = index_of(task).and_then(Batch::slot) else {
                 continue; // unreachable: `choose` checked the range
             };
             let old = state.tasks[slot].state;
@@ -315,7 +317,9 @@ impl Store for MemoryStore {
         state.stopped = false;
         state.finished_at = None;
         state.run_started_at = now_millis();
-        state.queue.extend(chosen.iter().copied());
+        state
+            .queue
+            .extend(chosen.iter().filter_map(|&task| index_of(task)));
         drop(state);
         self.queued.notify_one();
         Ok(Some(Ok(chosen)))

@@ -179,7 +179,7 @@ async fn a_rebound_name_reads_nothing_but_probes_answer_any_name() {
     let batch = app.start(serde_json::json!({})).await;
     app.all_events(&batch).await;
     let rebound = [("host", "evil.example:5000")];
-    let task = format!("/batches/{}/tasks/1", batch.batchid);
+    let task = format!("/batches/{}/tasks/0", batch.batchid);
     let summary = format!("/batches/{}", batch.batchid);
 
     for path in [

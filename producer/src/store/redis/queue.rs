@@ -8,6 +8,7 @@
 use super::layout::{GROUP, queue_key};
 use super::write::ensure_group;
 use super::{OP_TIMEOUT, Redis, timed};
+use crate::record::task_id;
 use crate::store::{Entry, StoreError, lock};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -169,7 +170,7 @@ impl Queue {
             if !lock(&self.mine).insert(entry.id.clone()) {
                 continue; // ours already, only slow to be kept
             }
-            tracing::info!(batch = %entry.batch, index = entry.index, "claimed an abandoned task");
+            tracing::info!(batch = %entry.batch, task = task_id(entry.index), "claimed an abandoned task");
             lock(&self.claimed).push_back(entry);
         }
         Ok(())
