@@ -223,10 +223,10 @@ test('with the keyboard alone: the recent batches listed, a task\'s attempts ope
   await tabTo(page, `.batch[data-batchid="${batchid}"] button.line`);
   await page.keyboard.press('ArrowDown');
   await assertFocusVisible(page, 'the second line, reached with ArrowDown');
-  const line = await page.evaluate(() => document.activeElement.dataset.index);
-  assert.equal(line, '2', 'ArrowDown moves to the next line');
+  const line = await page.evaluate(() => document.activeElement.dataset.task);
+  assert.equal(line, '1', 'ArrowDown moves to the next line, task 1 (ids count from 0)');
   await page.keyboard.press('Space');
-  const dialog = page.getByRole('dialog', { name: `Task 2 of batch ${batchid}` });
+  const dialog = page.getByRole('dialog', { name: `Task 1 of batch ${batchid}` });
   await dialog.locator('#attempts-list li').first().waitFor({ timeout: 5_000 });
   assert.match(await dialog.locator('.result').first().innerText(), /^succeeded: 200 OK/);
   await assertFocusVisible(page, 'the focus inside the attempts view');
@@ -235,7 +235,7 @@ test('with the keyboard alone: the recent batches listed, a task\'s attempts ope
 
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
-  assert.ok(await page.evaluate(() => document.activeElement.matches('button.line[data-index="2"]')),
+  assert.ok(await page.evaluate(() => document.activeElement.matches('button.line[data-task="1"]')),
     'Escape closes the attempts and returns the focus to the line');
   assert.deepEqual(page.problems, [], 'the producer page logged no errors');
   await page.close();

@@ -114,7 +114,7 @@ test('with the keyboard alone: a redelivered task\'s attempts, failed ones then 
     'End moves the focus, visibly, to the last line');
   await page.keyboard.press('Enter');
 
-  const dialog = page.getByRole('dialog', { name: `Task ${BATCH_SIZE} of batch` });
+  const dialog = page.getByRole('dialog', { name: `Task ${BATCH_SIZE - 1} of batch` });
   await dialog.waitFor({ timeout: 5_000 });
   const attempts = dialog.locator('#attempts-list li');
   await attempts.nth(MAX_ATTEMPTS).waitFor({ timeout: 5_000 });
@@ -146,14 +146,14 @@ test('Redeliver this task, on a task the consumer already counted: answered dupl
   const first = panel.locator('ol.lines button.line').first();
   await first.focus();
   await page.keyboard.press('Enter');
-  const dialog = page.getByRole('dialog', { name: `Task 1 of batch` });
+  const dialog = page.getByRole('dialog', { name: `Task 0 of batch` });
   const redeliver = dialog.getByRole('button', { name: 'Redeliver this task', exact: true });
   await redeliver.waitFor({ timeout: 5_000 });
   await page.keyboard.press('Tab');
   assert.ok(await redeliver.evaluate((b) => b === document.activeElement), 'Tab reaches Redeliver this task');
   const answer = page.waitForResponse((r) => r.url().endsWith('/redeliver'));
   await page.keyboard.press('Enter');
-  assert.deepEqual((await (await answer).json()).redelivering, [1]);
+  assert.deepEqual((await (await answer).json()).redelivering, [0]);
   await dialog.waitFor({ state: 'hidden', timeout: 5_000 });
   assert.ok(await first.evaluate((b) => b === document.activeElement), 'the focus is back on the line');
 
@@ -201,27 +201,27 @@ test('Redeliver this task while another client has it in flight: the 409 is writ
   const { batchid, panel } = await clickProduceTasks(page, { size: 3, paceMs: 0 });
   await panel.locator('.batch-status', { hasText: 'Complete — 0 delivered, 3 failed' }).waitFor({ timeout: 30_000 });
   await panel.locator('ol.lines button.line').nth(1).click();
-  const dialog = page.getByRole('dialog', { name: `Task 2 of batch ${batchid}` });
+  const dialog = page.getByRole('dialog', { name: `Task 1 of batch ${batchid}` });
   const redeliver = dialog.getByRole('button', { name: 'Redeliver this task', exact: true });
   await redeliver.waitFor({ timeout: 5_000 });
 
-  // Where the consumer was, a receiver that never answers: task 2, sent again by another
+  // Where the consumer was, a receiver that never answers: task 1, sent again by another
   // client while the view is open, stays "sending" for TIMEOUT_SECS.
   const blackHole = await holdRequests(new URL(consumerUrl).port);
   try {
     const other = await fetch(`${producerUrl}/batches/${batchid}/redeliver`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [2] }),
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks: [1] }),
     });
-    assert.equal(other.status, 202, 'another client redelivers task 2');
+    assert.equal(other.status, 202, 'another client redelivers task 1');
     await blackHole.received;
     const answer = page.waitForResponse((r) => r.url().endsWith('/redeliver'));
     await redeliver.click();
     const refusal = await answer;
     assert.equal(refusal.status(), 409);
-    assert.deepEqual((await refusal.json()).in_flight, [2]);
+    assert.deepEqual((await refusal.json()).in_flight, [1]);
     const error = dialog.locator('#attempts-error');
     await error.filter({ hasText: 'Could not redeliver' }).waitFor({ timeout: 5_000 });
-    assert.match(await error.innerText(), /task\(s\) 2 still queued, sending or retrying/, 'the view names the task in flight');
+    assert.match(await error.innerText(), /task\(s\) 1 still queued, sending or retrying/, 'the view names the task in flight');
     assert.ok(await dialog.isVisible() && await redeliver.isEnabled(), 'the view stays open; it may be tried again');
   } finally {
     await blackHole.close();

@@ -47,10 +47,11 @@ impl Application {
         if matches!(signing, Signing::Unsigned) {
             tracing::warn!("--allow-unsigned: accepting webhooks WITHOUT signature checks");
         }
-        let origins = web::Data::new(OriginPolicy::new(
-            &config.allowed_origins,
-            &config.allowed_hosts,
-        )?);
+        let signed = !matches!(signing, Signing::Unsigned);
+        let origins = web::Data::new(
+            OriginPolicy::new(&config.allowed_origins, &config.allowed_hosts)?
+                .open_to_any_host(routes::open_to_any_host(signed)),
+        );
         let hub = Hub::new(config.ws_flush_interval);
         let mut metrics = Metrics::new(&hub);
         let stopping = CancellationToken::new();

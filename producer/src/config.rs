@@ -273,7 +273,7 @@ impl DeliveryArgs {
 }
 
 impl Config {
-    /// Who may start and stop batches from a browser.
+    /// Who may reach the producer from a browser, and start and stop batches.
     pub(crate) fn origin_policy(&self) -> anyhow::Result<OriginPolicy> {
         Ok(OriginPolicy::new(
             &self.allowed_origins,

@@ -38,9 +38,13 @@ pub(crate) enum ApiError {
          /producetasks answers them in \"batchid\""
     )]
     NotABatchId(String),
-    /// A task index outside the batch.
-    #[error("no task {index} in this batch: its tasks are numbered 1 to {total}")]
-    UnknownTask { index: u64, total: u64 },
+    /// A task id outside the batch.
+    #[error(
+        "no task {id} in this batch: its tasks' ids are 0 to {last}, as its events and the \
+         page show them",
+        last = total.saturating_sub(1)
+    )]
+    UnknownTask { id: u64, total: u64 },
     /// Some of the tasks asked to be redelivered have not finished.
     #[error(
         "task(s) {} still queued, sending or retrying; nothing was redelivered: wait until they \
@@ -137,15 +141,15 @@ impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
             Refusal::BadList(why) => ApiError::BadRequest(why),
-            Refusal::OutOfRange { index, total } => ApiError::UnknownTask { index, total },
+            Refusal::OutOfRange { id, total } => ApiError::UnknownTask { id, total },
             Refusal::InFlight(tasks) => ApiError::InFlight(tasks),
         }
     }
 }
 
 /// `3, 7, 9` for the messages.
-fn list(indexes: &[u64]) -> String {
-    let words: Vec<String> = indexes.iter().map(u64::to_string).collect();
+fn list(ids: &[u64]) -> String {
+    let words: Vec<String> = ids.iter().map(u64::to_string).collect();
     words.join(", ")
 }
 

@@ -2,13 +2,30 @@
 //! (state, `webhook-id`, attempts), the batch's counts and summary, the JSON of
 //! its `task` and `done` events, and which tasks a redelivery sends. Plain data
 //! and pure functions.
+//!
+//! A task has one name outside the producer: its `id` (from 0), which the pages,
+//! the API and the consumer's dashboard show. The stores number a batch's tasks
+//! by their place in it, from 1 (the Redis layout's hash fields and queue
+//! entries); [`index_of`] and [`task_id`] turn one into the other, and nothing
+//! but the stores sees a place.
 
 use crate::delivery::attempt::Attempt;
 use crate::delivery::task::{Queued, State, TaskEvent, new_webhook_id};
 use std::collections::HashSet;
 use taskhooks_shared::Task;
 
-/// One attempt as `GET /batches/{id}/tasks/{index}` shows it.
+/// The place in its batch (from 1, as the stores number tasks) of task `id`
+/// (from 0); `None` past `u64`.
+pub(crate) fn index_of(id: u64) -> Option<u64> {
+    id.checked_add(1)
+}
+
+/// The id (from 0) of the task at `index` (from 1) of its batch.
+pub(crate) fn task_id(index: u64) -> u64 {
+    index.saturating_sub(1)
+}
+
+/// One attempt as `GET /batches/{id}/tasks/{task id}` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct AttemptRecord {
     /// 1 for the task's first attempt, counting on over redeliveries.
@@ -170,12 +187,11 @@ impl BatchSummary {
     }
 }
 
-/// One task as `GET /batches/{id}/tasks/{index}` shows it.
+/// One task as `GET /batches/{id}/tasks/{task id}` shows it; the task's id is
+/// its `task.id`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct TaskView {
     pub(crate) batchid: String,
-    /// Its place in the batch, from 1.
-    pub(crate) index: u64,
     pub(crate) state: State,
     /// Its `webhook-id`.
     pub(crate) webhook_id: String,
@@ -184,11 +200,10 @@ pub(crate) struct TaskView {
 }
 
 impl TaskView {
-    /// The view of `record`, task `index` of batch `batchid`.
-    pub(crate) fn new(batchid: &str, index: u64, record: &TaskRecord) -> TaskView {
+    /// The view of `record`, a task of batch `batchid`.
+    pub(crate) fn new(batchid: &str, record: &TaskRecord) -> TaskView {
         TaskView {
             batchid: batchid.to_owned(),
-            index,
             state: record.state,
             webhook_id: record.webhook_id.clone(),
             task: record.task.clone(),
@@ -223,10 +238,10 @@ impl DoneData {
     }
 }
 
-/// The `data` of an `event: task`.
+/// The `data` of an `event: task`: the task (by its `task.id`), the batch's
+/// size, and the step.
 #[derive(serde::Serialize)]
 pub(crate) struct TaskData<'a> {
-    index: u64,
     total: u64,
     state: State,
     attempt: u32,
@@ -244,7 +259,6 @@ impl<'a> TaskData<'a> {
     /// The data of `event`.
     pub(crate) fn of(event: &'a TaskEvent) -> TaskData<'a> {
         TaskData {
-            index: event.index,
             total: event.total,
             state: event.state,
             attempt: event.attempt,
@@ -263,29 +277,30 @@ impl<'a> TaskData<'a> {
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RedeliverRequest {
-    /// The tasks' indexes, from 1; none means every failed or cancelled task.
+    /// The tasks' ids, from 0; none means every failed or cancelled task.
     pub(crate) tasks: Option<Vec<u64>>,
 }
 
-/// Why a redelivery was refused (nothing was redelivered).
+/// Why a redelivery was refused (nothing was redelivered). Tasks are named by
+/// their ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The list is empty or names a task twice; the text says which.
     BadList(String),
-    /// An index is not in `1..=total`.
-    OutOfRange { index: u64, total: u64 },
+    /// A task id is not in `0..total`.
+    OutOfRange { id: u64, total: u64 },
     /// These tasks are still queued, sending or retrying.
     InFlight(Vec<u64>),
 }
 
 impl RedeliverRequest {
-    /// Which tasks (indexes from 1) to redeliver, given every task's state in
-    /// order; refused as a whole when any asked task is not yet final.
+    /// Which tasks (by id) to redeliver, given every task's state in order;
+    /// refused as a whole when any asked task is not yet final.
     pub(crate) fn choose(&self, states: &[State]) -> Result<Vec<u64>, Refusal> {
         let total = states.len() as u64;
-        let state = |index: u64| states[(index - 1) as usize];
+        let state = |id: u64| states[id as usize];
         let Some(asked) = &self.tasks else {
-            return Ok((1..=total)
+            return Ok((0..total)
                 .filter(|&i| matches!(state(i), State::Failed | State::Cancelled))
                 .collect());
         };
@@ -302,8 +317,8 @@ impl RedeliverRequest {
                 "\"tasks\" names task {twice} twice; name each task once"
             )));
         }
-        if let Some(&index) = asked.iter().find(|&&i| i == 0 || i > total) {
-            return Err(Refusal::OutOfRange { index, total });
+        if let Some(&id) = asked.iter().find(|&&i| i >= total) {
+            return Err(Refusal::OutOfRange { id, total });
         }
         let busy: Vec<u64> = asked
             .iter()
@@ -330,28 +345,32 @@ mod tests {
     #[test]
     fn an_empty_request_redelivers_every_failed_or_cancelled_task() {
         let states = [Delivered, Failed, Cancelled, Delivered, Failed];
-        assert_eq!(choose(None, &states), Ok(vec![2, 3, 5]));
+        assert_eq!(choose(None, &states), Ok(vec![1, 2, 4]));
         assert_eq!(choose(None, &[Delivered, Sending]), Ok(vec![]));
     }
 
     #[test]
     fn a_list_may_name_delivered_tasks_but_never_unfinished_ones() {
         let states = [Delivered, Failed, Retrying, Queued];
-        assert_eq!(choose(Some(vec![1, 2]), &states), Ok(vec![1, 2]));
+        assert_eq!(choose(Some(vec![0, 1]), &states), Ok(vec![0, 1]));
         assert_eq!(
-            choose(Some(vec![1, 3, 4]), &states),
-            Err(Refusal::InFlight(vec![3, 4]))
+            choose(Some(vec![0, 2, 3]), &states),
+            Err(Refusal::InFlight(vec![2, 3]))
         );
-        let out = choose(Some(vec![2, 5]), &states);
-        assert_eq!(out, Err(Refusal::OutOfRange { index: 5, total: 4 }));
-        let zero = choose(Some(vec![0]), &states);
-        assert_eq!(zero, Err(Refusal::OutOfRange { index: 0, total: 4 }));
+        let out = choose(Some(vec![1, 4]), &states);
+        assert_eq!(out, Err(Refusal::OutOfRange { id: 4, total: 4 }));
+        assert_eq!(
+            choose(Some(vec![0]), &states),
+            Ok(vec![0]),
+            "task 0 is the first"
+        );
         assert!(matches!(
             choose(Some(vec![]), &states),
             Err(Refusal::BadList(_))
         ));
         let twice = choose(Some(vec![1, 1]), &states);
         assert!(matches!(twice, Err(Refusal::BadList(why)) if why.contains("task 1 twice")));
+        assert_eq!((index_of(0), task_id(1)), (Some(1), 0));
     }
 
     fn event(state: State, record: Option<Attempt>, task: &Task) -> TaskEvent {

@@ -13,7 +13,7 @@ use crate::delivery::Deliverer;
 use crate::delivery::task::{
     Queued, Sink, State, TaskEvent, cancelled_before_sending, deliver_task,
 };
-use crate::record::{TaskData, TaskRecord};
+use crate::record::{TaskData, TaskRecord, task_id};
 use crate::store::{Entry, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -121,7 +121,7 @@ impl Pipeline {
             let finished = match done {
                 Ok(finished) => finished,
                 Err(err) => {
-                    tracing::warn!(%err, batch = %entry.batch, index = entry.index,
+                    tracing::warn!(%err, batch = %entry.batch, task = task_id(entry.index),
                         "a task's delivery could not be stored; another attempt will follow");
                     false
                 }
@@ -266,7 +266,7 @@ async fn write_in_order(
     let mut final_stored = false;
     while let Some(event) = events.recv().await {
         if event.state == State::Failed {
-            tracing::warn!(%batch, index = event.index, error = event.error.as_deref(), "task failed");
+            tracing::warn!(%batch, task = event.task.id, error = event.error.as_deref(), "task failed");
         }
         record.apply(&event);
         let data = match serde_json::to_string(&TaskData::of(&event)) {
@@ -279,7 +279,7 @@ async fn write_in_order(
         match store.apply(&batch, event.index, &record, &data).await {
             Ok(_) => final_stored = event.state.is_final(),
             Err(err) => {
-                tracing::warn!(%err, %batch, index = event.index, "a task's step could not be stored");
+                tracing::warn!(%err, %batch, task = event.task.id, "a task's step could not be stored");
                 final_stored = false;
             }
         }

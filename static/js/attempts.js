@@ -1,6 +1,6 @@
 // The attempts view: a task's state, webhook-id and every delivery attempt (when it
 // started, how long it took, the answer in words, the response's first bytes), read from
-// `GET /batches/{id}/tasks/{index}`.
+// `GET /batches/{id}/tasks/{task id}`.
 //
 // Why a native modal <dialog> (templates/producer.html, #attempts) rather than a row
 // that unfolds in the log: showModal() gives, with no code of ours, the dialog role and
@@ -42,17 +42,17 @@ el.dialog.addEventListener('close', () => {
 });
 
 /**
- * Opens the attempts of task `index` of `batchid`; `line` gets the focus back afterwards.
+ * Opens the attempts of task `taskId` of `batchid`; `line` gets the focus back afterwards.
  * `redeliver()`, when given, sends the task again (the view's Redeliver this task).
  */
-export async function showAttempts(batchid, index, line, redeliver = null) {
+export async function showAttempts(batchid, taskId, line, redeliver = null) {
   opener = line;
   redeliverShown = redeliver;
   el.redeliver.hidden = true;
   el.redeliver.disabled = false;
   asked += 1;
   const ask = asked;
-  el.title.textContent = `Task ${index} of batch ${batchid}`;
+  el.title.textContent = `Task ${taskId} of batch ${batchid}`;
   el.status.textContent = 'Reading its attempts…';
   el.error.textContent = '';
   el.facts.replaceChildren();
@@ -60,7 +60,7 @@ export async function showAttempts(batchid, index, line, redeliver = null) {
   showList(false);
   if (!el.dialog.open) el.dialog.showModal();
   try {
-    const task = await getJson(`/batches/${encodeURIComponent(batchid)}/tasks/${index}`);
+    const task = await getJson(`/batches/${encodeURIComponent(batchid)}/tasks/${taskId}`);
     if (ask === asked) fill(task);
   } catch (err) {
     if (ask !== asked) return;

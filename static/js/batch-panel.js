@@ -26,7 +26,7 @@ const dirty = new Set();
 const scheduleRender = renderScheduler(render);
 
 /**
- * Builds a batch's panel; returns the batch with handles on its parts. `onOpenLine(index,
+ * Builds a batch's panel; returns the batch with handles on its parts. `onOpenLine(taskId,
  * line)` is called when a line is clicked, or activated with Enter or Space.
  */
 export function createPanel(batchid, total, onOpenLine) {
@@ -98,7 +98,7 @@ function handleLines(list, onOpenLine) {
   const lineOf = (target) => (target instanceof Element ? target.closest('button.line') : null);
   list.addEventListener('click', (event) => {
     const line = lineOf(event.target);
-    if (line) onOpenLine(Number(line.dataset.index), line);
+    if (line) onOpenLine(Number(line.dataset.task), line);
   });
   list.addEventListener('focusin', (event) => {
     const line = lineOf(event.target);
@@ -135,23 +135,27 @@ function makeCurrent(list, line) {
   line.tabIndex = 0;
 }
 
-/** Creates or updates the line of task `data.index` and counts its new state. */
+/**
+ * Creates or updates the line of task `data.task.id` (the id the dashboard shows too)
+ * and counts its new state.
+ */
 export function updateLine(batch, data) {
-  const previous = batch.last.get(data.index);
+  const id = data.task.id;
+  const previous = batch.last.get(id);
   if (previous) batch.tally[previous.state] -= 1;
   batch.tally[data.state] = (batch.tally[data.state] ?? 0) + 1;
-  batch.last.set(data.index, data);
+  batch.last.set(id, data);
   if (typeof data.total === 'number') batch.total = data.total;
 
-  let line = batch.lines.get(data.index);
+  let line = batch.lines.get(id);
   if (!line) {
     line = button('line', '');
-    line.dataset.index = String(data.index);
+    line.dataset.task = String(id);
     line.tabIndex = batch.lines.size === 0 ? 0 : -1;
     line.setAttribute('aria-haspopup', 'dialog');
     const item = element('li');
     item.append(line);
-    batch.lines.set(data.index, line);
+    batch.lines.set(id, line);
     batch.list.append(item);
   }
   fillLine(line, data);
@@ -159,17 +163,18 @@ export function updateLine(batch, data) {
 }
 
 /**
- * "i out of n — <status> — task <id> · <owner> · <priority>", coloured by state and
- * always in words. The batch id is the panel's heading; the whole task, as sent, is
- * the line's tooltip.
+ * "task <id> — <status> — <owner> · <priority>", coloured by state and always in words;
+ * the task by the id the dashboard shows ("Task ID"), how far the batch got is the
+ * panel's counts. The batch id is the panel's heading; the whole task, as sent, is the
+ * line's tooltip.
  */
 function fillLine(line, data) {
   line.parentElement.className = STYLED_STATES.includes(data.state) ? data.state : '';
   line.title = JSON.stringify(data.task ?? null);
   const task = data.task ?? {};
   const status = element('span', 'status', statusText(data));
-  const summary = `task ${task.id ?? '?'} · ${task.owner ?? '?'} · ${task.priority ?? '?'}`;
-  line.replaceChildren(`${data.index} out of ${data.total ?? '?'} — `, status, ` — ${summary}`);
+  const summary = `${task.owner ?? '?'} · ${task.priority ?? '?'}`;
+  line.replaceChildren(`task ${task.id ?? '?'} — `, status, ` — ${summary}`);
 }
 
 /** A task's state in words, with the attempt, the answer or error, and the next try. */

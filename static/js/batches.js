@@ -1,7 +1,7 @@
 // The batches shown on the producer page: each one's panel fed by its event stream, and
 // its Stop and Redeliver failed buttons.
 //
-// Lines are keyed by task index: an event updates its task's line, it never appends a
+// Lines are keyed by task id (`task.id`, from 0, as the dashboard shows it): an event updates its task's line, it never appends a
 // second one. So replaying a batch from its start (a reopened batch), resuming after a
 // broken connection, and a redelivery (new events for tasks that already have a line)
 // all end with one line per task in its latest state. Several batches may run at once.
@@ -25,14 +25,14 @@ setInterval(() => running.forEach(renderElapsed), ELAPSED_TICK_MS);
  * Shows the batch of `summary` (the answer of `POST /producetasks`, or an entry of `GET
  * /batches`) in a new panel at the top of `container`, replaying its events from the
  * start. A batch already on the page is not shown twice: its panel is returned.
- * `hooks.onOpenLine(batch, index, line)`: a task's line was activated;
+ * `hooks.onOpenLine(batch, taskId, line)`: a task's line was activated;
  * `hooks.onChange()`: the batch finished, or started again (a redelivery).
  */
 export function showBatch(summary, container, hooks) {
   const batchid = String(summary.batchid);
   const existing = shown.get(batchid);
   if (existing) return existing;
-  const batch = createPanel(batchid, Number(summary.total), (index, line) => hooks.onOpenLine(batch, index, line));
+  const batch = createPanel(batchid, Number(summary.total), (taskId, line) => hooks.onOpenLine(batch, taskId, line));
   Object.assign(batch, {
     eventsUrl: summary.events_url,
     stopUrl: summary.stop_url,
@@ -77,7 +77,7 @@ function onEvent(batch, type, text, id) {
   batch.lastEventId = id;
   const data = parseJson(text, 'the producer sent an event');
   if (!data) return;
-  if (type === 'task' && typeof data.index === 'number') {
+  if (type === 'task' && typeof data.task?.id === 'number') {
     // A finished batch whose task starts again is being redelivered (perhaps from
     // another page, or earlier than this replay has reached).
     if (batch.done && !FINAL_STATES.includes(data.state)) resume(batch);
@@ -173,8 +173,8 @@ async function redeliver(batch) {
 }
 
 /**
- * Sends tasks of `batch` again: `tasks` (indexes, whatever their final state), or every
- * failed and cancelled one when omitted. Resolves to the indexes redelivered; throws the
+ * Sends tasks of `batch` again: `tasks` (task ids, whatever their final state), or every
+ * failed and cancelled one when omitted. Resolves to the ids redelivered; throws the
  * server's refusal (a 409 names the tasks still in flight). Their lines say "queued for
  * redelivery" at once; a finished batch's panel then follows the stream on from the last
  * event it saw (the server ended it after the batch's `done`).
@@ -186,8 +186,8 @@ export async function redeliverTasks(batch, tasks) {
   const wasDone = batch.done;
   resume(batch);
   if (wasDone) setStatus(batch, `Redelivering ${chosen.length} ${chosen.length === 1 ? 'task' : 'tasks'}…`);
-  for (const index of chosen) {
-    const last = batch.last.get(index);
+  for (const id of chosen) {
+    const last = batch.last.get(id);
     if (last && FINAL_STATES.includes(last.state)) updateLine(batch, { ...last, state: 'queued' });
   }
   // A running batch's stream is still open and brings the redelivery's events itself.

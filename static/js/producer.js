@@ -20,9 +20,9 @@ const el = {
 
 /** What a batch's panel asks of the rest of the page. */
 const hooks = {
-  onOpenLine: (batch, index, line) => {
-    const redeliver = batch.redeliverUrl ? () => redeliverTasks(batch, [index]) : null;
-    showAttempts(batch.batchid, index, line, redeliver);
+  onOpenLine: (batch, taskId, line) => {
+    const redeliver = batch.redeliverUrl ? () => redeliverTasks(batch, [taskId]) : null;
+    showAttempts(batch.batchid, taskId, line, redeliver);
   },
   onChange: () => {
     if (recentIsOpen()) refreshRecent();

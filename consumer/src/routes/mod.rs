@@ -8,6 +8,20 @@ pub mod webhook;
 use actix_web::{middleware, web};
 use taskhooks_shared::web::{only, only_get, origin, static_file};
 
+/// The paths any `Host` may reach (every other request must name the consumer by
+/// localhost, an IP literal or an `ALLOWED_HOSTS` name; `shared::web::origin`):
+/// the probes and metrics, and a signed webhook, which a sender addresses by
+/// whatever name reaches us (`lb` in Compose, a tunnel's name) and whose
+/// signature is its guard. Unsigned (`--allow-unsigned`), a webhook has no
+/// guard but the `Host` check, so it is not open.
+pub(crate) fn open_to_any_host(signed: bool) -> &'static [&'static str] {
+    if signed {
+        &["/healthz", "/readyz", "/metrics", "/consumetasks"]
+    } else {
+        &["/healthz", "/readyz", "/metrics"]
+    }
+}
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only(
         "/consumetasks",

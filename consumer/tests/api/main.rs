@@ -10,6 +10,7 @@ mod fanout;
 mod faults;
 mod helpers;
 mod hostile;
+mod hosts;
 mod pacing;
 mod prometheus;
 mod raw;

@@ -237,9 +237,38 @@ impl Deliverer {
         }
         if err.is_connect() {
             format!("could not connect: {root}")
+        } else if let Some(words) = closed_before_an_answer(root) {
+            words
         } else {
             format!("request failed: {root}")
         }
+    }
+}
+
+/// An attempt whose connection was closed after it was made and before any
+/// answer came: the receiver may have taken the webhook (a retry is then
+/// answered `duplicate`), so it is told apart from a failure to connect.
+const CLOSED_BEFORE_AN_ANSWER: &str = "connection closed before an answer";
+
+/// [`CLOSED_BEFORE_AN_ANSWER`], when `root` (a transport error's root cause,
+/// once connected) is the connection closed or reset before the answer; an
+/// I/O error's own words follow in brackets. hyper says "connection closed
+/// before message completed" for a clean close (its `IncompleteMessage`, a type
+/// reqwest does not expose): the test
+/// `an_answer_lost_to_a_closed_connection_says_so_and_is_retried` holds this
+/// text to hyper's, against a real socket that reads the request and closes.
+fn closed_before_an_answer(root: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match root.downcast_ref::<std::io::Error>() {
+        Some(io) => matches!(
+            io.kind(),
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        )
+        .then(|| format!("{CLOSED_BEFORE_AN_ANSWER} ({io})")),
+        None => root
+            .to_string()
+            .starts_with("connection closed before message completed")
+            .then(|| CLOSED_BEFORE_AN_ANSWER.to_owned()),
     }
 }
 
@@ -300,6 +329,18 @@ mod tests {
             refusal(418, &"x".repeat(1000)).len(),
             "HTTP 418 I'm a teapot: ".len() + 300
         );
+    }
+
+    #[test]
+    fn a_connection_closed_or_reset_once_connected_reads_as_a_lost_answer() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let words = closed_before_an_answer(&reset).expect("a lost answer");
+        assert!(
+            words.starts_with("connection closed before an answer ("),
+            "{words}"
+        );
+        let other = std::io::Error::other("disk on fire");
+        assert_eq!(closed_before_an_answer(&other), None);
     }
 
     #[test]

@@ -9,7 +9,13 @@ mod tasks;
 use actix_web::{middleware, web};
 use taskhooks_shared::web::{only, only_get, origin, static_file};
 
-/// Registers every route. What changes state (starting, stopping and
+/// The paths any `Host` may reach, for probes and Prometheus, which name the
+/// producer as they please; every other request must name it by localhost, an
+/// IP literal or an `ALLOWED_HOSTS` name (`shared::web::origin`).
+pub(crate) const OPEN_TO_ANY_HOST: &[&str] = &["/healthz", "/metrics"];
+
+/// Registers every route (each behind the `Host` check but
+/// [`OPEN_TO_ANY_HOST`]). What changes state (starting, stopping and
 /// redelivering a batch) is behind the cross-site guard, [`origin::guard`].
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only_get("/", page::page))

@@ -1,7 +1,7 @@
 //! A batch's tasks: one task with its attempts, and redelivering tasks.
 
 use crate::error::ApiError;
-use crate::record::{RedeliverRequest, TaskView};
+use crate::record::{RedeliverRequest, TaskView, index_of};
 use crate::routes::batches::{batch_id, content_type, require_json};
 use crate::state::AppState;
 use crate::store::whole_number;
@@ -10,33 +10,39 @@ use taskhooks_shared::json::from_object;
 use taskhooks_shared::web::read_body;
 
 /// Largest body of `POST /batches/{id}/redeliver`: a list of every task of the
-/// largest batch (10,000 indexes of up to 6 characters) fits.
+/// largest batch (10,000 ids of up to 6 characters) fits.
 const MAX_REDELIVER_BODY_BYTES: usize = 80 * 1024;
 
-/// `GET /batches/{id}/tasks/{index}`: the task, its state and every attempt.
+/// `GET /batches/{id}/tasks/{task}`: the task whose id (from 0) is `{task}`, its
+/// state and every attempt.
 pub(crate) async fn task(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, index) = path.into_inner();
+    let (id, task) = path.into_inner();
     let id = batch_id(id)?;
     let Some(summary) = state.store.summary(&id).await? else {
         return Err(ApiError::UnknownBatch(id));
     };
     let total = summary.total;
-    let index: u64 = whole_number(&index).ok_or_else(|| {
+    let task: u64 = whole_number(&task).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "the task index must be a number from 1 to {total}, got {index:?}"
+            "the task id must be a number from 0 to {}, got {task:?}",
+            total.saturating_sub(1)
         ))
     })?;
+    let unknown = ApiError::UnknownTask { id: task, total };
+    let Some(index) = index_of(task) else {
+        return Err(unknown);
+    };
     match state.store.record(&id, index).await? {
-        Some(record) => Ok(HttpResponse::Ok().json(TaskView::new(&id, index, &record))),
-        None => Err(ApiError::UnknownTask { index, total }),
+        Some(record) => Ok(HttpResponse::Ok().json(TaskView::new(&id, &record))),
+        None => Err(unknown),
     }
 }
 
 /// `POST /batches/{id}/redeliver`, `{}` or `{"tasks": [3, 7]}` as JSON: sends
-/// those tasks again with their `webhook-id`s; 202 with their indexes.
+/// those tasks (by id) again with their `webhook-id`s; 202 with their ids.
 pub(crate) async fn redeliver(
     req: HttpRequest,
     payload: web::Payload,
@@ -72,7 +78,7 @@ fn parse(body: &[u8]) -> Result<RedeliverRequest, ApiError> {
     from_object(body).map_err(|err| {
         ApiError::BadRequest(format!(
             "the body must be {{}} (every failed or cancelled task) or {{\"tasks\": [3, 7]}} \
-             (those tasks, numbered from 1): {err}"
+             (those tasks, by their ids from 0): {err}"
         ))
     })
 }

@@ -176,10 +176,7 @@ impl Output {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n <= MAX_FAILURES_LISTED {
             let error = event.error.as_deref().unwrap_or("unknown error");
-            self.say(&format!(
-                "task {} of {} failed: {error}",
-                event.index, event.total
-            ));
+            self.say(&format!("task {} failed: {error}", event.task.id));
         } else if n == MAX_FAILURES_LISTED + 1 {
             self.say("(further failures are counted, not listed)");
         }

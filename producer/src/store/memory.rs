@@ -19,7 +19,9 @@ use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
 use crate::generator::BatchTasks;
 use crate::pace::next_start;
-use crate::record::{BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord};
+use crate::record::{
+    BatchSummary, Counts, DoneData, RedeliverRequest, Refusal, TaskRecord, index_of,
+};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -318,8 +320,8 @@ impl Store for MemoryStore {
         if chosen.is_empty() {
             return Ok(Some(Ok(chosen)));
         }
-        for &index in &chosen {
-            let Some(slot) = Batch::slot(index) else {
+        for &task in &chosen {
+            let Some(slot) = index_of(task).and_then(Batch::slot) else {
                 continue; // unreachable: `choose` checked the range
             };
             let old = state.tasks[slot].state;
@@ -331,7 +333,9 @@ impl Store for MemoryStore {
         state.next_start = None;
         state.finished_at = None;
         state.run_started_at = now_millis();
-        state.queue.extend(chosen.iter().copied());
+        state
+            .queue
+            .extend(chosen.iter().filter_map(|&task| index_of(task)));
         drop(state);
         self.queued.notify_one();
         Ok(Some(Ok(chosen)))
@@ -643,7 +647,7 @@ mod tests {
         let indexes: Vec<u64> = rest.iter().map(|e| e.index).collect();
         assert_eq!(indexes, [2, 3, 4]);
         assert_eq!(store.take_due(now, false).expect_err("none left"), None);
-        let at_once = (State::Cancelled, 1);
+        let at_once = (State::Cancelled, 0); // task 0 is the first, index 1
         for index in 1..=4 {
             let mut record = store
                 .record(&id, index)

@@ -149,11 +149,12 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// One batch; `None` when unknown or expired.
     async fn summary(&self, id: &str) -> Result<Option<BatchSummary>, StoreError>;
 
-    /// Task `index` of batch `id` with its state; `None` when not there.
+    /// Task `index` (its place, from 1: `record::index_of` its id) of batch `id`
+    /// with its state; `None` when not there.
     async fn record(&self, id: &str, index: u64) -> Result<Option<TaskRecord>, StoreError>;
 
     /// Queues the tasks `request` chooses again (refused as a whole when one is not
-    /// final); `None` for an unknown batch.
+    /// final); their ids, or `None` for an unknown batch.
     async fn redeliver(
         &self,
         id: &str,

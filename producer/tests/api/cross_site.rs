@@ -171,3 +171,40 @@ async fn every_page_and_asset_carries_the_browser_security_headers() {
         assert_security_headers(path, header);
     }
 }
+
+#[tokio::test]
+async fn a_rebound_name_reads_nothing_but_probes_answer_any_name() {
+    let receiver = Receiver::start([]).await;
+    let app = spawn_app(&receiver, &["--max-tasks", "2"]).await;
+    let batch = app.start(serde_json::json!({})).await;
+    app.all_events(&batch).await;
+    let rebound = [("host", "evil.example:5000")];
+    let task = format!("/batches/{}/tasks/0", batch.batchid);
+    let summary = format!("/batches/{}", batch.batchid);
+
+    for path in [
+        "/",
+        "/static/js/producer.js",
+        "/batches",
+        summary.as_str(),
+        task.as_str(),
+        batch.events_url.as_str(),
+    ] {
+        let (status, json) = app.call_with("GET", path, None, &rebound).await;
+
+        assert_eq!(status, 403, "{path}: {json}");
+        assert!(error_of(&json).contains("ALLOWED_HOSTS"), "{path}: {json}");
+    }
+    for path in ["/healthz", "/metrics"] {
+        let (status, body) = app.call_with("GET", path, None, &rebound).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let port = app.address.rsplit(':').next().expect("a port");
+    for host in [format!("localhost:{port}"), format!("[::1]:{port}")] {
+        let (status, json) = app.call_with("GET", &task, None, &[("host", &host)]).await;
+        assert_eq!(status, 200, "{host}: {json}");
+    }
+    let named = spawn_app(&receiver, &["--allowed-hosts", "evil.example"]).await;
+    let (status, json) = named.call_with("GET", "/batches", None, &rebound).await;
+    assert_eq!(status, 200, "an allowed name: {json}");
+}

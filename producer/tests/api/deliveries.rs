@@ -17,9 +17,9 @@ impl TestApp {
         self.call("POST", &path, Some(body)).await
     }
 
-    /// `GET /batches/{id}/tasks/{index}`, which must answer 200.
-    async fn task(&self, batch: &Started, index: u64) -> Value {
-        let path = format!("/batches/{}/tasks/{index}", batch.batchid);
+    /// `GET /batches/{id}/tasks/{task id}`, which must answer 200.
+    async fn task(&self, batch: &Started, id: u64) -> Value {
+        let path = format!("/batches/{}/tasks/{id}", batch.batchid);
         let (status, body) = self.call("GET", &path, None).await;
         assert_eq!(status, 200, "{body}");
         body
@@ -39,12 +39,12 @@ impl TestApp {
     }
 }
 
-/// The index of the one failed task among `events`.
+/// The id of the one failed task among `events`.
 fn the_failed_one(events: &[crate::helpers::SseEvent]) -> u64 {
     let failed: Vec<u64> = final_states(events)
         .iter()
         .filter(|d| d["state"] == "failed")
-        .map(|d| d["index"].as_u64().expect("an index"))
+        .map(|d| d["task"]["id"].as_u64().expect("a task id"))
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     failed[0]
@@ -57,13 +57,18 @@ async fn every_attempt_is_recorded_with_its_status_response_and_the_tasks_webhoo
     let batch = app.start(json!({"min": 1, "max": 1})).await;
 
     let events = app.all_events(&batch).await;
-    let view = app.task(&batch, 1).await;
+    let view = app.task(&batch, 0).await;
     let (first, second) = (receiver.next().await, receiver.next().await);
 
     assert_eq!(view["state"], "delivered");
     assert_eq!(
-        (view["batchid"].as_str(), view["index"].as_u64()),
-        (Some(&*batch.batchid), Some(1))
+        (view["batchid"].as_str(), view["task"]["id"].as_u64()),
+        (Some(&*batch.batchid), Some(0))
+    );
+    assert_eq!(
+        view.get("index"),
+        None,
+        "a task is named by its task.id only"
     );
     let webhook_id = view["webhook_id"].as_str().expect("a webhook_id");
     assert!(webhook_id.starts_with("msg_"), "{webhook_id}");
@@ -140,7 +145,7 @@ async fn batches_are_listed_newest_first_with_counts_that_add_up() {
 }
 
 #[tokio::test]
-async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_an_index_not_a_number_is_400() {
+async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_a_task_id_not_a_number_is_400() {
     let receiver = Receiver::start([]).await;
     let app = spawn_app(&receiver, &[]).await;
     let batch = app.start(json!({"min": 2, "max": 2})).await;
@@ -161,22 +166,26 @@ async fn unknown_batches_ids_not_uuids_and_tasks_are_404_and_an_index_not_a_numb
             404,
             "is not a batch id",
         ),
-        (format!("/batches/{id}/tasks/0"), 404, "numbered 1 to 2"),
-        (format!("/batches/{id}/tasks/3"), 404, "numbered 1 to 2"),
+        (format!("/batches/{id}/tasks/2"), 404, "ids are 0 to 1"),
+        (
+            format!("/batches/{id}/tasks/{}", u64::MAX),
+            404,
+            "ids are 0 to 1",
+        ),
         (
             format!("/batches/{id}/tasks/one"),
             400,
-            "a number from 1 to 2",
+            "a number from 0 to 1",
         ),
         (
             format!("/batches/{id}/tasks/-1"),
             400,
-            "a number from 1 to 2",
+            "a number from 0 to 1",
         ),
         (
             format!("/batches/{id}/tasks/+1"),
             400,
-            "a number from 1 to 2",
+            "a number from 0 to 1",
         ),
     ];
     for (path, expected, words) in cases {
@@ -217,7 +226,7 @@ async fn redelivering_failed_tasks_sends_them_again_with_the_same_webhook_id() {
             .map(|e| {
                 (
                     e.data["state"].as_str().unwrap_or(""),
-                    e.data["index"].as_u64().unwrap_or(0),
+                    e.data["task"]["id"].as_u64().unwrap_or(u64::MAX),
                     e.data["attempt"].as_u64().unwrap_or(0),
                 )
             })
@@ -253,14 +262,14 @@ async fn redelivering_a_task_still_in_flight_is_a_409_naming_it_and_sends_nothin
         let mut stream = app.events(&batch, None).await;
         while stream.next_event().await.expect("an event").data["state"] != "retrying" {}
 
-        let (status, body) = app.redeliver(&batch, r#"{"tasks":[1]}"#).await;
+        let (status, body) = app.redeliver(&batch, r#"{"tasks":[0]}"#).await;
         let (nothing_status, nothing) = app.redeliver(&batch, "{}").await;
 
         assert_eq!(status, 409, "{body}");
-        assert_eq!(body["in_flight"], json!([1]));
+        assert_eq!(body["in_flight"], json!([0]));
         let error = body["error"].as_str().expect("an error");
         assert!(
-            error.contains("task(s) 1 still queued, sending or retrying"),
+            error.contains("task(s) 0 still queued, sending or retrying"),
             "{error}"
         );
         assert_eq!(
@@ -324,7 +333,7 @@ async fn bad_redeliver_requests_are_refused_precisely_and_redeliver_nothing() {
     let cases: [Case; 7] = [
         (r#"{"tasks":[]}"#, &[], 400, "\"tasks\" is empty"),
         (r#"{"tasks":[1,1]}"#, &[], 400, "task 1 twice"),
-        (r#"{"tasks":[3]}"#, &[], 404, "numbered 1 to 2"),
+        (r#"{"tasks":[2]}"#, &[], 404, "ids are 0 to 1"),
         (r#"{"tasks":[1],"all":true}"#, &[], 400, "unknown field"),
         ("[1]", &[], 400, "got a JSON array"),
         (

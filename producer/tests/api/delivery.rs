@@ -201,3 +201,75 @@ async fn an_unreachable_target_fails_after_the_maximum_number_of_attempts() {
     assert_eq!(retries, 4, "two retries for each of the two tasks");
     assert_eq!(done(&events)["failed"], 2);
 }
+
+/// A receiver that reads each request whole (head and `Content-Length` body),
+/// then closes the connection without a word: a webhook taken, its answer lost.
+async fn hang_up_after_reading() -> String {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!(
+        "http://{}/consumetasks",
+        listener.local_addr().expect("an address")
+    );
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !whole_request(&request) {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                drop(socket); // read it all, answered nothing
+            });
+        }
+    });
+    url
+}
+
+/// Whether `bytes` hold a request's head and its whole `Content-Length` body.
+fn whole_request(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}
+
+#[tokio::test]
+async fn an_answer_lost_to_a_closed_connection_says_so_and_is_retried() {
+    let receiver = Receiver::start([]).await;
+    let url = hang_up_after_reading().await;
+    let app = spawn_app(&receiver, &["--target", &url, "--max-attempts", "2"]).await;
+
+    let batch = app.start(json!({"min": 1, "max": 1})).await;
+    let events = app.all_events(&batch).await;
+
+    let retrying = events
+        .iter()
+        .find(|e| e.data["state"] == "retrying")
+        .expect("a retry: a lost answer is worth another attempt");
+    let error = retrying.data["error"].as_str().expect("an error");
+    assert_eq!(error, "connection closed before an answer");
+    assert_eq!(retrying.data["status"], json!(null));
+    let last = &final_states(&events)[0];
+    assert_eq!(last["state"], "failed");
+    let error = last["error"].as_str().expect("an error");
+    assert!(
+        error.ends_with("last: connection closed before an answer"),
+        "{error}"
+    );
+}

@@ -56,7 +56,7 @@ async fn a_durable_batch_is_delivered_listed_and_its_attempts_kept() {
     let batch = app.start(json!({"min": 5, "max": 5})).await;
     let events = app.all_events(&batch).await;
     let (_, list) = app.call("GET", "/batches", None).await;
-    let path = format!("/batches/{}/tasks/1", batch.batchid);
+    let path = format!("/batches/{}/tasks/0", batch.batchid);
     let (_, first) = app.call("GET", &path, None).await;
 
     assert_eq!(done(&events)["delivered"], 5);
@@ -119,12 +119,12 @@ async fn a_batch_id_that_is_not_a_uuid_is_404_and_reaches_no_other_key_of_the_ba
         .call(
             "POST",
             &format!("/batches/{id}/redeliver"),
-            Some("{\"tasks\":[1]}"),
+            Some("{\"tasks\":[0]}"),
         )
         .await;
     assert_eq!(status, 202, "the batch is as it was: {body}");
     let (status, body) = app
-        .call("GET", &format!("/batches/{id}/tasks/2"), None)
+        .call("GET", &format!("/batches/{id}/tasks/1"), None)
         .await;
     assert_eq!(
         (status, &body["state"]),
@@ -207,7 +207,7 @@ async fn the_event_stream_resumes_with_last_event_id_on_a_producer_started_since
     let delivered: std::collections::HashSet<u64> = final_states(&all)
         .iter()
         .filter(|d| d["state"] == "delivered")
-        .filter_map(|d| d["index"].as_u64())
+        .filter_map(|d| d["task"]["id"].as_u64())
         .collect();
     assert_eq!(delivered.len(), 40, "every task's delivery was streamed");
 }

@@ -231,7 +231,7 @@ fn parse_block(block: &str) -> Option<SseEvent> {
     })
 }
 
-/// The final `task` event of each task, in index order.
+/// The final `task` event of each task, in task id order.
 pub fn final_states(events: &[SseEvent]) -> Vec<Value> {
     let mut finals: Vec<Value> = events
         .iter()
@@ -244,7 +244,7 @@ pub fn final_states(events: &[SseEvent]) -> Vec<Value> {
         })
         .map(|e| e.data.clone())
         .collect();
-    finals.sort_by_key(|d| d["index"].as_u64());
+    finals.sort_by_key(|d| d["task"]["id"].as_u64());
     finals
 }
 

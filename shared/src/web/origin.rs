@@ -1,6 +1,18 @@
-//! The cross-site guard both programs put in front of what a foreign page must
-//! not do: the producer's state-changing requests and the consumer's `/ws`.
+//! The two guards both programs put in front of what a foreign page must not do:
+//! the `Host` check on every request ([`host_guard`]), and the cross-site check
+//! ([`guard`]) on the producer's state-changing requests and the consumer's `/ws`.
 //!
+//! **The `Host` check.** A page at `http://evil.example:5001` whose name is
+//! re-pointed at 127.0.0.1 (DNS rebinding) is same-origin with itself: the
+//! browser lets it read every answer, with no `Origin` to give it away. Only the
+//! `Host` it sends does, so every request must name us by a host a rebinding
+//! attack cannot forge (`localhost`, an IP literal, or a name on the
+//! allow-list), as Vite's and webpack-dev-server's `allowedHosts` do. The paths a
+//! program declares open ([`OriginPolicy::open_to_any_host`]: probes, metrics, a
+//! signed webhook) skip it; their callers (Kubernetes, Prometheus, a sender
+//! behind a tunnel or a load balancer) address us by names we cannot foresee.
+//!
+//! **The cross-site check.**
 //! A browser names the page that made a request in `Origin`. The request is let
 //! through when it has no `Origin` (curl, a script: not a browser's cross-site
 //! request), when its origin is on the configured allow-list, or when it is the
@@ -28,6 +40,8 @@ use url::Url;
 pub struct OriginPolicy {
     origins: Vec<Origin>,
     hosts: Vec<String>,
+    /// Paths (exact) that any `Host` may reach.
+    open_paths: &'static [&'static str],
 }
 
 /// A web origin: scheme, lower-case host, port.
@@ -63,6 +77,26 @@ pub enum Refusal {
         /// The host name of the request's `Host`.
         host: String,
     },
+    /// No `Host` header (HTTP/1.1 requires one; every browser sends it).
+    #[error(
+        "the request has no Host header; HTTP/1.1 requires one (curl and browsers send it): \
+         name this server by localhost, its IP address or a name in ALLOWED_HOSTS"
+    )]
+    NoHost,
+    /// A `Host` that is not `host[:port]`.
+    #[error("the Host header {0:?} is not host[:port]; name this server as in its URL")]
+    BadHost(String),
+}
+
+impl Refusal {
+    /// The answer's status: 400 for a request no browser sends (no `Host`, or
+    /// one that is not a host), 403 for the refusals proper.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NoHost | Refusal::BadHost(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
 }
 
 /// A bad entry in the allow-lists, reported at start-up.
@@ -90,7 +124,39 @@ impl OriginPolicy {
             .filter(|h| !h.is_empty())
             .chain(origins.iter().map(|o| o.host.clone()))
             .collect();
-        Ok(OriginPolicy { origins, hosts })
+        Ok(OriginPolicy {
+            origins,
+            hosts,
+            open_paths: &[],
+        })
+    }
+
+    /// The same policy, letting any `Host` reach these paths (compared exactly):
+    /// probes and metrics, whose callers name us as they please.
+    pub fn open_to_any_host(self, paths: &'static [&'static str]) -> OriginPolicy {
+        OriginPolicy {
+            open_paths: paths,
+            ..self
+        }
+    }
+
+    /// Whether a request for `path` naming us by `host` (its `Host` header) may
+    /// go on: `host` must be `localhost`, an IP literal or an allowed name, unless
+    /// `path` is open to any host.
+    pub fn check_host(&self, path: &str, host: Option<&str>) -> Result<(), Refusal> {
+        if self.open_paths.contains(&path) {
+            return Ok(());
+        }
+        let host = host.ok_or(Refusal::NoHost)?;
+        let authority = host
+            .parse::<Authority>()
+            .map_err(|_| Refusal::BadHost(host.to_owned()))?;
+        let name = authority.host().to_ascii_lowercase();
+        if self.trusts(&name) {
+            Ok(())
+        } else {
+            Err(Refusal::UnknownHost { host: name })
+        }
     }
 
     /// Whether a request with these `Origin` and `Host` headers may go on.
@@ -148,6 +214,32 @@ fn default_port(scheme: &str) -> u16 {
     if scheme == "https" { 443 } else { 80 }
 }
 
+/// The `Host` check as a middleware, around every route of the app (the shared
+/// server wraps it): reads the app's `web::Data<OriginPolicy>` (the default
+/// policy when there is none) and answers a refused request with 403 (400 for
+/// no `Host` or a malformed one) and `{"error": …}` before anything else runs.
+/// Over HTTP/2 the host is the request's `:authority`.
+pub async fn host_guard<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let host = match req.headers().get(header::HOST) {
+        Some(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        None => req.uri().authority().map(|a| a.as_str().to_owned()),
+    };
+    let verdict = match req.app_data::<web::Data<OriginPolicy>>() {
+        Some(policy) => policy.check_host(req.path(), host.as_deref()),
+        None => OriginPolicy::default().check_host(req.path(), host.as_deref()),
+    };
+    match verdict {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(refusal) => {
+            let response = super::json_error(refusal.status(), refusal);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
 /// The middleware; wrap a resource in it with
 /// `.wrap(middleware::from_fn(origin::guard))`. It reads the app's
 /// `web::Data<OriginPolicy>` (the default policy when there is none) and answers
@@ -169,7 +261,7 @@ pub async fn guard<B: MessageBody>(
     match verdict {
         Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
         Err(refusal) => {
-            let response = super::json_error(StatusCode::FORBIDDEN, refusal);
+            let response = super::json_error(refusal.status(), refusal);
             Ok(req.into_response(response).map_into_right_body())
         }
     }
@@ -265,6 +357,65 @@ mod tests {
             let refusal = policy(&[], &[]).check(Some(origin), Some("localhost"));
             assert!(matches!(refusal, Err(Refusal::Opaque(_))), "{origin}");
         }
+    }
+
+    #[test]
+    fn every_request_must_name_us_by_a_host_rebinding_cannot_forge() {
+        let default = policy(&[], &[]);
+        for host in [
+            "localhost:5001",
+            "LOCALHOST",
+            "app.localhost:5001",
+            "127.0.0.1:5001",
+            "[::1]:5001",
+            "192.168.1.20",
+        ] {
+            assert_eq!(
+                default.check_host("/api/stats", Some(host)),
+                Ok(()),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            default.check_host("/api/stats", Some("evil.example:5001")),
+            Err(Refusal::UnknownHost {
+                host: "evil.example".into()
+            })
+        );
+        for lookalike in ["127.0.0.1.nip.io", "localhost.evil.example", "0x7f.1"] {
+            let refusal = default.check_host("/", Some(lookalike));
+            assert!(
+                matches!(refusal, Err(Refusal::UnknownHost { .. })),
+                "{lookalike}"
+            );
+        }
+        let named = policy(&[], &["tasks.example"]);
+        assert_eq!(named.check_host("/", Some("Tasks.Example:5001")), Ok(()));
+    }
+
+    #[test]
+    fn open_paths_take_any_host_and_nothing_else_does() {
+        let probes = policy(&[], &[]).open_to_any_host(&["/healthz", "/metrics"]);
+        assert_eq!(probes.check_host("/healthz", Some("10-0-0-5.pod")), Ok(()));
+        assert_eq!(probes.check_host("/metrics", None), Ok(()));
+        let near_misses = ["/healthz/", "/metrics.txt", "/HEALTHZ"];
+        for path in near_misses {
+            assert!(probes.check_host(path, Some("pod")).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_host_is_a_bad_request() {
+        let default = policy(&[], &[]);
+        let missing = default.check_host("/", None).expect_err("refused");
+        assert_eq!(
+            (missing.clone(), missing.status().as_u16()),
+            (Refusal::NoHost, 400)
+        );
+        let bad = default.check_host("/", Some("a b")).expect_err("refused");
+        assert_eq!(bad.status().as_u16(), 400, "{bad}");
+        let rebound = default.check_host("/", Some("evil.example"));
+        assert_eq!(rebound.expect_err("refused").status().as_u16(), 403);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The HTTP server both programs run: their state, the cross-site policy, the
-//! security headers, request logging, their routes and the JSON 404.
+//! The HTTP server both programs run: their state, the `Host` check and the
+//! cross-site policy, the security headers, request logging, their routes and the
+//! JSON 404.
 
-use super::origin::OriginPolicy;
+use super::origin::{self, OriginPolicy};
 use super::{headers, not_found, request_log};
 use actix_web::dev::{Extensions, Server};
 use actix_web::{App, HttpServer, middleware, web};
@@ -23,8 +24,9 @@ pub struct ServerSettings {
     pub h1_write_buffer_size: Option<usize>,
 }
 
-/// Serves `routes` on `listener`, with `state` and `origins` as app data, until
-/// stopped through the returned server's handle (signals are the caller's).
+/// Serves `routes` on `listener`, with `state` and `origins` as app data, every
+/// request behind `origins`' `Host` check ([`origin::host_guard`]), until stopped
+/// through the returned server's handle (signals are the caller's).
 pub fn serve<S: Send + Sync + 'static>(
     listener: TcpListener,
     state: web::Data<S>,
@@ -37,6 +39,8 @@ pub fn serve<S: Send + Sync + 'static>(
         App::new()
             .app_data(state.clone())
             .app_data(origins.clone())
+            // Innermost: a refused Host is logged and carries the security headers.
+            .wrap(middleware::from_fn(origin::host_guard))
             .wrap(middleware::from_fn(headers::secure))
             .wrap(middleware::from_fn(request_log::log))
             .configure(routes)

@@ -8,6 +8,7 @@
 use super::layout::{GROUP, queue_key};
 use super::write::ensure_group;
 use super::{OP_TIMEOUT, Redis, timed};
+use crate::record::task_id;
 use crate::store::{Entry, StoreError};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -173,7 +174,7 @@ impl Queue {
             if lock(&self.mine).contains(&entry.id) {
                 continue; // ours already, only slow to be kept
             }
-            tracing::info!(batch = %entry.batch, index = entry.index, "claimed an abandoned task");
+            tracing::info!(batch = %entry.batch, task = task_id(entry.index), "claimed an abandoned task");
             lock(&self.claimed).push_back(entry);
         }
         Ok(())

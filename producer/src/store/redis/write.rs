@@ -9,7 +9,7 @@ use super::{Redis, timed};
 use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
 use crate::generator::BatchTasks;
-use crate::record::{RedeliverRequest, Refusal, TaskRecord};
+use crate::record::{RedeliverRequest, Refusal, TaskRecord, index_of, task_id};
 use crate::store::{CreateError, Stops, StoreError};
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
@@ -136,7 +136,12 @@ pub(super) async fn requeue(
             .key(&keys.events)
             .key(queue_key())
             .arg(id)
-            .arg(&chosen)
+            .arg(
+                chosen
+                    .iter()
+                    .filter_map(|&task| index_of(task))
+                    .collect::<Vec<_>>(),
+            )
             .invoke_async(redis),
     )
     .await?;
@@ -146,7 +151,11 @@ pub(super) async fn requeue(
     if busy.is_empty() {
         return Ok(Some(Ok(chosen)));
     }
-    let busy = busy.iter().filter_map(|b| b.parse().ok()).collect();
+    let busy = busy
+        .iter()
+        .filter_map(|b| b.parse().ok())
+        .map(task_id)
+        .collect();
     Ok(Some(Err(Refusal::InFlight(busy))))
 }
 
