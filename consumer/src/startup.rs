@@ -4,6 +4,7 @@
 use crate::broker::redis::{OP_TIMEOUT, RedisBroker};
 use crate::broker::{self, Broker, BrokerError};
 use crate::config::Config;
+use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -82,6 +83,14 @@ impl Application {
                 )
             }
         };
+        let faults = config
+            .fault_injection
+            .then(|| Arc::new(Faults::new(&broker)));
+        if let Some(faults) = &faults {
+            tracing::warn!("--fault-injection: /api/faults can make this consumer refuse webhooks");
+            let (faults, stopping) = (faults.clone(), stopping.clone());
+            tokio::spawn(async move { faults.refresh_until(stopping).await });
+        }
         let state = web::Data::new(AppState {
             snapshots: SharedSnapshots::new(broker.clone()),
             websockets: Arc::new(Semaphore::new(config.max_websockets)),
@@ -91,6 +100,7 @@ impl Application {
             hub,
             signing,
             producer_url: redact_url(&config.producer_url),
+            faults: faults.clone(),
             shutdown: stopping.clone(),
         });
         let listener = TcpListener::bind(&config.bind)
@@ -99,7 +109,12 @@ impl Application {
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: Some(config.max_connections),
-            on_connect: Some(crate::ws::send_without_delay),
+            // Each connection is remembered only when an answer may be dropped.
+            on_connect: Some(if faults.is_some() {
+                crate::faults::remember_connection
+            } else {
+                crate::ws::send_without_delay
+            }),
             h1_write_buffer_size: Some(crate::ws::WRITE_BUFFER_FILL),
         };
         let server = serve(listener, state, origins, routes::configure, settings)?;
