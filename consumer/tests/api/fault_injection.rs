@@ -272,11 +272,20 @@ async fn the_in_process_broker_keeps_the_faults_in_the_process() {
     assert_eq!(app.faults().await["injected"]["refused"], 2);
 }
 
+/// A request to refuse: method, body, headers, the status expected and what its error says.
+type BadRequest<'a> = (
+    &'a str,
+    Option<&'a str>,
+    &'a [(&'a str, &'a str)],
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn bad_requests_to_the_faults_api_are_refused_precisely() {
     let redis = RedisServer::start();
     let (a, _b) = two_replicas(&redis).await;
-    let cases: [(&str, Option<&str>, &[(&str, &str)], u16, &str); 8] = [
+    let cases: [BadRequest; 8] = [
         (
             "PUT",
             Some(r#"{"fail_next":1}"#),
