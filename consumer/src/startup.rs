@@ -111,7 +111,7 @@ impl Application {
             max_connections: Some(config.max_connections),
             // Each connection is remembered only when an answer may be dropped.
             on_connect: Some(if faults.is_some() {
-                crate::faults::remember_connection
+                send_without_delay_and_remember
             } else {
                 crate::ws::send_without_delay
             }),
@@ -175,6 +175,13 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
             "Redis at {url} is not ready yet; webhooks get 503 until it answers"
         ),
     }
+}
+
+/// The `on_connect` hook with `--fault-injection`: what every connection gets, and
+/// a handle on it kept so that a dropped answer can close it.
+fn send_without_delay_and_remember(io: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    crate::ws::send_without_delay(io, data);
+    crate::faults::remember_connection(io, data);
 }
 
 fn listen_host(bind: &str) -> &str {

@@ -22,11 +22,9 @@ impl Connection {
     }
 }
 
-/// The server's `on_connect` hook with fault injection on: what every connection
-/// gets ([`crate::ws::send_without_delay`]), and a [`Connection`] kept in the
-/// request's connection data.
+/// Part of the server's `on_connect` hook with fault injection on (startup.rs):
+/// a [`Connection`] kept in the request's connection data.
 pub(crate) fn remember_connection(io: &dyn Any, data: &mut Extensions) {
-    crate::ws::send_without_delay(io, data);
     let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };

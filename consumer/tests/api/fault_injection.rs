@@ -4,10 +4,13 @@
 //! `duplicate`), delay answers, and refuse every bad request precisely.
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, task};
+use crate::raw::{head, read_response};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use taskhooks_shared::testing::RedisServer;
 use taskhooks_shared::{Priority, Secret};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -349,4 +352,29 @@ async fn bad_requests_to_the_faults_api_are_refused_precisely() {
         0,
         "nothing was changed"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_put_gets_408_and_changes_nothing() {
+    let app = in_process().await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connects");
+    let request = head(
+        "PUT /api/faults",
+        &[
+            ("content-type", "application/json".into()),
+            ("content-length", "1000".into()),
+        ],
+    );
+
+    stream.write_all(&request).await.expect("head sent");
+    stream
+        .write_all(br#"{"fail_next": 1"#)
+        .await
+        .expect("part of the body sent");
+    let (status, _, body) = read_response(&mut stream).await;
+
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(app.faults().await["settings"]["fail_next"], 0);
 }
