@@ -7,8 +7,10 @@
 //! is taken by an atomic script, [`store`]), or in this process with the
 //! in-process broker. A webhook reads a local copy ([`Faults::settings`]), so with
 //! no fault set it costs a lock and a few comparisons; the copy is refreshed from
-//! Redis every [`REFRESH_INTERVAL`] and after every read or change through this
-//! replica's API. Off (the default) there is no `Faults` at all, and a webhook
+//! Redis every [`REFRESH_INTERVAL`] (polling one small hash: simpler than a
+//! second pub/sub subscription, and a missed message cannot leave it stale) and
+//! after every read or change through this replica's API. The copy only says
+//! whether to ask: the counts that must be exact are taken in Redis. Off (the default) there is no `Faults` at all, and a webhook
 //! does no fault work whatsoever.
 
 mod connection;
@@ -49,9 +51,11 @@ impl Faults {
         self.copy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The settings a webhook applies: this replica's copy.
+    /// The settings a webhook applies: this replica's copy of Redis's (which a
+    /// webhook that finds `fail_next` or `drop_next` used up sets to 0 until the
+    /// next refresh), or the settings themselves in process.
     pub(crate) fn settings(&self) -> Settings {
-        *self.copy()
+        self.store.local().unwrap_or_else(|| *self.copy())
     }
 
     /// Reads the settings and what was injected from the store, refreshing the copy.

@@ -52,6 +52,14 @@ impl Store {
         matches!(self, Store::Redis { .. })
     }
 
+    /// The settings themselves when they are kept in this process (no copy needed).
+    pub(super) fn local(&self) -> Option<Settings> {
+        match self {
+            Store::Redis { .. } => None,
+            Store::Memory(state) => Some(lock(state).0),
+        }
+    }
+
     pub(super) async fn read(&self) -> Result<(Settings, Injected), BrokerError> {
         match self {
             Store::Redis { conn, key } => {
