@@ -177,11 +177,12 @@ function tickRate() {
 
 /**
  * Reads the duplicates (and, with the fault panel, what was injected) and returns how
- * many of each arrived since the last read; [0, 0] while a read is still under way or
- * when it fails (the next read catches up).
+ * many of each arrived since the last read; [0, 0] while a read is still under way, when
+ * it fails, or while the socket is down (the consumer is then most likely gone too: no
+ * request is sent to add a refused connection to the console's); the next read catches up.
  */
 async function readCounts() {
-  if (counted.reading) return [0, 0];
+  if (counted.reading || !state.connected) return [0, 0];
   counted.reading = true;
   try {
     const answer = faultPanel ? await faultsRequest() : await getStats();
