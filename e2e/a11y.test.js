@@ -25,7 +25,9 @@ const MAX_TABS = 30;
 /** WCAG 2.1 non-text contrast (1.4.11): a focus indicator against what surrounds it. */
 const MIN_FOCUS_CONTRAST = 3;
 
-const ctx = useBrowserStack('a11y');
+// The consumer with --fault-injection, so every audit and the keyboard's Tab stops on the
+// dashboard include its fault panel (issue 27).
+const ctx = useBrowserStack('a11y', { stack: { env: { FAULT_INJECTION: 'true' } } });
 
 /**
  * Audits each `[page, state]` and then fails, listing every serious or critical violation
@@ -111,6 +113,7 @@ test('both pages pass the audit empty, before any task', async () => {
   const { context, consumerUrl, producerUrl } = ctx;
   const dashboard = await openDashboard(context, consumerUrl);
   await dashboard.locator('#empty').waitFor({ state: 'visible', timeout: 5_000 });
+  await dashboard.locator('#faults').waitFor({ state: 'visible', timeout: 5_000 });
   const producer = await openPage(context);
   await producer.goto(producerUrl);
   await producer.locator('#produce').waitFor({ timeout: 5_000 });

@@ -75,6 +75,12 @@ pub struct Config {
     #[arg(long, env = "WS_FLUSH_INTERVAL", default_value = "2ms",
           value_parser = parse_flush_interval)]
     pub ws_flush_interval: Duration,
+
+    /// Let /api/faults make this consumer refuse, delay or leave unanswered the
+    /// webhooks it is told to (every replica on the same Redis alike), to watch
+    /// retries and the dedupe at work. For demos and tests, never production.
+    #[arg(long, env = "FAULT_INJECTION")]
+    pub fault_injection: bool,
 }
 
 /// The longest `--ws-flush-interval` accepted: past it a dashboard is no longer live.

@@ -44,6 +44,22 @@ pub(crate) enum ApiError {
         "this consumer already serves {limit} dashboards (its --max-websockets); retry later or open another replica's dashboard"
     )]
     TooManyWebSockets { limit: usize },
+    /// `/api/faults` without `--fault-injection`.
+    #[error(
+        "fault injection is off; start the consumer with --fault-injection (FAULT_INJECTION=true) to use /api/faults"
+    )]
+    FaultInjectionOff,
+    /// A `PUT /api/faults` body that is not valid settings (the message names the field).
+    #[error("{0}")]
+    BadFaults(String),
+    /// The fault settings could not be read or changed; the client should retry.
+    #[error("the fault settings could not be read or changed right now ({0}); retry later")]
+    FaultsUnavailable(BrokerError),
+    /// A verified webhook refused on purpose (`fail_next` or `fail_percent`).
+    #[error(
+        "refused on purpose by fault injection (see /api/faults); the webhook was not counted, retry it"
+    )]
+    FaultInjected(u16),
     /// A bug or an unexpected failure on our side; the cause is logged.
     #[error("internal error; see the consumer's log")]
     Internal(#[source] anyhow::Error),
@@ -59,12 +75,18 @@ impl ResponseError for ApiError {
             ApiError::UnreadableBody(_)
             | ApiError::InvalidTask(_)
             | ApiError::FieldTooLong(_)
-            | ApiError::NotWebSocket(_) => StatusCode::BAD_REQUEST,
+            | ApiError::NotWebSocket(_)
+            | ApiError::BadFaults(_) => StatusCode::BAD_REQUEST,
+            ApiError::FaultInjectionOff => StatusCode::NOT_FOUND,
+            ApiError::FaultInjected(status) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Signature(_) => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_)
             | ApiError::ReadUnavailable(_)
+            | ApiError::FaultsUnavailable(_)
             | ApiError::TooManyWebSockets { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -83,16 +105,24 @@ impl ErrorAnswer for ApiError {
                 message: "webhook refused with 503",
                 cause,
             },
-            ApiError::ReadUnavailable(cause) => LogAs::Unavailable {
-                message: "read refused with 503",
-                cause,
-            },
+            ApiError::ReadUnavailable(cause) | ApiError::FaultsUnavailable(cause) => {
+                LogAs::Unavailable {
+                    message: "read refused with 503",
+                    cause,
+                }
+            }
             _ => LogAs::Rejected,
         }
     }
 
+    /// 503 and 429 say when to retry (a refusal injected with 429 or 503 too, as a
+    /// real receiver's would).
     fn retry_after(&self) -> Option<u64> {
-        (self.status_code() == StatusCode::SERVICE_UNAVAILABLE).then_some(RETRY_AFTER_SECS)
+        matches!(
+            self.status_code(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        )
+        .then_some(RETRY_AFTER_SECS)
     }
 }
 

@@ -12,12 +12,16 @@
 //!    serialised once for every socket;
 //! 4. [`ws`] runs one task per dashboard socket, whose connection pulls the snapshot
 //!    ([`snapshot_reads`]), then the frames waiting for it (`ws/feed.rs`).
+//!
+//! With `--fault-injection`, `faults/` refuses, delays or drops the answer of the
+//! webhooks `/api/faults` says, after step 1's checks (`routes/faults.rs`).
 
 pub mod broker;
 mod config;
 mod error;
 mod event;
 mod events_frame;
+mod faults;
 mod hub;
 mod metrics;
 pub mod routes;

@@ -45,6 +45,8 @@ pub(crate) enum Outcome {
     invalid,
     /// Broker unavailable (503).
     unavailable,
+    /// Refused on purpose by fault injection (`fail_next`, `fail_percent`).
+    fault_refused,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,7 +56,7 @@ struct OutcomeLabel {
 
 impl Outcome {
     /// Every outcome, so each series exists (at 0) from the start.
-    const ALL: [Outcome; 8] = [
+    const ALL: [Outcome; 9] = [
         Outcome::published,
         Outcome::duplicate,
         Outcome::unauthorized,
@@ -63,6 +65,7 @@ impl Outcome {
         Outcome::unsupported_media_type,
         Outcome::invalid,
         Outcome::unavailable,
+        Outcome::fault_refused,
     ];
 }
 
@@ -159,6 +162,7 @@ pub(crate) struct Metrics {
     websockets_refused: Counter,
     websockets_closed: Family<ClosedLabel, Counter>,
     websocket_resyncs: Resyncs,
+    answers_dropped: Counter,
 }
 
 /// One open dashboard socket, counted in `websocket_clients` while it lives and in
@@ -198,6 +202,7 @@ impl Metrics {
         let websockets_refused = Counter::default();
         let websockets_closed = Family::<ClosedLabel, Counter>::default();
         let websocket_resyncs = Family::<ResyncLabel, Counter>::default();
+        let answers_dropped = Counter::default();
         // Every counter's series exists from the start, at 0: a series that first
         // appears at 1 shows no increase to `rate()` or `increase()`, so the first
         // refused webhook or dropped socket would go unseen by an alert.
@@ -212,8 +217,15 @@ impl Metrics {
         }
         registry.register(
             "webhooks_received",
-            "Webhooks received, by outcome (published, duplicate, or why refused)",
+            "Webhooks received, by outcome (published, duplicate, or why refused; fault_refused: \
+             on purpose, by fault injection)",
             webhooks.clone(),
+        );
+        registry.register(
+            "answers_dropped",
+            "Webhooks published whose answer fault injection dropped (drop_next): the \
+             connection was closed, so the sender retries and is answered duplicate",
+            answers_dropped.clone(),
         );
         registry.register(
             "webhook_duration_seconds",
@@ -258,6 +270,7 @@ impl Metrics {
             websockets_refused,
             websockets_closed,
             websocket_resyncs: Resyncs(websocket_resyncs),
+            answers_dropped,
         }
     }
 
@@ -274,6 +287,11 @@ impl Metrics {
             closed: self.websockets_closed.clone(),
             why: Closed::aborted,
         }
+    }
+
+    /// Counts one webhook whose answer fault injection dropped.
+    pub(crate) fn answer_dropped(&self) {
+        self.answers_dropped.inc();
     }
 
     /// Counts one dashboard socket refused for the cap.
@@ -309,6 +327,7 @@ impl Metrics {
                 ApiError::InvalidTask(_) | ApiError::FieldTooLong(_) | ApiError::UnreadableBody(_),
             ) => Outcome::invalid,
             Err(ApiError::Unavailable(_)) => Outcome::unavailable,
+            Err(ApiError::FaultInjected(_)) => Outcome::fault_refused,
             Err(_) => return,
         };
         let label = OutcomeLabel { outcome };

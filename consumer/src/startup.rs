@@ -4,6 +4,7 @@
 use crate::broker::redis::{OP_TIMEOUT, RedisBroker};
 use crate::broker::{self, Broker, BrokerError};
 use crate::config::Config;
+use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -83,6 +84,14 @@ impl Application {
                 )
             }
         };
+        let faults = config
+            .fault_injection
+            .then(|| Arc::new(Faults::new(&broker)));
+        if let Some(faults) = &faults {
+            tracing::warn!("--fault-injection: /api/faults can make this consumer refuse webhooks");
+            let (faults, stopping) = (faults.clone(), stopping.clone());
+            tokio::spawn(async move { faults.refresh_until(stopping).await });
+        }
         let state = web::Data::new(AppState {
             snapshots: SharedSnapshots::new(broker.clone()),
             websockets: Arc::new(Semaphore::new(config.max_websockets)),
@@ -92,6 +101,7 @@ impl Application {
             hub,
             signing,
             producer_url: redact_url(&config.producer_url),
+            faults: faults.clone(),
             shutdown: stopping.clone(),
         });
         let listener = TcpListener::bind(&config.bind)
@@ -100,7 +110,12 @@ impl Application {
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: Some(config.max_connections),
-            on_connect: Some(crate::ws::send_without_delay),
+            // Each connection is remembered only when an answer may be dropped.
+            on_connect: Some(if faults.is_some() {
+                send_without_delay_and_remember
+            } else {
+                crate::ws::send_without_delay
+            }),
             h1_write_buffer_size: Some(crate::ws::WRITE_BUFFER_FILL),
         };
         let server = serve(listener, state, origins, routes::configure, settings)?;
@@ -161,6 +176,13 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
             "Redis at {url} is not ready yet; webhooks get 503 until it answers"
         ),
     }
+}
+
+/// The `on_connect` hook with `--fault-injection`: what every connection gets, and
+/// a handle on it kept so that a dropped answer can close it.
+fn send_without_delay_and_remember(io: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    crate::ws::send_without_delay(io, data);
+    crate::faults::remember_connection(io, data);
 }
 
 fn listen_host(bind: &str) -> &str {

@@ -1,7 +1,8 @@
 //! What every handler shares: the broker, the fan-out, the socket permits, the
-//! signing rule and the metrics.
+//! signing rule, the metrics and fault injection.
 
 use crate::broker::Broker;
+use crate::faults::Faults;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::snapshot_reads::SharedSnapshots;
@@ -27,6 +28,9 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     /// Link shown on the empty dashboard.
     pub(crate) producer_url: String,
+    /// Fault injection, only with `--fault-injection`: without it, no webhook
+    /// does any fault work.
+    pub(crate) faults: Option<Arc<Faults>>,
     /// Cancelled when the server shuts down; every socket task watches it.
     pub(crate) shutdown: CancellationToken,
 }

@@ -8,10 +8,16 @@
 // updated incrementally and capped. Task fields are untrusted text: they reach the
 // page through text nodes only, never as HTML.
 //
-// For tests: `window.taskhooks = { chart, state }`, the live Chart.js instance and
-// `state.totals` / `state.connected`.
+// Once a second it also reads the counters no event carries, every replica together:
+// retries answered `duplicate` (`/api/stats`) and, with the fault panel, what fault
+// injection did (`/api/faults`), for the events-per-second chart of the last minute.
+//
+// For tests: `window.taskhooks = { chart, rateChart, state }`, the live Chart.js
+// instances and `state.totals` / `state.connected` / `state.duplicates`.
 
 import { byId, parseJson, renderScheduler } from './common.js';
+import { createFaultPanel, faultsRequest } from './fault-panel.js';
+import { createRateChart, pushRate } from './rate-chart.js';
 
 /** Priorities in display order: chart bars, totals, CSS classes. */
 const PRIORITIES = ['Low', 'Moderate', 'Major', 'Critical'];
@@ -34,10 +40,11 @@ const el = {
   tasks: byId('tasks'),
   totals: Object.fromEntries(PRIORITIES.map((p) => [p, byId(`total-${p}`)])),
   totalAll: byId('total-all'),
+  duplicates: byId('duplicates'),
 };
 
 /** What the page shows, as last told by the server. */
-const state = { totals: zeroTotals(), connected: false, seq: 0 };
+const state = { totals: zeroTotals(), connected: false, seq: 0, duplicates: 0 };
 
 /** What changed since the last render. */
 const pending = {
@@ -53,7 +60,12 @@ const latency = { samples: new Float64Array(LATENCY_SAMPLES), size: 0, next: 0, 
 const scheduleRender = renderScheduler(render);
 
 const chart = createChart(byId('chart'));
-window.taskhooks = { chart, state };
+const rateChart = createRateChart(byId('rate-chart'));
+const faultRoot = document.getElementById('faults');
+const faultPanel = faultRoot ? createFaultPanel(faultRoot) : null;
+/** The last counts read, to turn them into counts per second; null before the first. */
+const counted = { duplicates: null, refused: null, reading: false };
+window.taskhooks = { chart, rateChart, state };
 
 connect(RECONNECT_MIN_MS);
 setInterval(tickRate, 1000);
@@ -154,11 +166,47 @@ function recordLatency(ms) {
 }
 
 function tickRate() {
-  rate.buckets.push(rate.count);
+  const accepted = rate.count;
+  rate.buckets.push(accepted);
   rate.count = 0;
   if (rate.buckets.length > RATE_WINDOW_S) rate.buckets.shift();
   const perSecond = rate.buckets.reduce((a, b) => a + b, 0) / rate.buckets.length;
   el.rate.textContent = `${Math.round(perSecond).toLocaleString()} /s`;
+  readCounts().then(([duplicates, refused]) => pushRate(rateChart, [accepted, duplicates, refused]));
+}
+
+/**
+ * Reads the duplicates (and, with the fault panel, what was injected) and returns how
+ * many of each arrived since the last read; [0, 0] while a read is still under way, when
+ * it fails, or while the socket is down (the consumer is then most likely gone too: no
+ * request is sent to add a refused connection to the console's); the next read catches up.
+ */
+async function readCounts() {
+  if (counted.reading || !state.connected) return [0, 0];
+  counted.reading = true;
+  try {
+    const answer = faultPanel ? await faultsRequest() : await getStats();
+    const duplicates = Number(faultPanel ? answer.injected?.duplicates : answer.duplicates) || 0;
+    const refused = Number(answer.injected?.refused) || 0;
+    if (faultPanel) faultPanel.show(answer);
+    state.duplicates = duplicates;
+    el.duplicates.textContent = duplicates.toLocaleString();
+    const since = (now, before) => (before === null ? 0 : Math.max(0, now - before));
+    const delta = [since(duplicates, counted.duplicates), since(refused, counted.refused)];
+    Object.assign(counted, { duplicates, refused });
+    return delta;
+  } catch (err) {
+    console.debug('the counters could not be read:', err.message);
+    return [0, 0];
+  } finally {
+    counted.reading = false;
+  }
+}
+
+async function getStats() {
+  const response = await fetch('/api/stats', { headers: { accept: 'application/json' }, cache: 'no-store' });
+  if (!response.ok) throw new Error(`/api/stats answered ${response.status}`);
+  return response.json();
 }
 
 // ---- Rendering, at most once per animation frame ----

@@ -3,7 +3,7 @@
 //! the dashboards of this one process.
 
 use super::dedupe::DedupeWindow;
-use super::snapshot::{RECENT_CAP, Snapshot, Totals};
+use super::snapshot::{Counts, RECENT_CAP, Snapshot, Totals};
 use crate::event::Event;
 use crate::hub::{Hub, HubMessage};
 use serde_json::value::RawValue;
@@ -50,6 +50,7 @@ struct State {
     totals: Totals,
     recent: VecDeque<Arc<RawValue>>,
     seq: u64,
+    duplicates: u64,
 }
 
 /// Events and totals held in this process.
@@ -86,6 +87,7 @@ impl MemoryBroker {
         if let Some(hash) = hash
             && !state.seen.insert(hash, now)
         {
+            state.duplicates += 1;
             return None;
         }
         state.seq += 1;
@@ -109,10 +111,14 @@ impl MemoryBroker {
         }
     }
 
-    /// The sequence number and the totals, without the recent events.
-    pub(crate) fn totals(&self) -> (u64, Totals) {
+    /// The sequence number, the totals and the duplicates, without the recent events.
+    pub(crate) fn totals(&self) -> Counts {
         let state = self.lock();
-        (state.seq, state.totals)
+        Counts {
+            seq: state.seq,
+            totals: state.totals,
+            duplicates: state.duplicates,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ mod redis_accept;
 mod snapshot;
 
 pub use error::BrokerError;
-pub use snapshot::{Snapshot, Totals};
+pub use snapshot::{Counts, Snapshot, Totals};
 
 use crate::hub::Hub;
 use std::sync::Arc;
@@ -61,9 +61,9 @@ impl Broker {
         }
     }
 
-    /// The sequence number and the totals, without the recent events: what
-    /// `/api/stats` returns, at a fraction of a snapshot's cost.
-    pub(crate) async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+    /// The sequence number, the totals and the duplicates, without the recent
+    /// events: what `/api/stats` returns, at a fraction of a snapshot's cost.
+    pub(crate) async fn totals(&self) -> Result<Counts, BrokerError> {
         match self {
             Broker::Redis(redis) => redis.totals().await,
             Broker::Memory(memory) => Ok(memory.totals()),

@@ -6,14 +6,15 @@
 //! `<ch>:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
 //! time bucket and shard, see [`super::dedupe`]; the only keys with a TTL),
 //! `<ch>:totals` (hash of priority → count), `<ch>:recent` (list of event JSON,
-//! newest first, trimmed to [`RECENT_CAP`] every few events, read to it) and
-//! `<ch>:seq` (last event number).
+//! newest first, trimmed to [`RECENT_CAP`] every few events, read to it),
+//! `<ch>:seq` (last event number), `<ch>:duplicates` (webhooks answered
+//! `duplicate`) and, with `--fault-injection`, `<ch>:faults` (crate::faults).
 
 use super::dedupe::DedupeWindow;
 use super::error::BrokerError;
 use super::eviction::EvictionRisk;
 use super::redis_accept::{AcceptScript, Group, Queue};
-use super::snapshot::{RECENT_CAP, Snapshot, Totals};
+use super::snapshot::{Counts, RECENT_CAP, Snapshot, Totals};
 use crate::event::Event;
 use crate::hub::{Hub, HubMessage};
 use futures_util::StreamExt as _;
@@ -47,13 +48,15 @@ static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Reads the sequence number and the totals at one instant (not the recent list).
+/// Reads the sequence number, the totals and the duplicates at one instant (not
+/// the recent list).
 static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
-        -- KEYS: seq, totals
+        -- KEYS: seq, totals, duplicates
         local seq = tonumber(redis.call('GET', KEYS[1])) or 0
-        return {seq, redis.call('HGETALL', KEYS[2])}
+        local duplicates = tonumber(redis.call('GET', KEYS[3])) or 0
+        return {seq, redis.call('HGETALL', KEYS[2]), duplicates}
         "#,
     )
 });
@@ -67,8 +70,8 @@ pub struct RedisBroker {
     channel: Arc<str>,
     /// The webhook's script, for the dedupe window.
     accept: Arc<AcceptScript>,
-    /// The keys the snapshot and totals scripts read: seq, totals, recent.
-    keys: Arc<[String; 3]>,
+    /// The keys the snapshot and totals scripts read: seq, totals, recent, duplicates.
+    keys: Arc<[String; 4]>,
     /// Where the accept script's time is recorded, when metrics are kept.
     accept_seconds: Option<Histogram>,
 }
@@ -111,7 +114,8 @@ impl RedisBroker {
         let client = redis::Client::open(url)?;
         let conn = connect_lazily(&client)?;
         // The keys the accept script writes (checked by this file's one test).
-        let keys = ["seq", "totals", "recent"].map(|name| format!("{channel}:{name}"));
+        let keys =
+            ["seq", "totals", "recent", "duplicates"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
             client,
@@ -221,7 +225,7 @@ impl RedisBroker {
     }
 
     async fn read_snapshot(&self) -> Result<Snapshot, BrokerError> {
-        let [seq, totals, recent] = &*self.keys;
+        let [seq, totals, recent, _] = &*self.keys;
         let mut invocation = SNAPSHOT.key(seq);
         invocation.key(totals).key(recent).arg(RECENT_CAP);
         let mut conn = self.conn.clone();
@@ -236,18 +240,22 @@ impl RedisBroker {
 
     /// See [`super::Broker::totals`]; tried twice on a connection error
     /// ([`read_twice`]), so `/api/stats` just after Redis returns is not a 503.
-    pub(crate) async fn totals(&self) -> Result<(u64, Totals), BrokerError> {
+    pub(crate) async fn totals(&self) -> Result<Counts, BrokerError> {
         read_twice(|| self.read_totals()).await
     }
 
-    async fn read_totals(&self) -> Result<(u64, Totals), BrokerError> {
-        let [seq, totals, _] = &*self.keys;
+    async fn read_totals(&self) -> Result<Counts, BrokerError> {
+        let [seq, totals, _, duplicates] = &*self.keys;
         let mut invocation = TOTALS.key(seq);
-        invocation.key(totals);
+        invocation.key(totals).key(duplicates);
         let mut conn = self.conn.clone();
-        let (seq, flat_totals): (u64, Vec<String>) =
+        let (seq, flat_totals, duplicates): (u64, Vec<String>, u64) =
             timed(invocation.invoke_async(&mut conn)).await?;
-        Ok((seq, parse_totals(&flat_totals)))
+        Ok(Counts {
+            seq,
+            totals: parse_totals(&flat_totals),
+            duplicates,
+        })
     }
 
     /// Reads `maxmemory` and `maxmemory-policy`; a refused or failed `CONFIG GET`
@@ -273,6 +281,12 @@ impl RedisBroker {
                 reason: "CONFIG GET did not return maxmemory and maxmemory-policy".to_owned(),
             },
         }
+    }
+
+    /// A connection and the channel, for what the consumer keeps beside the
+    /// totals under the same prefix (fault injection's settings).
+    pub(crate) fn side_connection(&self) -> (ConnectionManager, Arc<str>) {
+        (self.conn.clone(), self.channel.clone())
     }
 
     /// See [`super::Broker::ping`].

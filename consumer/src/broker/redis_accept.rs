@@ -54,7 +54,8 @@ const ACCEPT: &str = r#"
     local channel = ARGV[1]
     local time = redis.call('TIME')
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
-    -- The keys RedisBroker reads back (broker::redis::tests checks both sides agree).
+    -- The keys RedisBroker reads back (broker::redis::tests checks both sides agree;
+    -- `<ch>:duplicates`, below, is checked by tests/api/fault_injection.rs).
     local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
     -- Each bucket's key prefix, formatted once per call, not once per webhook
     -- (string.format is dear in Redis's Lua).
@@ -110,6 +111,10 @@ const ACCEPT: &str = r#"
         else
             seqs[n] = 0
         end
+    end
+    -- Webhooks answered `duplicate`, every replica together (/api/stats).
+    if fresh_count < #fresh then
+        redis.call('INCRBY', channel .. ':duplicates', #fresh - fresh_count)
     end
     if fresh_count > 0 then
         for _, priority in ipairs(priorities) do

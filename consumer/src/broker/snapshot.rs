@@ -43,3 +43,13 @@ pub struct Snapshot {
     /// The most recent events' JSON, newest first.
     pub(crate) recent: Vec<Arc<RawValue>>,
 }
+
+/// What `/api/stats` returns: the totals, the sequence number they are current
+/// to, and how many webhooks were answered `duplicate`, every replica together.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub seq: u64,
+    pub totals: Totals,
+    /// Webhooks answered `duplicate` (retries of one already accepted).
+    pub duplicates: u64,
+}

@@ -9,12 +9,15 @@ use askama::Template as _;
 #[template(path = "dashboard.html")]
 struct DashboardPage<'a> {
     producer_url: &'a str,
+    /// Whether to show the fault panel (`--fault-injection`).
+    fault_injection: bool,
 }
 
 /// `GET /`: the live dashboard.
 pub(crate) async fn page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let html = DashboardPage {
         producer_url: &state.producer_url,
+        fault_injection: state.faults.is_some(),
     }
     .render()
     .map_err(|err| ApiError::Internal(err.into()))?;

@@ -1,6 +1,7 @@
 //! HTTP routes, one file per concern.
 
 pub(crate) mod dashboard;
+pub(crate) mod faults;
 pub(crate) mod health;
 pub(crate) mod stats;
 pub mod webhook;
@@ -36,6 +37,17 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(middleware::from_fn(origin::guard)),
     )
     .service(only_get("/api/stats", stats::stats))
+    .service(
+        // Changes what webhooks get: a foreign page may neither read nor change it.
+        only(
+            "/api/faults",
+            "GET, PUT, DELETE",
+            web::get().to(faults::show),
+        )
+        .route(web::put().to(faults::change))
+        .route(web::delete().to(faults::clear))
+        .wrap(middleware::from_fn(origin::guard)),
+    )
     .service(only_get("/healthz", health::healthz))
     .service(only_get("/readyz", health::readyz))
     .service(only_get("/metrics", health::metrics));

@@ -12,6 +12,7 @@
 
 use crate::broker::Accepted;
 use crate::error::ApiError;
+use crate::faults::{Connection, Faults, Settings};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -45,7 +46,10 @@ pub(crate) async fn consume_tasks(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let result = receive(&req, payload, &state).await;
+    let result = match &state.faults {
+        None => receive(&req, payload, &state).await,
+        Some(faults) => receive_with_faults(&req, payload, &state, faults).await,
+    };
     state.metrics.record(&result, started.elapsed());
     let answer = match result? {
         Accepted::Published { seq } => Answer {
@@ -74,6 +78,72 @@ async fn receive(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Accepted, ApiError> {
+    let (webhook_id, task) = verify(req, payload, state).await?;
+    Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
+}
+
+/// [`receive`] with the faults in force, applied only to a verified webhook: a
+/// refusal before it is counted or published, a dropped answer only once it
+/// was (so the sender's retry is answered `duplicate`), a delay before any answer.
+async fn receive_with_faults(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    faults: &Faults,
+) -> Result<Accepted, ApiError> {
+    let (webhook_id, task) = verify(req, payload, state).await?;
+    let settings = faults.settings();
+    if !settings.any() {
+        return Ok(state.broker.accept(webhook_id.as_deref(), &task).await?);
+    }
+    let result = async {
+        if let Some(status) = faults.refusal(&settings).await? {
+            return Err(ApiError::FaultInjected(status));
+        }
+        let accepted = state.broker.accept(webhook_id.as_deref(), &task).await?;
+        if matches!(accepted, Accepted::Published { .. })
+            && drop_answer(req, faults, &settings).await
+        {
+            state.metrics.answer_dropped();
+        }
+        Ok(accepted)
+    }
+    .await;
+    if settings.delay_ms > 0 {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(settings.delay_ms)) => {}
+            () = state.shutdown.cancelled() => {}
+        }
+    }
+    result
+}
+
+/// Closes the connection without an answer if `drop_next` says so: whether it did.
+/// A failure to take one from `drop_next` is logged and the webhook answered:
+/// it is published already.
+async fn drop_answer(req: &HttpRequest, faults: &Faults, settings: &Settings) -> bool {
+    let Some(connection) = req.conn_data::<Connection>() else {
+        return false;
+    };
+    match faults.take_drop(settings).await {
+        Ok(true) => {
+            connection.shut_down();
+            true
+        }
+        Ok(false) => false,
+        Err(err) => {
+            tracing::warn!(%err, "drop_next could not be read; answering the webhook");
+            false
+        }
+    }
+}
+
+/// Every check of the module comment: the webhook id to dedupe on and the task.
+async fn verify(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Option<String>, Task), ApiError> {
     let sender = check_headers(req, &state.signing)?;
     let body = tokio::time::timeout(BODY_TIMEOUT, read_body(req, payload, MAX_BODY_BYTES))
         .await
@@ -83,7 +153,7 @@ async fn receive(
     let task: Task = from_object(&body).map_err(ApiError::InvalidTask)?;
     task.check_sizes().map_err(ApiError::FieldTooLong)?;
     tracing::debug!(webhook_id = webhook_id.as_deref().unwrap_or("-"), batchid = %task.batchid, id = task.id, "webhook verified");
-    Ok(state.broker.accept(webhook_id.as_deref(), &task).await?)
+    Ok((webhook_id, task))
 }
 
 fn header_text<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

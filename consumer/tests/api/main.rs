@@ -7,6 +7,7 @@ mod container;
 mod dashboard;
 mod dedupe;
 mod fanout;
+mod fault_injection;
 mod faults;
 mod helpers;
 mod hostile;
