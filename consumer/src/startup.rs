@@ -182,7 +182,7 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
 /// a handle on it kept so that a dropped answer can close it.
 fn send_without_delay_and_remember(io: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
     crate::ws::send_without_delay(io, data);
-    crate::faults::remember_connection(io, data);
+    taskhooks_shared::web::connection::remember_connection(io, data);
 }
 
 fn listen_host(bind: &str) -> &str {

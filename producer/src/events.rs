@@ -11,14 +11,11 @@
 
 use crate::delivery::metrics::InFlight;
 use crate::store::{EventId, EventLog, Limit, Logged, Store, StoreError};
-use actix_web::dev::Extensions;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use std::any::Any;
 use std::convert::Infallible;
-use std::os::fd::AsFd as _;
-use std::sync::Arc;
 use std::time::Duration;
+use taskhooks_shared::web::connection::Connection;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -244,35 +241,5 @@ impl Follower {
     /// Names the stream in the log line of a client dropped for stalling.
     fn describe(&self) -> String {
         format!("{} after {}", self.log.describe(), self.after)
-    }
-}
-
-/// The TCP connection a request came on, kept (by [`remember_connection`]) so a
-/// stalled stream can shut it down. A second descriptor of the same socket:
-/// shutting it down ends the connection; dropping it does not.
-#[derive(Debug, Clone)]
-pub(crate) struct Connection(Arc<std::net::TcpStream>);
-
-impl Connection {
-    /// Shuts the socket down both ways: the server's next write fails and it
-    /// drops the connection.
-    pub(crate) fn shut_down(&self) {
-        if let Err(err) = self.0.shutdown(std::net::Shutdown::Both) {
-            tracing::debug!(%err, "the stalled connection was already gone");
-        }
-    }
-}
-
-/// The server's `on_connect` hook: remembers each plain TCP connection in the
-/// request's connection data, where the event stream route finds it.
-pub(crate) fn remember_connection(io: &dyn Any, data: &mut Extensions) {
-    let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
-    match tcp.as_fd().try_clone_to_owned() {
-        Ok(fd) => {
-            data.insert(Connection(Arc::new(std::net::TcpStream::from(fd))));
-        }
-        Err(err) => tracing::warn!(%err, "cannot keep a handle on a connection"),
     }
 }

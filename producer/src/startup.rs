@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::delivery::Deliverer;
-use crate::events;
 use crate::routes;
 use crate::state::{AppState, PageSettings};
 use crate::store::Store;
@@ -19,6 +18,7 @@ use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
 use taskhooks_shared::signing::Signing;
+use taskhooks_shared::web::connection::remember_connection;
 use taskhooks_shared::web::{ServerSettings, serve};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -93,7 +93,7 @@ impl Application {
         let settings = ServerSettings {
             shutdown_grace: SHUTDOWN_GRACE,
             max_connections: None,
-            on_connect: Some(events::remember_connection),
+            on_connect: Some(remember_connection),
             h1_write_buffer_size: None,
         };
         let server = serve(

@@ -13,11 +13,9 @@
 //! whether to ask: the counts that must be exact are taken in Redis. Off (the default) there is no `Faults` at all, and a webhook
 //! does no fault work whatsoever.
 
-mod connection;
 pub(crate) mod settings;
 mod store;
 
-pub(crate) use connection::{Connection, remember_connection};
 pub(crate) use settings::{Change, Injected, Settings};
 
 use crate::broker::{Broker, BrokerError};

@@ -12,7 +12,7 @@
 
 use crate::broker::Accepted;
 use crate::error::ApiError;
-use crate::faults::{Connection, Faults, Settings};
+use crate::faults::{Faults, Settings};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use taskhooks_shared::Task;
 use taskhooks_shared::json::{from_object, is_json_content_type};
 use taskhooks_shared::signing::{self, CheckedHeaders, ReceivedHeaders, Signing, SigningError};
+use taskhooks_shared::web::connection::Connection;
 use taskhooks_shared::web::read_body;
 
 /// The largest body accepted, in bytes. A task is about 150 bytes; 64 KiB leaves

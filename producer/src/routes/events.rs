@@ -6,6 +6,7 @@ use crate::routes::batches::batch_id;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use taskhooks_shared::web::connection::Connection;
 
 /// The batch's events after the `Last-Event-ID` the client sends when it
 /// reconnects; 204 when a finished batch has nothing left.
@@ -34,7 +35,7 @@ pub(crate) async fn events(
         return Err(ApiError::UnknownBatch(id));
     };
     let open = OpenStream::new(state.deliverer.metrics().follow(), permit);
-    let connection = req.conn_data::<events::Connection>().cloned();
+    let connection = req.conn_data::<Connection>().cloned();
     let stream = events::stream(log, after, state.closing.clone(), open, connection);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -12,6 +12,7 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Respo
 use tokio_util::sync::CancellationToken;
 
 mod body;
+pub mod connection;
 pub mod error;
 pub mod headers;
 pub mod origin;
