@@ -112,7 +112,11 @@ function showConnection(kind, reason = '', retryMs = 0) {
   }
 }
 
-/** Applies one text frame; returns its type. */
+/**
+ * Applies one text frame; returns its type. The frames' shapes (snapshot, events,
+ * status) are pinned on the server by the test
+ * `ws::feed::tests::the_messages_the_dashboard_reads_keep_their_shape`.
+ */
 function onFrame(text) {
   const message = parseJson(text, 'the dashboard got a frame');
   if (message === null) return null;
