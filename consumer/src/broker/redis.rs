@@ -85,7 +85,10 @@ fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManage
     ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
-async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
+/// Runs a Redis call within [`OP_TIMEOUT`].
+pub(crate) async fn timed<T>(
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
     Ok(tokio::time::timeout(OP_TIMEOUT, call)
         .await
         .map_err(|_| BrokerError::Timeout(OP_TIMEOUT))??)

@@ -45,8 +45,7 @@ impl Faults {
     }
 
     fn copy(&self) -> MutexGuard<'_, Settings> {
-        // A poisoned lock holds a whole Settings all the same.
-        self.copy.lock().unwrap_or_else(|p| p.into_inner())
+        taskhooks_shared::sync::lock(&self.copy)
     }
 
     /// The settings a webhook applies: this replica's copy of Redis's (which a

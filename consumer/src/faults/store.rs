@@ -3,10 +3,12 @@
 //! in-process broker.
 
 use super::settings::{Change, FIELDS, Injected, Settings};
+use crate::broker::redis::timed;
 use crate::broker::{Broker, BrokerError};
 use redis::aio::ConnectionManager;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
+use taskhooks_shared::sync::lock;
 
 /// Takes one from a setting while it is above 0, and counts it: atomically, so
 /// that `fail_next: 4` is 4 refusals whichever replicas ask, and how many.
@@ -153,18 +155,6 @@ impl Store {
             }
         }
     }
-}
-
-// A poisoned lock holds whole numbers all the same.
-fn lock(state: &Mutex<(Settings, Injected)>) -> MutexGuard<'_, (Settings, Injected)> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, BrokerError> {
-    let limit = crate::broker::redis::OP_TIMEOUT;
-    Ok(tokio::time::timeout(limit, call)
-        .await
-        .map_err(|_| BrokerError::Timeout(limit))??)
 }
 
 /// The settings and counters of the Redis hash; a field missing is its default.
