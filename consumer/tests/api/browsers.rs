@@ -2,42 +2,20 @@
 //! page (or an allowed one), the security headers on every page and asset, and
 //! no Redis password in the log or in `--help`.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{open_ws_with, spawn_app, spawn_app_with};
 use taskhooks_shared::Secret;
 use taskhooks_shared::testing::{
     RedisServer, assert_help_hides, assert_security_headers, log_until_listening,
 };
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::{Error as WsError, http::HeaderValue};
 
 const PASSWORD: &str = "hunter2-Sup3rSecret";
-
-/// Opens `/ws` with this `Origin`: `Ok(())`, or the refusal's status and body.
-async fn open_ws(port: u16, origin: &str) -> Result<(), (u16, String)> {
-    let mut request = format!("ws://127.0.0.1:{port}/ws")
-        .into_client_request()
-        .expect("a request");
-    let origin = HeaderValue::from_str(origin).expect("a header value");
-    request.headers_mut().insert("origin", origin);
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => Ok(()),
-        Err(WsError::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            Err((
-                response.status().as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            ))
-        }
-        Err(other) => panic!("unexpected failure: {other}"),
-    }
-}
 
 #[tokio::test]
 async fn a_foreign_page_cannot_open_the_dashboard_socket() {
     let redis = RedisServer::start();
     let app = spawn_app(Some(&redis)).await;
 
-    let refused = open_ws(app.port, "https://evil.example").await;
+    let refused = open_ws_with(app.port, "origin", "https://evil.example").await;
 
     let (status, body) = refused.expect_err("refused");
     assert_eq!(status, 403, "{body}");
@@ -51,7 +29,7 @@ async fn a_foreign_page_cannot_open_the_dashboard_socket() {
     );
     let own = format!("http://127.0.0.1:{}", app.port);
     assert_eq!(
-        open_ws(app.port, &own).await,
+        open_ws_with(app.port, "origin", &own).await,
         Ok(()),
         "the page's own origin"
     );
@@ -68,8 +46,15 @@ async fn an_allowed_origin_may_open_the_dashboard_socket() {
     ];
     let app = spawn_app_with(secret, &args).await;
 
-    assert_eq!(open_ws(app.port, "https://wall.example").await, Ok(()));
-    assert!(open_ws(app.port, "https://other.example").await.is_err());
+    assert_eq!(
+        open_ws_with(app.port, "origin", "https://wall.example").await,
+        Ok(())
+    );
+    assert!(
+        open_ws_with(app.port, "origin", "https://other.example")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -236,3 +236,28 @@ impl WsClient {
         tasks
     }
 }
+
+/// Opens `/ws` on `port` with the header `name` set to `value` (an `Origin` or a
+/// `Host`): `Ok(())`, or the refusal's status and body.
+pub async fn open_ws_with(port: u16, name: &str, value: &str) -> Result<(), (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::{Error as WsError, http::HeaderValue};
+    let mut request = format!("ws://127.0.0.1:{port}/ws")
+        .into_client_request()
+        .expect("a request");
+    let value = HeaderValue::from_str(value).expect("a header value");
+    let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+        .expect("a header name");
+    request.headers_mut().insert(name, value);
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => Ok(()),
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        }
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
+}

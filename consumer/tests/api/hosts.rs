@@ -2,37 +2,14 @@
 //! whose name was re-pointed at the consumer reads nothing, while probes,
 //! Prometheus and a signed webhook are answered whatever name they use.
 
-use crate::helpers::{spawn_app, spawn_app_with, task};
+use crate::helpers::{open_ws_with, spawn_app, spawn_app_with, task};
 use crate::raw::read_response;
 use taskhooks_shared::testing::RedisServer;
 use taskhooks_shared::{Priority, Secret};
 use tokio::io::AsyncWriteExt as _;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::{Error as WsError, http::HeaderValue};
 
 /// The name a rebinding page sends: its own, re-pointed at 127.0.0.1.
 const REBOUND: &str = "evil.example:5001";
-
-/// Opens `/ws` naming the consumer `host`: `Ok(())`, or the refusal's status
-/// and body.
-async fn open_ws(port: u16, host: &str) -> Result<(), (u16, String)> {
-    let mut request = format!("ws://127.0.0.1:{port}/ws")
-        .into_client_request()
-        .expect("a request");
-    let host = HeaderValue::from_str(host).expect("a header value");
-    request.headers_mut().insert("host", host);
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => Ok(()),
-        Err(WsError::Http(response)) => {
-            let body = response.body().clone().unwrap_or_default();
-            Err((
-                response.status().as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            ))
-        }
-        Err(other) => panic!("unexpected failure: {other}"),
-    }
-}
 
 #[tokio::test]
 async fn a_rebound_name_reads_nothing_and_is_told_about_allowed_hosts() {
@@ -48,7 +25,9 @@ async fn a_rebound_name_reads_nothing_and_is_told_about_allowed_hosts() {
         assert!(error.contains("ALLOWED_HOSTS"), "{path}: {error}");
         assert!(error.contains("\"evil.example\""), "{path}: {error}");
     }
-    let (status, body) = open_ws(app.port, REBOUND).await.expect_err("refused");
+    let (status, body) = open_ws_with(app.port, "host", REBOUND)
+        .await
+        .expect_err("refused");
     assert_eq!(status, 403, "the WebSocket upgrade: {body}");
 }
 
@@ -89,7 +68,7 @@ async fn localhost_ip_literals_and_allowed_names_pass() {
             .call_with("GET", "/api/stats", None, &[("host", &host)])
             .await;
         assert_eq!(status, 200, "{host}: {body}");
-        assert_eq!(open_ws(port, &host).await, Ok(()), "{host}");
+        assert_eq!(open_ws_with(port, "host", &host).await, Ok(()), "{host}");
     }
     let (status, _) = app
         .call_with("GET", "/api/stats", None, &[("host", "other.example")])
