@@ -108,10 +108,10 @@ where
 }
 
 impl RedisBroker {
-    /// Prepares a connection to `url`. It connects lazily and reconnects by itself,
-    /// so a consumer can start before Redis and survive its restarts.
-    pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
-        let client = redis::Client::open(url)?;
+    /// Prepares a connection by `client` (see `taskhooks_shared::redis_client`). It
+    /// connects lazily and reconnects by itself, so a consumer can start before Redis
+    /// and survive its restarts.
+    pub fn new(client: redis::Client, channel: &str) -> Result<RedisBroker, BrokerError> {
         let conn = connect_lazily(&client)?;
         // The keys the accept script writes (checked by this file's one test).
         let keys =
@@ -409,7 +409,8 @@ mod tests {
     #[tokio::test]
     async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
         let redis = RedisServer::start();
-        let broker = RedisBroker::new(&redis.url(), "contract").expect("a Redis URL");
+        let client = redis::Client::open(redis.url()).expect("a Redis URL");
+        let broker = RedisBroker::new(client, "contract").expect("a broker");
         let client = redis::Client::open(redis.url()).expect("a Redis URL");
         let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
         sink.subscribe("contract").await.expect("subscribed");
