@@ -289,10 +289,13 @@ impl RedisBroker {
         (self.conn.clone(), self.channel.clone())
     }
 
-    /// See [`super::Broker::ping`].
+    /// See [`super::Broker::ping`]: PING, then the totals read, so that an ACL user
+    /// without a right the reads need (EVALSHA, SCRIPT LOAD, a key) fails here with
+    /// Redis's own NOPERM text naming it, not only at the first dashboard.
     pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
         timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        self.read_totals().await?;
         Ok(())
     }
 
