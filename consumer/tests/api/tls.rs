@@ -29,6 +29,24 @@ async fn readyz_error(app: &crate::helpers::TestApp) -> String {
     .await
 }
 
+/// What Redis refused the program's user (its ACL LOG, read as the default user
+/// on the test's Unix socket), but for the commands in `expected`.
+async fn denied(redis: &TlsRedisServer, expected: &[&str]) -> Vec<String> {
+    let mut conn = redis::Client::open(redis.server.url())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let log: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut conn)
+        .await
+        .expect("the ACL log");
+    log.iter()
+        .map(|entry| format!("{:?} {:?}", entry.get("reason"), entry.get("object")))
+        .filter(|entry| !expected.iter().any(|command| entry.contains(command)))
+        .collect()
+}
 #[tokio::test]
 async fn a_consumer_over_tls_as_its_documented_acl_user_counts_publishes_and_snapshots() {
     let user = AclUser::documented(CONSUMER);
@@ -55,6 +73,7 @@ async fn a_consumer_over_tls_as_its_documented_acl_user_counts_publishes_and_sna
     assert_eq!(app.websocket().await.snapshot().await["seq"], 1);
     let (status, ready) = app.get_json("/readyz").await;
     assert_eq!(status, 200, "{ready}");
+    assert_eq!(denied(&redis, &["config|get"]).await, Vec::<String>::new());
 }
 
 #[tokio::test]
