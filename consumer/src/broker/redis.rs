@@ -64,7 +64,9 @@ static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
-    client: redis::Client,
+    /// Boxed: with TLS parameters a client is a few hundred bytes, and every
+    /// clone of the broker (one per webhook group) would copy them.
+    client: Arc<redis::Client>,
     /// The connection for everything but webhooks, driven on the thread that built it.
     conn: ConnectionManager,
     channel: Arc<str>,
@@ -118,7 +120,7 @@ impl RedisBroker {
             ["seq", "totals", "recent", "duplicates"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
-            client,
+            client: Arc::new(client),
             conn,
             accept: Arc::new(AcceptScript::new(channel.clone(), DedupeWindow::default())),
             channel,

@@ -3,7 +3,9 @@
 
 use crate::helpers::{config, spawn_app_with, task};
 use consumer::Application;
-use taskhooks_shared::testing::{AclUser, TlsRedisServer, eventually};
+use taskhooks_shared::testing::{
+    AclUser, TlsRedisServer, assert_help_hides, eventually, log_until_listening,
+};
 use taskhooks_shared::{Priority, Secret};
 
 const CONSUMER: &str = "taskhooks-consumer";
@@ -77,6 +79,30 @@ async fn a_consumer_over_tls_as_its_documented_acl_user_counts_publishes_and_sna
 }
 
 #[tokio::test]
+async fn fault_injection_works_as_the_documented_acl_user() {
+    let user = AclUser::documented(CONSUMER);
+    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
+    let secret = Secret::generate();
+    let mut args = tls_args(&secret, &redis, &user);
+    args.push("--fault-injection".to_owned());
+    let app = spawn_app_with(secret, &args).await;
+    let json = ("content-type", "application/json");
+    let fail_one = serde_json::json!({"fail_next": 1, "fail_status": 429}).to_string();
+
+    let (set, _) = app
+        .call_with("PUT", "/api/faults", Some(&fail_one), &[json])
+        .await;
+    let refused = app.post_task(&task("faults", 1, Priority::Low)).await;
+    let accepted = app.post_task(&task("faults", 1, Priority::Low)).await;
+    let (cleared, _) = app.call_with("DELETE", "/api/faults", None, &[json]).await;
+
+    assert_eq!((set, cleared), (200, 200));
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(accepted.status().as_u16(), 200);
+    assert_eq!(denied(&redis, &["config|get"]).await, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn without_the_ca_the_consumer_says_the_certificate_is_not_trusted_on_readyz() {
     let user = AclUser::documented(CONSUMER);
     let redis = TlsRedisServer::start(std::slice::from_ref(&user));
@@ -144,4 +170,21 @@ async fn a_ca_file_that_is_missing_or_unused_stops_the_start_naming_the_setting(
         );
         assert!(!err.contains(&user.password), "{err}");
     }
+}
+
+#[tokio::test]
+async fn the_rediss_password_shows_neither_in_the_debug_log_nor_in_help() {
+    let user = AclUser::documented(CONSUMER);
+    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
+    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
+    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
+    let program = env!("CARGO_BIN_EXE_consumer");
+
+    let args = ["--bind", "127.0.0.1:0", "--allow-unsigned"];
+    let (_, log) = log_until_listening(program, &args, &env).await;
+
+    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
+    assert!(log.contains(&format!("using Redis at {shown}")), "{log}");
+    assert!(!log.contains(&user.password), "{log}");
+    assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
 }

@@ -4,7 +4,7 @@
 use crate::helpers::{Receiver, Reply, config, done, final_states, spawn_app};
 use producer::Application;
 use serde_json::json;
-use taskhooks_shared::testing::{AclUser, TlsRedisServer};
+use taskhooks_shared::testing::{AclUser, TlsRedisServer, assert_help_hides, log_until_listening};
 
 const PRODUCER: &str = "taskhooks-producer";
 
@@ -52,7 +52,8 @@ async fn denied(redis: &TlsRedisServer, expected: &[&str]) -> Vec<String> {
         .collect()
 }
 #[tokio::test]
-async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_its_events() {
+async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_its_events_and_stopped()
+ {
     let user = AclUser::documented(PRODUCER);
     let redis = TlsRedisServer::start(std::slice::from_ref(&user));
     let mut receiver = Receiver::start([Reply::status(503)]).await;
@@ -63,11 +64,13 @@ async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_i
     let batch = app.start(json!({"min": 3, "max": 3})).await;
     let events = app.all_events(&batch).await;
     let (_, list) = app.call("GET", "/batches", None).await;
+    let (stopped, _) = app.call("POST", &batch.stop_url, None).await;
 
     assert_eq!(done(&events)["delivered"], 3);
     assert_eq!(final_states(&events).len(), 3);
     assert_eq!(list["durable"], true);
     assert_eq!(list["batches"][0]["delivered"], 3);
+    assert_eq!(stopped, 200, "a stop is written and announced");
     assert_eq!(receiver.take(4).await.len(), 4, "three tasks, one retried");
     assert_eq!(denied(&redis, &[]).await, Vec::<String>::new());
 }
@@ -126,4 +129,24 @@ async fn a_ca_file_that_is_missing_or_unused_stops_the_start_naming_the_setting(
         );
         assert!(!why.contains(&user.password), "{why}");
     }
+}
+
+#[tokio::test]
+async fn the_rediss_password_shows_neither_in_the_debug_log_nor_in_help() {
+    let user = AclUser::documented(PRODUCER);
+    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
+    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
+    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
+    let program = env!("CARGO_BIN_EXE_producer");
+
+    let args = ["--bind", "127.0.0.1:0", "--unsigned"];
+    let (_, log) = log_until_listening(program, &args, &env).await;
+
+    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
+    assert!(
+        log.contains("durable outbox in Redis") && log.contains(&shown),
+        "{log}"
+    );
+    assert!(!log.contains(&user.password), "{log}");
+    assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
 }
