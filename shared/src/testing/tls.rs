@@ -79,28 +79,15 @@ impl TlsRedisServer {
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
         make_certificates(&dir);
-        let port = free_port();
-        let path = |name: &str| dir.join(name).display().to_string();
-        let mut config = vec![
-            "--tls-port".to_owned(),
-            port.to_string(),
-            "--tls-cert-file".to_owned(),
-            path("server.pem"),
-            "--tls-key-file".to_owned(),
-            path("server.key"),
-            "--tls-ca-cert-file".to_owned(),
-            path("ca.pem"),
-            "--tls-auth-clients".to_owned(),
-            "no".to_owned(),
-        ];
-        for user in users {
-            config.extend(["--user", &user.name, "on"].map(str::to_owned));
-            config.push(format!(">{}", user.password));
-            config.extend(user.rules.iter().cloned());
+        // A port found free may be taken before redis-server binds it: a few tries.
+        let mut last_error = String::new();
+        for _ in 0..START_TRIES {
+            match start_on(&dir, free_port(), users) {
+                Ok(server) => return server,
+                Err(why) => last_error = why,
+            }
         }
-        let config: Vec<&str> = config.iter().map(String::as_str).collect();
-        let server = RedisServer::start_with(&config);
-        TlsRedisServer { server, dir, port }
+        panic!("no TLS redis-server after {START_TRIES} tries: {last_error}");
     }
 
     /// `rediss://user:password@127.0.0.1:port`, logging in as `user`.
@@ -127,6 +114,38 @@ impl Drop for TlsRedisServer {
         self.server.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// How many free ports [`TlsRedisServer::start`] tries.
+const START_TRIES: usize = 5;
+
+/// A TLS redis-server on `port` with its certificates in `dir` and `users`.
+fn start_on(dir: &Path, port: u16, users: &[AclUser]) -> Result<TlsRedisServer, String> {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut config = vec![
+        "--tls-port".to_owned(),
+        port.to_string(),
+        "--tls-cert-file".to_owned(),
+        path("server.pem"),
+        "--tls-key-file".to_owned(),
+        path("server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        path("ca.pem"),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+    ];
+    for user in users {
+        config.extend(["--user", &user.name, "on"].map(str::to_owned));
+        config.push(format!(">{}", user.password));
+        config.extend(user.rules.iter().cloned());
+    }
+    let config: Vec<&str> = config.iter().map(String::as_str).collect();
+    let server = RedisServer::try_start_with(&config)?;
+    Ok(TlsRedisServer {
+        server,
+        dir: dir.to_owned(),
+        port,
+    })
 }
 
 /// A port nothing listens on now (the server binds it a moment later).
