@@ -64,8 +64,8 @@ static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
-    /// Boxed: with TLS parameters a client is a few hundred bytes, and every
-    /// clone of the broker (one per webhook group) would copy them.
+    /// Shared: with TLS support a client is a few hundred bytes, which every clone
+    /// of the broker (one per group of webhooks) would otherwise copy.
     client: Arc<redis::Client>,
     /// The connection for everything but webhooks, driven on the thread that built it.
     conn: ConnectionManager,
