@@ -11,10 +11,16 @@ pub struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:5001")]
     pub bind: String,
 
-    /// Redis URL (redis://host:6379, redis+unix:///path). Without it an in-process
+    /// Redis URL (redis://host:6379, rediss://user:password@host:6380 for TLS and
+    /// an ACL user, redis+unix:///path). Without it an in-process
     /// broker is used: only this process's dashboards see events.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// PEM file of the CA that signed the Redis server's certificate, for a rediss://
+    /// (TLS) REDIS_URL whose server the system's store does not trust.
+    #[arg(long, env = "REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
 
     /// Shared webhook secret, `whsec_<base64>` of 24 to 64 bytes; the producer must use
     /// the same one. Several, space-separated, to rotate: a webhook signed by any is accepted.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
+use taskhooks_shared::redis_client::redis_client;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -58,7 +59,8 @@ impl Application {
         let stopping = CancellationToken::new();
         let (broker, subscriber) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisBroker::new(url, &config.channel)
+                let client = redis_client(url, config.redis_ca_cert.as_deref())?;
+                let redis = RedisBroker::new(client, &config.channel)
                     .with_context(|| {
                         format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
                     })?
@@ -74,6 +76,10 @@ impl Application {
                 (Broker::Redis(redis), Some(task))
             }
             None => {
+                anyhow::ensure!(
+                    config.redis_ca_cert.is_none(),
+                    "REDIS_CA_CERT (--redis-ca-cert) is set without REDIS_URL: it would be unused"
+                );
                 tracing::warn!(
                     "REDIS_URL is not set: using the in-process broker; only this process's \
                      dashboards see events and totals reset on restart"

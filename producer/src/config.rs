@@ -147,12 +147,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_event_streams: u32,
 
-    /// Redis URL (redis://host:6379, redis+unix:///path) of a durable outbox:
+    /// Redis URL (redis://host:6379, rediss://user:password@host:6380 for TLS and an
+    /// ACL user, redis+unix:///path) of a durable outbox:
     /// batches are written there before they are answered, survive a producer
     /// crash, and are shared by every producer on it. Without it, batches live in
     /// this process's memory only.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// PEM file of the CA that signed the Redis server's certificate, for a rediss://
+    /// (TLS) REDIS_URL whose server the system's store does not trust.
+    #[arg(long, env = "REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
 
     /// How long a finished batch, its attempts and its events are kept in Redis
     /// (`30m`, `1h`, `2d`).

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
+use taskhooks_shared::redis_client::redis_client;
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::connection::remember_connection;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -68,7 +69,13 @@ impl Application {
         let shutdown = CancellationToken::new();
         let store: Arc<dyn Store> = match &config.redis_url {
             Some(url) => redis_store(&config, url, &shutdown).await?,
-            None => Arc::new(MemoryStore::new(&shutdown)),
+            None => {
+                anyhow::ensure!(
+                    config.redis_ca_cert.is_none(),
+                    "REDIS_CA_CERT (--redis-ca-cert) is set without REDIS_URL: it would be unused"
+                );
+                Arc::new(MemoryStore::new(&shutdown))
+            }
         };
         let tracker = TaskTracker::new();
         // On this runtime, not an HTTP worker's: the client's pooled connections
@@ -154,7 +161,8 @@ async fn redis_store(
         max_waiting: config.max_waiting_tasks,
         claim_after: config.claim_after,
     };
-    let store = RedisStore::new(url, limits)
+    let client = redis_client(url, config.redis_ca_cert.as_deref())?;
+    let store = RedisStore::new(client, limits)
         .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?;
     store.connect().await.with_context(|| {
         format!("cannot reach Redis at {shown} (REDIS_URL) to set up the outbox")

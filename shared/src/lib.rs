@@ -13,6 +13,8 @@ pub mod exposure;
 pub mod healthcheck;
 pub mod json;
 pub mod redact;
+#[cfg(feature = "redis")]
+pub mod redis_client;
 pub mod signing;
 pub mod sync;
 pub mod task;

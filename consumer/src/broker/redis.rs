@@ -64,7 +64,9 @@ static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
-    client: redis::Client,
+    /// Shared: with TLS support a client is a few hundred bytes, which every clone
+    /// of the broker (one per group of webhooks) would otherwise copy.
+    client: Arc<redis::Client>,
     /// The connection for everything but webhooks, driven on the thread that built it.
     conn: ConnectionManager,
     channel: Arc<str>,
@@ -111,17 +113,17 @@ where
 }
 
 impl RedisBroker {
-    /// Prepares a connection to `url`. It connects lazily and reconnects by itself,
-    /// so a consumer can start before Redis and survive its restarts.
-    pub fn new(url: &str, channel: &str) -> Result<RedisBroker, BrokerError> {
-        let client = redis::Client::open(url)?;
+    /// Prepares a connection by `client` (see `taskhooks_shared::redis_client`). It
+    /// connects lazily and reconnects by itself, so a consumer can start before Redis
+    /// and survive its restarts.
+    pub fn new(client: redis::Client, channel: &str) -> Result<RedisBroker, BrokerError> {
         let conn = connect_lazily(&client)?;
         // The keys the accept script writes (checked by this file's one test).
         let keys =
             ["seq", "totals", "recent", "duplicates"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
-            client,
+            client: Arc::new(client),
             conn,
             accept: Arc::new(AcceptScript::new(channel.clone(), DedupeWindow::default())),
             channel,
@@ -292,10 +294,13 @@ impl RedisBroker {
         (self.conn.clone(), self.channel.clone())
     }
 
-    /// See [`super::Broker::ping`].
+    /// See [`super::Broker::ping`]: PING, then the totals read, so that an ACL user
+    /// without a right the reads need (EVALSHA, SCRIPT LOAD, a key) fails here with
+    /// Redis's own NOPERM text naming it, not only at the first dashboard.
     pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
         timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        self.read_totals().await?;
         Ok(())
     }
 
@@ -412,7 +417,8 @@ mod tests {
     #[tokio::test]
     async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
         let redis = RedisServer::start();
-        let broker = RedisBroker::new(&redis.url(), "contract").expect("a Redis URL");
+        let client = redis::Client::open(redis.url()).expect("a Redis URL");
+        let broker = RedisBroker::new(client, "contract").expect("a broker");
         let client = redis::Client::open(redis.url()).expect("a Redis URL");
         let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
         sink.subscribe("contract").await.expect("subscribed");

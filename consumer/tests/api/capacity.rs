@@ -105,7 +105,13 @@ async fn a_client_that_pings_but_never_reads_is_dropped_within_the_send_timeout(
 #[tokio::test]
 async fn a_hundred_sockets_asking_at_once_share_two_snapshot_reads() {
     let redis = RedisServer::start();
-    let broker = Broker::Redis(RedisBroker::new(&redis.url(), "shared").expect("a broker"));
+    let broker = Broker::Redis(
+        RedisBroker::new(
+            redis::Client::open(redis.url()).expect("a Redis URL"),
+            "shared",
+        )
+        .expect("a broker"),
+    );
     broker
         .accept(Some("msg_1"), &task("b", 1, Priority::Low))
         .await

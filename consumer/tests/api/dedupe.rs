@@ -124,7 +124,11 @@ async fn dedupe_state_is_in_compact_hashes_and_the_only_keys_with_a_ttl() {
 
 async fn risk_of(config: &[&str]) -> EvictionRisk {
     let redis = RedisServer::start_with(config);
-    let broker = RedisBroker::new(&redis.url(), "taskhooks").expect("a Redis URL");
+    let broker = RedisBroker::new(
+        redis::Client::open(redis.url()).expect("a Redis URL"),
+        "taskhooks",
+    )
+    .expect("a Redis URL");
     broker.eviction_risk().await
 }
 

@@ -17,4 +17,5 @@ mod prometheus;
 mod raw;
 mod recent;
 mod resilience;
+mod tls;
 mod webhook;

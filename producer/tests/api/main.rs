@@ -18,3 +18,4 @@ mod receiver;
 mod shutdown;
 mod stop;
 mod stream;
+mod tls;

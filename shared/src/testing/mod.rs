@@ -6,11 +6,13 @@
 mod http;
 mod programs;
 mod redis;
+mod tls;
 mod wait;
 
 pub use http::{TestClient, http_client};
 pub use programs::{assert_help_hides, assert_security_headers, log_until_listening};
 pub use redis::RedisServer;
+pub use tls::{AclUser, TlsRedisServer};
 pub use wait::{Attempt, eventually, eventually_within};
 
 /// How long any awaited condition may take before a test fails: long enough for a

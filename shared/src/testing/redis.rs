@@ -42,6 +42,12 @@ impl RedisServer {
     /// `["--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru"]`; later options
     /// win over the defaults (no persistence).
     pub fn start_with(config: &[&str]) -> RedisServer {
+        RedisServer::try_start_with(config).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// [`start_with`](Self::start_with), but a server that exits at start (a port
+    /// taken meanwhile, say) is an error, so that the caller can try again.
+    pub(super) fn try_start_with(config: &[&str]) -> Result<RedisServer, String> {
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("taskhooks-redis-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -54,8 +60,8 @@ impl RedisServer {
             child: None,
             config,
         };
-        server.spawn();
-        server
+        server.try_spawn()?;
+        Ok(server)
     }
 
     /// The URL to give the redis crate.
@@ -84,6 +90,10 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        self.try_spawn().unwrap_or_else(|why| panic!("{why}"));
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         let socket = self.socket();
         let child = Command::new("redis-server")
             .args(["--port", "0", "--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
@@ -101,23 +111,28 @@ impl RedisServer {
                      or run scripts/test, which installs it."
                 )
             });
-        self.child = Some(child);
-        wait_for_pong(&socket);
+        let child = self.child.insert(child);
+        wait_for_pong(&socket, child)
     }
 }
 
-fn wait_for_pong(socket: &Path) {
+fn wait_for_pong(socket: &Path, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if ping(socket) {
-            return;
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "redis-server exited at start ({status}): see its log above"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!(
+    Err(format!(
         "redis-server did not answer PING on {} within {START_TIMEOUT:?}",
         socket.display()
-    );
+    ))
 }
 
 fn ping(socket: &Path) -> bool {

@@ -162,7 +162,8 @@ mod tests {
             max_waiting: u64::MAX,
             claim_after: Duration::from_secs(30),
         };
-        let store = RedisStore::new(&redis.url(), limits).expect("a store");
+        let store = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits)
+            .expect("a store");
         let tasks = Generator::new(Some(3)).batch_of(3);
         let id = tasks.batchid.clone();
         store.create(tasks, Duration::ZERO).await.expect("created");

@@ -79,9 +79,9 @@ pub(crate) struct Limits {
 }
 
 impl RedisStore {
-    /// Connects lazily to `url` (it reconnects by itself).
-    pub(crate) fn new(url: &str, limits: Limits) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url)?;
+    /// Connects lazily by `client` (it reconnects by itself; see
+    /// `taskhooks_shared::redis_client`).
+    pub(crate) fn new(client: redis::Client, limits: Limits) -> Result<RedisStore, StoreError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(OP_TIMEOUT))
             .set_response_timeout(Some(OP_TIMEOUT))
@@ -242,8 +242,10 @@ mod tests {
     #[tokio::test]
     async fn every_producer_reserves_the_next_start_one_pace_after_the_last() {
         let redis = RedisServer::start();
-        let a = RedisStore::new(&redis.url(), limits()).expect("a store");
-        let b = RedisStore::new(&redis.url(), limits()).expect("a store");
+        let a = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits())
+            .expect("a store");
+        let b = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits())
+            .expect("a store");
         let tasks = Generator::new(Some(1)).batch_of(1);
         let id = tasks.batchid.clone();
         a.create(tasks, Duration::from_secs(10))
