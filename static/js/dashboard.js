@@ -12,8 +12,9 @@
 // retries answered `duplicate` (`/api/stats`) and, with the fault panel, what fault
 // injection did (`/api/faults`), for the events-per-second chart of the last minute.
 //
-// For tests: `window.taskhooks = { chart, rateChart, state }`, the live Chart.js
-// instances and `state.totals` / `state.connected` / `state.duplicates`.
+// For tests: `window.taskhooks = { chart, rateChart, state, counted }`, the live Chart.js
+// instances, `state.totals` / `state.connected` / `state.duplicates`, and the counters as
+// last read (`counted.refused` is null until the first read: the chart counts from there).
 
 import { byId, parseJson, renderScheduler } from './common.js';
 import { createFaultPanel, faultsRequest } from './fault-panel.js';
@@ -65,7 +66,7 @@ const faultRoot = document.getElementById('faults');
 const faultPanel = faultRoot ? createFaultPanel(faultRoot) : null;
 /** The last counts read, to turn them into counts per second; null before the first. */
 const counted = { duplicates: null, refused: null, reading: false };
-window.taskhooks = { chart, rateChart, state };
+window.taskhooks = { chart, rateChart, state, counted };
 
 connect(RECONNECT_MIN_MS);
 setInterval(tickRate, 1000);
