@@ -4,7 +4,7 @@
 //! An id is remembered as 8 bytes of its SHA-256 (a [`IdHash`]), never as the id
 //! itself. In Redis the hashes live in small hashes, one per time bucket and
 //! shard, `<ch>:seen:<bucket>:<shard>`, each expiring once its bucket has left the
-//! window; a lookup checks every bucket of the window.
+//! window; a lookup checks the id's shard in the current bucket and the one before.
 
 use sha2::{Digest as _, Sha256};
 use std::time::Duration;
@@ -20,13 +20,13 @@ const MIN_WINDOW: Duration = Duration::from_secs(1);
 /// Longest accepted window: a day; longer only costs memory, no sender retries that long.
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Time buckets per window. An id is forgotten between one window and one window
-/// plus a bucket (25 %) after it was accepted, so Redis holds at most 1.25 windows
-/// of ids; a lookup reads `BUCKETS + 1` hashes, a `redis.call` each, the dearest
-/// part of Redis's work per webhook (`scripts/profile ingest`, docs/benchmarks.md).
-/// Ten buckets (10 % over the window) took 11 lookups; four take 5, for at most
-/// 14 % more ids held than ten.
-pub(crate) const BUCKETS: u64 = 4;
+/// The older buckets a lookup reads besides the current one: one, as long as the
+/// window. An id is forgotten between one and two windows after it was accepted, so
+/// Redis holds at most two windows of ids; a lookup reads `BUCKETS + 1` = 2 hashes,
+/// a `redis.call` each, the dearest part of Redis's work per webhook
+/// (`scripts/profile ingest`, docs/benchmarks.md). Four buckets of a quarter window
+/// held at most 1.25 windows for 5 lookups; issue 28 chose the memory over the calls.
+pub(crate) const BUCKETS: u64 = 1;
 
 /// The webhook rate, per second, for which the Redis shards are sized. Above it a
 /// shard may outgrow [`LISTPACK_FILL`]'s margin and Redis converts it to a real hash
@@ -101,10 +101,10 @@ impl DedupeWindow {
 
 /// What is remembered of a webhook id: 8 bytes of its SHA-256, plus the shard
 /// (from 8 other bytes) it is kept in. Two distinct ids are confused only when
-/// both their shard and their 64 bits agree; at 50,000 webhooks a second, a 10-minute
-/// window holds up to 38 million ids and the chance that any of them is dropped as a
-/// false duplicate is under 10⁻⁹ per window (each is compared with the about 400
-/// ids of its shard in the 5 buckets looked up).
+/// both their shard and their 64 bits agree; at 50,000 webhooks a second, Redis holds
+/// up to 60 million ids (two 10-minute windows) and the chance that any of the 30
+/// million of one window is dropped as a false duplicate is under 10⁻⁹ (each is
+/// compared with the about 160 ids of its shard in the 2 buckets looked up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct IdHash {
     /// The 8 bytes stored.
@@ -125,11 +125,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_window_is_ten_minutes_in_buckets_of_two_and_a_half() {
+    fn the_default_window_is_ten_minutes_in_buckets_of_ten() {
         let window = DedupeWindow::default();
         assert_eq!(window.duration(), Duration::from_secs(600));
-        assert_eq!(window.bucket_ms(), 150_000);
-        assert_eq!(window.shards(), 93_750);
+        assert_eq!(window.bucket_ms(), 600_000);
+        assert_eq!(window.shards(), 375_000);
     }
 
     #[test]
