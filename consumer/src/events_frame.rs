@@ -1,18 +1,23 @@
-//! An events frame, `{"type":"events","events":[…]}`, written once by the hub and
+//! An events frame, `{"type":"events","fields":[…],"events":[…]}` (each event an
+//! array of the values `fields` names, see `event.rs`), written once by the hub and
 //! shared by every socket of the process, so a thousand sockets cost one
 //! serialisation, not a thousand: each copies the text into its WebSocket frame as
 //! it is. A socket that needs less (its snapshot already holds the first events) or
 //! more (several frames waiting, sent as one) composes its text from the frames'
 //! event slices instead, without parsing anything.
 
-use crate::event::Event;
+use crate::event::{Event, fields_json};
 use actix_web::web::BytesMut;
 use std::ops::Range;
 use std::sync::Arc;
 
 /// Everything before the first event of an events frame (the fan-out benchmark's
 /// client matches it to tell an events frame from the rare others).
-pub const HEAD: &str = r#"{"type":"events","events":["#;
+pub const HEAD: &str = concat!(
+    r#"{"type":"events","fields":"#,
+    fields_json!(),
+    r#","events":["#
+);
 /// Everything after the last.
 const TAIL: &str = "]}";
 /// The length of an events frame without its events.
@@ -142,18 +147,9 @@ fn new_events(frames: &[Arc<Frame>], seen: u64) -> impl Iterator<Item = &str> {
 mod tests {
     use super::*;
     use serde_json::Value;
-    use serde_json::value::RawValue;
-
-    fn event(seq: u64) -> Event {
-        let json = format!(r#"{{"seq":{seq},"task":{{"id":{seq},"owner":"a, b]"}}}}"#);
-        // unwrap: the JSON above is valid.
-        #[allow(clippy::unwrap_used)]
-        let json = Arc::from(RawValue::from_string(json).unwrap());
-        Event { seq, json }
-    }
 
     fn frame(seqs: impl IntoIterator<Item = u64>) -> Arc<Frame> {
-        let events: Vec<Event> = seqs.into_iter().map(event).collect();
+        let events: Vec<Event> = seqs.into_iter().map(crate::event::test_event).collect();
         Arc::new(Frame::build(&events))
     }
 
@@ -172,11 +168,9 @@ mod tests {
     fn seqs_of(text: &str) -> Vec<u64> {
         let value: Value = serde_json::from_str(text).expect("a frame is JSON");
         assert_eq!(value["type"], "events");
+        assert_eq!(value["fields"][0], "seq");
         let events = value["events"].as_array().expect("an events array");
-        events
-            .iter()
-            .map(|e| e["seq"].as_u64().expect("seq"))
-            .collect()
+        events.iter().map(|e| e[0].as_u64().expect("seq")).collect()
     }
 
     #[test]

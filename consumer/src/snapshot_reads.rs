@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 type Read = Shared<BoxFuture<'static, Result<Arc<ReadSnapshot>, Arc<BrokerError>>>>;
 
-/// A snapshot as read, with its WebSocket message `{"type":"snapshot",…}` (the
-/// same bytes for every socket that shared the read).
+/// A snapshot as read, with its WebSocket message `{"type":"snapshot",…}` (its
+/// `recent` events are arrays of the values its `fields` names, like an events
+/// frame's; the same bytes for every socket that shared the read).
 #[derive(Debug)]
 pub struct ReadSnapshot {
     snapshot: Snapshot,
@@ -45,12 +46,14 @@ fn message(snapshot: &Snapshot) -> String {
         r#type: &'static str,
         seq: u64,
         totals: &'a Totals,
+        fields: [&'static str; 6],
         recent: Vec<&'a RawValue>,
     }
     let message = SnapshotMessage {
         r#type: "snapshot",
         seq: snapshot.seq,
         totals: &snapshot.totals,
+        fields: crate::event::FIELDS,
         recent: snapshot.recent.iter().map(|event| &**event).collect(),
     };
     // unwrap: integers and JSON already checked always serialise.

@@ -34,8 +34,8 @@ export class DashboardSocket {
 
   receive(text) {
     const message = JSON.parse(text);
-    if (message.type === 'snapshot') this.snapshots.push(message);
-    else if (message.type === 'events') this.events.push(...message.events);
+    if (message.type === 'snapshot') this.snapshots.push({ ...message, recent: named(message) });
+    else if (message.type === 'events') this.events.push(...named(message));
   }
 
   /** The events of one batch. */
@@ -53,6 +53,24 @@ export class DashboardSocket {
   close() {
     this.ws?.close();
   }
+}
+
+/**
+ * The events of a snapshot (`recent`) or an events frame (`events`) as
+ * `{ seq, task }`: each comes as an array of the values its message's `fields` names,
+ * as the dashboard reads them (`named` in static/js/dashboard.js).
+ */
+function named(message) {
+  const rows = message.type === 'snapshot' ? message.recent : message.events;
+  if (!Array.isArray(message.fields)) throw new Error(`a ${message.type} message without fields`);
+  return rows.map((row) => {
+    const event = { task: {} };
+    message.fields.forEach((field, i) => {
+      if (field === 'seq') event.seq = row[i];
+      else if (row[i] !== null) event.task[field] = row[i];
+    });
+    return event;
+  });
 }
 
 /** Tasks per priority, in the chart's order. */

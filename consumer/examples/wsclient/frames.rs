@@ -1,20 +1,14 @@
-//! Reading the dashboard socket's frames as cheaply as the check allows: an events
-//! frame is scanned for each event's `"seq":` and its task's `"created_at":` only,
-//! without building anything; every other frame (snapshots, status) is rare and
-//! parsed with serde.
-//!
-//! Why the scan is exact: an events frame is `{"type":"events","events":[E, …]}`
-//! where each `E` is `{"seq":N,"task":{…}}` with the task's fields as the consumer
-//! serialises them. Inside a JSON string a quote is always escaped (`\"`), so the
-//! bytes `"seq":` and `"created_at":` can only be keys, never text of a task. The
-//! frame's head is the consumer's own constant; the whole shape of the messages is
-//! pinned by the consumer's `ws::feed::tests::the_messages_the_dashboard_reads_keep_their_shape`.
+//! Reading the dashboard socket's frames: an events frame (told apart by its head,
+//! the consumer's own constant) is read for each event's `seq` and `created_at`
+//! only, the other values skipped without being built; every other frame
+//! (snapshots, status) is rare and read for its type. The shape of the messages is
+//! pinned by the consumer's `ws::feed::tests::the_messages_the_dashboard_reads_keep_their_shape`:
+//! each event an array in the order of the frame's `fields`,
+//! `[seq,"batchid",id,"owner","priority",created_at]`.
 
 use consumer::ws::EVENTS_FRAME_HEAD;
 use serde::Deserialize;
-
-const SEQ_KEY: &str = r#""seq":"#;
-const CREATED_AT_KEY: &str = r#""created_at":"#;
+use serde::de::IgnoredAny;
 
 /// One text frame of the dashboard socket.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,6 +20,23 @@ pub(crate) enum Frame {
     /// `{"type":"status","status":"unavailable",…}`: events have stopped for now.
     Unavailable,
 }
+
+/// An events frame: its events' `seq` and `created_at`, the rest skipped.
+#[derive(Deserialize)]
+struct EventsFrame {
+    events: Vec<Row>,
+}
+
+/// One event: `seq`, four values skipped, `created_at`.
+#[derive(Deserialize)]
+struct Row(
+    u64,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    IgnoredAny,
+    Option<u64>,
+);
 
 /// The fields of the rare frames that matter here; the rest is skipped.
 #[derive(Deserialize)]
@@ -39,10 +50,14 @@ struct OtherFrame<'a> {
 
 /// Reads one text frame; the error says what was wrong with it.
 pub(crate) fn parse(text: &str) -> Result<Frame, String> {
-    if let Some(events) = text.strip_prefix(EVENTS_FRAME_HEAD) {
-        let mut found = Vec::new();
-        scan_events(events, |seq, created_at| found.push((seq, created_at)))?;
-        return Ok(Frame::Events(found));
+    if text.starts_with(EVENTS_FRAME_HEAD) {
+        let frame: EventsFrame = serde_json::from_str(text)
+            .map_err(|err| format!("an events frame is not one: {err}: {}", preview(text)))?;
+        if frame.events.is_empty() {
+            return Err(format!("an events frame without events: {}", preview(text)));
+        }
+        let events = frame.events.into_iter().map(|row| (row.0, row.5));
+        return Ok(Frame::Events(events.collect()));
     }
     let frame: OtherFrame<'_> =
         serde_json::from_str(text).map_err(|err| format!("a frame is not JSON: {err}"))?;
@@ -51,36 +66,6 @@ pub(crate) fn parse(text: &str) -> Result<Frame, String> {
         ("status", _, Some("unavailable")) => Ok(Frame::Unavailable),
         _ => Err(format!("an unexpected frame: {}", preview(text))),
     }
-}
-
-/// Calls `each(seq, created_at)` for every event of an events frame's array, in
-/// order; fails when there is none or a number is not one.
-fn scan_events(mut rest: &str, mut each: impl FnMut(u64, Option<u64>)) -> Result<(), String> {
-    let mut next = rest.find(SEQ_KEY);
-    if next.is_none() {
-        return Err(format!("an events frame without events: {}", preview(rest)));
-    }
-    while let Some(at) = next {
-        let (seq, after) = leading_number(&rest[at + SEQ_KEY.len()..])
-            .ok_or_else(|| format!("an event's seq is not a number: {}", preview(rest)))?;
-        next = after.find(SEQ_KEY);
-        // This event's own text: up to the next event's key.
-        let event = &after[..next.unwrap_or(after.len())];
-        let created_at = event
-            .find(CREATED_AT_KEY)
-            .and_then(|i| leading_number(&event[i + CREATED_AT_KEY.len()..]))
-            .map(|(created_at, _)| created_at);
-        each(seq, created_at);
-        rest = after;
-    }
-    Ok(())
-}
-
-/// The whole number `text` starts with, and the text after it.
-fn leading_number(text: &str) -> Option<(u64, &str)> {
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let number = text[..digits].parse().ok()?;
-    Some((number, &text[digits..]))
 }
 
 /// The start of a frame, for an error message.
@@ -97,18 +82,11 @@ mod tests {
     use super::*;
 
     fn event(seq: u64, owner: &str, created_at: Option<u64>) -> serde_json::Value {
-        let mut task = serde_json::json!({
-            "batchid": "b", "id": seq, "owner": owner, "priority": "Low",
-        });
-        if let Some(created_at) = created_at {
-            task["created_at"] = created_at.into();
-        }
-        serde_json::json!({ "seq": seq, "task": task })
+        serde_json::json!([seq, "b", seq, owner, "Low", created_at])
     }
 
     fn events_frame(events: &[serde_json::Value]) -> String {
-        // The consumer's own head, `type` first, which serde_json's map would not
-        // keep (insertion order is a feature), so the frame is put together by hand.
+        // The consumer's own head, as the consumer writes it.
         let events: Vec<String> = events.iter().map(ToString::to_string).collect();
         format!("{EVENTS_FRAME_HEAD}{}]}}", events.join(","))
     }
@@ -132,8 +110,8 @@ mod tests {
     }
 
     #[test]
-    fn keys_written_inside_a_task_s_text_are_not_mistaken_for_keys() {
-        let owner = r#"x","seq":99,"created_at":5"#;
+    fn numbers_written_inside_a_task_s_text_are_not_mistaken_for_values() {
+        let owner = r#"x",99,"y"],[5,"#;
         let text = events_frame(&[event(3, owner, Some(10)), event(4, owner, None)]);
 
         assert_eq!(
@@ -144,8 +122,7 @@ mod tests {
 
     #[test]
     fn snapshots_and_status_frames_are_read_by_serde() {
-        let snapshot =
-            r#"{"type":"snapshot","seq":42,"totals":{"Low":1},"recent":[{"seq":42,"task":{}}]}"#;
+        let snapshot = r#"{"type":"snapshot","seq":42,"totals":{"Low":1},"fields":[],"recent":[[42,"b",1,"o","Low",null]]}"#;
         let status = r#"{"type":"status","status":"unavailable","error":"Redis is gone"}"#;
 
         assert_eq!(parse(snapshot), Ok(Frame::Snapshot { seq: 42 }));
@@ -155,12 +132,13 @@ mod tests {
     #[test]
     fn malformed_frames_are_reported() {
         for text in [
-            r#"{"type":"events","events":[]}"#,
-            r#"{"type":"events","events":[{"seq":x}]}"#,
-            r#"{"type":"hello"}"#,
-            "not json",
+            format!("{EVENTS_FRAME_HEAD}]}}"),
+            format!("{EVENTS_FRAME_HEAD}[x]]}}"),
+            format!(r#"{EVENTS_FRAME_HEAD}[1,"b",1,"o","Low"]]}}"#),
+            r#"{"type":"hello"}"#.to_owned(),
+            "not json".to_owned(),
         ] {
-            assert!(parse(text).is_err(), "{text}");
+            assert!(parse(&text).is_err(), "{text}");
         }
     }
 }

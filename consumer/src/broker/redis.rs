@@ -5,17 +5,18 @@
 //! Keys, all prefixed with the channel name `<ch>`:
 //! `<ch>:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
 //! time bucket and shard, see [`super::dedupe`]; the only keys with a TTL),
-//! `<ch>:totals` (hash of priority → count), `<ch>:recent` (list of event JSON,
+//! `<ch>:totals` (hash of priority → count), `<ch>:v2:recent` (list of event JSON,
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it),
 //! `<ch>:seq` (last event number), `<ch>:duplicates` (webhooks answered
 //! `duplicate`) and, with `--fault-injection`, `<ch>:faults` (crate::faults).
+//! Events are published on `<ch>:v2:events`, those of one script call as one message.
 
 use super::dedupe::DedupeWindow;
 use super::error::BrokerError;
 use super::eviction::EvictionRisk;
 use super::redis_accept::{AcceptScript, Group, Queue};
 use super::snapshot::{Counts, RECENT_CAP, Snapshot, Totals};
-use crate::event::Event;
+use crate::event::{Event, task_values};
 use crate::hub::{Hub, HubMessage};
 use futures_util::StreamExt as _;
 use prometheus_client::metrics::histogram::Histogram;
@@ -120,7 +121,7 @@ impl RedisBroker {
         let conn = connect_lazily(&client)?;
         // The keys the accept script writes (checked by this file's one test).
         let keys =
-            ["seq", "totals", "recent", "duplicates"].map(|name| format!("{channel}:{name}"));
+            ["seq", "totals", "v2:recent", "duplicates"].map(|name| format!("{channel}:{name}"));
         let channel: Arc<str> = channel.into();
         Ok(RedisBroker {
             client: Arc::new(client),
@@ -157,10 +158,9 @@ impl RedisBroker {
         webhook_id: Option<&str>,
         task: &Task,
     ) -> Result<Option<u64>, BrokerError> {
-        // unwrap: a Task is plain strings and numbers, which always serialise.
-        #[allow(clippy::unwrap_used)]
-        let task_json = serde_json::to_string(task).unwrap();
-        let call = self.accept.call(webhook_id, task_json, task.priority);
+        let call = self
+            .accept
+            .call(webhook_id, task_values(task), task.priority);
         let (answer, answered) = oneshot::channel();
         let started = Instant::now();
         let (queue, start_flush) = self.accept.enqueue(call, answer);
@@ -346,8 +346,9 @@ impl RedisBroker {
         delay: &mut Duration,
     ) -> Result<(), BrokerError> {
         let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
-        timed(sink.subscribe(&*self.channel)).await?;
-        tracing::info!(channel = %self.channel, "subscribed to Redis channel");
+        let channel = events_channel(&self.channel);
+        timed(sink.subscribe(&channel)).await?;
+        tracing::info!(%channel, "subscribed to Redis channel");
         *delay = RECONNECT_DELAY.0;
         hub.send(HubMessage::Resync);
         subscribed.notify_one();
@@ -367,12 +368,21 @@ impl RedisBroker {
     }
 }
 
+/// The channel the accept script publishes on (`v2`: see `redis_accept.rs`).
+fn events_channel(channel: &str) -> String {
+    format!("{channel}:v2:events")
+}
+
 fn forward(hub: &Hub, payload: &[u8]) {
     let parsed = std::str::from_utf8(payload)
         .map_err(|err| err.to_string())
-        .and_then(|text| Event::from_json(text).map_err(|err| err.to_string()));
+        .and_then(|text| Event::batch_from_json(text).map_err(|err| err.to_string()));
     match parsed {
-        Ok(event) => hub.send(HubMessage::Event(event)),
+        Ok(events) => {
+            for event in events {
+                hub.send(HubMessage::Event(event));
+            }
+        }
         Err(err) => tracing::warn!(%err, "ignoring a malformed message on the channel"),
     }
 }
@@ -411,9 +421,10 @@ mod tests {
     /// The contract between the accept script's Lua (`ACCEPT` in `redis_accept.rs`) and
     /// the Rust that reads what it publishes (`event.rs`): the script's event text
     /// is the text `Event::new` writes, byte for byte, it starts with its `seq`
-    /// (so `leading_seq` reads it without a second parse), and it goes into an
-    /// events frame and a snapshot as it is; the snapshot reads the keys the
-    /// script writes.
+    /// (so `leading_seq` reads it without a second parse), the events of one call
+    /// are one message on the `v2` channel, and an event goes into an events frame
+    /// and a snapshot as it is, its values in the order of the frame's `fields`;
+    /// the snapshot reads the keys the script writes.
     #[tokio::test]
     async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
         let redis = RedisServer::start();
@@ -421,7 +432,9 @@ mod tests {
         let broker = RedisBroker::new(client, "contract").expect("a broker");
         let client = redis::Client::open(redis.url()).expect("a Redis URL");
         let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
-        sink.subscribe("contract").await.expect("subscribed");
+        sink.subscribe(events_channel("contract"))
+            .await
+            .expect("subscribed");
         let task = Task {
             batchid: r#"b "quoted" \ é"#.to_owned(),
             id: 7,
@@ -434,34 +447,74 @@ mod tests {
             .accept(Some("msg_contract"), &task)
             .await
             .expect("accepted");
-        let message = published.next().await.expect("one event published");
+        let message = published.next().await.expect("one message published");
         let text: String = message.get_payload().expect("UTF-8");
 
         let seq = seq.expect("a new webhook, not a duplicate");
+        let written = Event::new(seq, &task);
         assert_eq!(
             text,
-            Event::new(seq, &task).json.get(),
+            format!("[{}]", written.json.get()),
             "Lua writes what Rust writes"
         );
         assert_eq!(
-            leading_seq(&text),
+            leading_seq(written.json.get()),
             Some(seq),
             "its seq read from its first bytes"
         );
-        let event = Event::from_json(&text).expect("an event");
-        assert_eq!(event.seq, seq);
+        let events = Event::batch_from_json(&text).expect("an event");
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [seq]);
         let mut frame = BytesMut::new();
-        write_payload(&[Arc::new(Frame::build(&[event]))], 0, &mut frame);
+        write_payload(&[Arc::new(Frame::build(&events))], 0, &mut frame);
         let frame: serde_json::Value = serde_json::from_slice(&frame).expect("a JSON frame");
-        let task_json = serde_json::to_value(&task).expect("a task serialises");
-        assert_eq!(frame["events"][0]["task"], task_json, "the task as sent");
+        let mut named = serde_json::Map::new();
+        for (i, field) in frame["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .enumerate()
+        {
+            let field = field.as_str().expect("a field name");
+            named.insert(field.to_owned(), frame["events"][0][i].clone());
+        }
+        let mut expected = serde_json::to_value(&task).expect("a task serialises");
+        expected["seq"] = seq.into();
+        assert_eq!(
+            serde_json::Value::Object(named),
+            expected,
+            "the task as sent"
+        );
         let snapshot = broker.snapshot().await.expect("a snapshot");
         assert_eq!(
             snapshot.recent[0].get(),
-            text,
+            written.json.get(),
             "the recent list holds the same text"
         );
         assert_eq!((snapshot.seq, snapshot.totals.sum()), (seq, 1));
         assert_eq!(snapshot.totals.get(Priority::Major), 1);
+
+        // The webhooks of one call: one message, their events in seq order.
+        let second = Task {
+            id: 8,
+            ..task.clone()
+        };
+        let calls = [
+            broker.accept.call(None, task_values(&task), task.priority),
+            broker
+                .accept
+                .call(None, task_values(&second), second.priority),
+        ];
+        let mut conn = broker.conn.clone();
+        let seqs: Vec<u64> = broker
+            .accept
+            .invocation(calls.iter())
+            .invoke_async(&mut conn)
+            .await
+            .expect("one call");
+        let message = published.next().await.expect("one message for the call");
+        let text: String = message.get_payload().expect("UTF-8");
+        let events = Event::batch_from_json(&text).expect("two events");
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
+        assert_eq!(seqs, [seq + 1, seq + 2]);
     }
 }

@@ -16,9 +16,10 @@ use tokio::sync::oneshot;
 /// dedupe one by one, in order). Returns one number per webhook: its new sequence
 /// number, or 0 for a duplicate (of an earlier webhook or of one before it in the call).
 ///
-/// The event text it publishes and pushes, `{"seq":N,"task":…}`, must be the text
-/// `Event::new` writes, `seq` first: `Event::from_json` reads it from those first
-/// bytes. One test runs this script and feeds its output to that reader:
+/// The event text it pushes, `[seq,…]`, must be the text `Event::new` writes, `seq`
+/// first: `event::leading_seq` reads it from those first bytes. It publishes the
+/// events of a call as one message, their array, on `<ch>:v2:events`. One test runs
+/// this script and feeds its output to those readers:
 /// `broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads`.
 ///
 /// Every argument and, far more, every `redis.call` costs Redis instructions
@@ -40,23 +41,29 @@ use tokio::sync::oneshot;
 /// The new webhooks of a call are counted, remembered and published together once
 /// every one is deduplicated: one `INCRBY` for their sequence numbers, one `HINCRBY`
 /// per priority among them, one `LPUSH` of their events (the newest first, as one
-/// push each would leave them), then a `PUBLISH` each in `seq` order: a few
-/// `redis.call`s per call rather than several per webhook. The script is atomic, so
-/// nobody sees the order inside it.
+/// push each would leave them), then one `PUBLISH` of them all in `seq` order: a
+/// few `redis.call`s per call rather than several per webhook. The script is
+/// atomic, so nobody sees the order inside it.
+///
+/// The `v2` in the list's and the channel's names is the event format's: consumers
+/// from before 2026-12-06 wrote each event as an object to `<ch>:recent` and
+/// published each alone on `<ch>`, so during a rolling upgrade neither reads the
+/// other's events as its own format (docs/operating.md, "Upgrading").
 ///
 /// The recent list is trimmed back to `cap` whenever a call's events reach a
 /// multiple of [`TRIM_EVERY`], rather than on each event (an `LTRIM` is one of the
 /// dearest calls): between two trims fewer than `TRIM_EVERY` events are pushed,
 /// so it holds at most `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
 const ACCEPT: &str = r#"
-    -- ARGV: channel, then per webhook: task json, priority, id hash ('' = no dedupe), shard.
+    -- ARGV: channel, then per webhook: the event's values after seq (event::task_values),
+    -- priority, id hash ('' = no dedupe), shard.
     -- The @NAMES@ are settings, written in by AcceptScript::new.
     local channel = ARGV[1]
     local time = redis.call('TIME')
     local bucket = math.floor((time[1] * 1000 + math.floor(time[2] / 1000)) / @BUCKET_MS@)
     -- The keys RedisBroker reads back (broker::redis::tests checks both sides agree;
     -- `<ch>:duplicates`, below, is checked by tests/api/fault_injection.rs).
-    local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':recent'
+    local seq_key, totals, recent = channel .. ':seq', channel .. ':totals', channel .. ':v2:recent'
     -- Each bucket's key prefix, formatted once per call, not once per webhook
     -- (string.format is dear in Redis's Lua).
     local buckets = {}
@@ -87,7 +94,7 @@ const ACCEPT: &str = r#"
         if new then fresh_count = fresh_count + 1 end
     end
     -- Then the new ones of the call together: one INCRBY, one HINCRBY per priority
-    -- present, one LPUSH, a PUBLISH each (in seq order).
+    -- present, one LPUSH, one PUBLISH (their array, in seq order).
     local seqs, events, priorities, counts = {}, {}, {}, {}
     local seq = 0
     if fresh_count > 0 then
@@ -103,10 +110,10 @@ const ACCEPT: &str = r#"
                 priorities[#priorities + 1] = priority
             end
             counts[priority] = counts[priority] + 1
-            -- The event JSON, as event.rs writes and reads it (seq first, no spaces):
+            -- The event JSON, as event.rs writes and reads it (an array, seq first):
             -- broker::redis::tests::the_accept_script_writes_the_event_json_rust_writes_and_reads.
             -- %d: a bare `.. seq ..` would format the number as a float (%.14g).
-            events[#events + 1] = '{"seq":' .. string.format('%d', seq) .. ',"task":' .. ARGV[i] .. '}'
+            events[#events + 1] = '[' .. string.format('%d', seq) .. ',' .. ARGV[i] .. ']'
             seqs[n] = seq
         else
             seqs[n] = 0
@@ -124,9 +131,7 @@ const ACCEPT: &str = r#"
         if math.floor(seq / @TRIM_EVERY@) > math.floor((seq - fresh_count) / @TRIM_EVERY@) then
             redis.call('LTRIM', recent, 0, @CAP@ - 1)
         end
-        for _, event in ipairs(events) do
-            redis.call('PUBLISH', channel, event)
-        end
+        redis.call('PUBLISH', channel .. ':v2:events', '[' .. table.concat(events, ',') .. ']')
     end
     return seqs
 "#;
@@ -150,7 +155,8 @@ thread_local! {
 
 /// One webhook's part of a script call.
 pub(crate) struct Call {
-    task_json: String,
+    /// The event's values after its `seq` (`event::task_values`).
+    task_values: String,
     priority: Priority,
     hash: Option<IdHash>,
 }
@@ -220,16 +226,16 @@ impl AcceptScript {
         }
     }
 
-    /// What the script needs of one webhook: `task_json` of priority `priority`,
-    /// deduplicated by `webhook_id` when there is one.
+    /// What the script needs of one webhook: the event values `task_values` of a
+    /// task of priority `priority`, deduplicated by `webhook_id` when there is one.
     pub(crate) fn call(
         &self,
         webhook_id: Option<&str>,
-        task_json: String,
+        task_values: String,
         priority: Priority,
     ) -> Call {
         Call {
-            task_json,
+            task_values,
             priority,
             hash: webhook_id.map(|id| self.window.hash(id)),
         }
@@ -243,7 +249,7 @@ impl AcceptScript {
         let mut invocation = self.script.arg(&*self.channel);
         for call in calls {
             invocation
-                .arg(&call.task_json)
+                .arg(&call.task_values)
                 .arg(call.priority.as_str())
                 .arg(call.hash.as_ref().map_or(&[][..], |h| &h.field[..]))
                 .arg(call.hash.map_or(0, |h| h.shard));
@@ -308,7 +314,7 @@ mod tests {
     fn push(queue: &Mutex<Queue>, count: usize) {
         for _ in 0..count {
             let call = Call {
-                task_json: String::new(),
+                task_values: String::new(),
                 priority: Priority::Low,
                 hash: None,
             };

@@ -8,8 +8,7 @@ use tokio::sync::broadcast::error::TryRecvError;
 const INTERVAL: Duration = Duration::from_millis(50);
 
 fn event(seq: u64) -> HubMessage {
-    let json = format!(r#"{{"seq":{seq},"task":{{"id":{seq}}}}}"#);
-    HubMessage::Event(Event::from_json(&json).expect("valid event JSON"))
+    HubMessage::Event(crate::event::test_event(seq))
 }
 
 /// The seqs of the next message, which must be a frame.

@@ -290,12 +290,10 @@ fn take_waiting(
 mod tests {
     use super::*;
     use crate::broker::{Snapshot, Totals};
-    use crate::event::Event;
     use crate::hub::{HUB_CAPACITY, Hub, HubMessage};
     use actix_web::body::BodyStream;
     use futures_util::FutureExt as _;
     use serde_json::Value;
-    use serde_json::value::RawValue;
     use std::time::Duration;
 
     /// A feed on `hub` whose session never sends anything.
@@ -352,10 +350,7 @@ mod tests {
 
     fn send_events(hub: &Hub, seqs: std::ops::RangeInclusive<u64>) {
         for seq in seqs {
-            let json = format!(r#"{{"seq":{seq},"task":{{"id":{seq}}}}}"#);
-            hub.send(HubMessage::Event(
-                Event::from_json(&json).expect("an event"),
-            ));
+            hub.send(HubMessage::Event(crate::event::test_event(seq)));
         }
     }
 
@@ -371,7 +366,7 @@ mod tests {
             assert_eq!(m["type"], "events", "{m}");
             m["events"].as_array().expect("events").clone()
         });
-        events.map(|e| e["seq"].as_u64().expect("seq")).collect()
+        events.map(|e| e[0].as_u64().expect("seq")).collect()
     }
 
     #[test]
@@ -435,8 +430,7 @@ mod tests {
     fn the_messages_the_dashboard_reads_keep_their_shape() {
         let hub = Hub::new(Duration::ZERO);
         let (mut feed, control) = feed(&hub);
-        let recent = r#"{"seq":1,"task":{"id":1}}"#.to_owned();
-        let recent = Arc::from(RawValue::from_string(recent).expect("JSON"));
+        let recent = crate::event::test_event(1).json;
         control.send_snapshot(Arc::new(ReadSnapshot::new(Snapshot {
             seq: 1,
             totals: Totals([1, 0, 0, 0]),
@@ -449,8 +443,8 @@ mod tests {
         assert_eq!(
             drain_text(&mut feed),
             [
-                r#"{"type":"snapshot","seq":1,"totals":{"Low":1,"Moderate":0,"Major":0,"Critical":0},"recent":[{"seq":1,"task":{"id":1}}]}"#,
-                r#"{"type":"events","events":[{"seq":2,"task":{"id":2}},{"seq":3,"task":{"id":3}}]}"#,
+                r#"{"type":"snapshot","seq":1,"totals":{"Low":1,"Moderate":0,"Major":0,"Critical":0},"fields":["seq","batchid","id","owner","priority","created_at"],"recent":[[1,"b",1,"o","Low",null]]}"#,
+                r#"{"type":"events","fields":["seq","batchid","id","owner","priority","created_at"],"events":[[2,"b",2,"o","Low",null],[3,"b",3,"o","Low",null]]}"#,
                 r#"{"error":"Redis is unreachable","status":"unavailable","type":"status"}"#,
             ]
         );

@@ -5,7 +5,7 @@ use consumer::{Application, Config};
 use futures_util::StreamExt as _;
 use serde_json::Value;
 use taskhooks_shared::signing::{self, unix_now};
-use taskhooks_shared::testing::{RedisServer, TestClient};
+use taskhooks_shared::testing::{RedisServer, TestClient, named_events};
 use taskhooks_shared::{Priority, Secret, Task};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -191,9 +191,12 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// The next JSON text message, failing after [`WAIT`].
+    /// The next JSON text message, failing after [`WAIT`], each event in it (the
+    /// arrays of an events frame's `events` or a snapshot's `recent`) turned into
+    /// `{"seq":N,"task":{…}}` by the message's `fields`, as the page does.
     pub async fn next_json(&mut self) -> Value {
-        serde_json::from_str(&self.next_text().await).expect("JSON message")
+        let text = self.next_text().await;
+        named_events(serde_json::from_str(&text).expect("JSON message"))
     }
 
     /// The next text message as it came, failing after [`WAIT`].

@@ -7,7 +7,7 @@
 use crate::helpers::{spawn_app_with, task};
 use consumer::ws::MAX_FRAME_BYTES;
 use serde_json::Value;
-use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::testing::{RedisServer, named_events};
 use taskhooks_shared::{Priority, Secret};
 
 /// A consumer on `redis` whose sockets wait 10 minutes between two events frames.
@@ -57,8 +57,8 @@ async fn events_right_after_a_frame_are_held_until_they_fill_one() {
     let mut ws = app.websocket().await;
     ws.snapshot().await;
     let first = task("held", 0, Priority::Low);
-    // Events of about 150 bytes: far more than one frame's worth.
-    let rest: Vec<_> = (1..=3 * MAX_FRAME_BYTES as u64 / 100)
+    // Events of about 40 bytes: about three frames' worth.
+    let rest: Vec<_> = (1..=3 * MAX_FRAME_BYTES as u64 / 40)
         .map(|id| task("held", id, Priority::ALL[id as usize % 4]))
         .collect();
 
@@ -76,6 +76,6 @@ async fn events_right_after_a_frame_are_held_until_they_fill_one() {
         "a full frame: {} bytes",
         text.len()
     );
-    let held = seqs(&serde_json::from_str(&text).expect("JSON"));
+    let held = seqs(&named_events(serde_json::from_str(&text).expect("JSON")));
     assert_eq!(held, (2..held.len() as u64 + 2).collect::<Vec<_>>());
 }

@@ -8,7 +8,7 @@ use producer::config::SendArgs;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-use taskhooks_shared::testing::RedisServer;
+use taskhooks_shared::testing::{RedisServer, named_events};
 use taskhooks_shared::{Priority, Secret, Task};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -91,7 +91,9 @@ impl Dashboard {
                 .await
                 .ok()?;
             match frame.expect("the socket is open").expect("a valid frame") {
-                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Message::Text(text) => {
+                    return Some(named_events(serde_json::from_str(&text).expect("JSON")));
+                }
                 Message::Close(frame) => panic!("the socket closed: {frame:?}"),
                 _ => continue,
             }

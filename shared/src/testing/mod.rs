@@ -3,12 +3,14 @@
 //! app under test, one way to wait for a condition, and the checks both suites make
 //! the same way.
 
+mod dashboard;
 mod http;
 mod programs;
 mod redis;
 mod tls;
 mod wait;
 
+pub use dashboard::named_events;
 pub use http::{TestClient, http_client};
 pub use programs::{assert_help_hides, assert_security_headers, log_until_listening};
 pub use redis::RedisServer;
