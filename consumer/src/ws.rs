@@ -24,7 +24,8 @@ mod frame_header;
 mod write_buffer;
 
 use crate::error::ApiError;
-/// How every events frame begins: `{"type":"events","events":[`.
+pub use crate::event::EventRow;
+/// How every events frame begins: `{"type":"events","fields":[…],"events":[`.
 pub use crate::events_frame::HEAD as EVENTS_FRAME_HEAD;
 pub use crate::hub::{FLUSH_INTERVAL, MAX_FRAME_BYTES};
 use crate::metrics::Closed;

@@ -6,9 +6,8 @@
 //! each event an array in the order of the frame's `fields`,
 //! `[seq,"batchid",id,"owner","priority",created_at]`.
 
-use consumer::ws::EVENTS_FRAME_HEAD;
+use consumer::ws::{EVENTS_FRAME_HEAD, EventRow};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 
 /// One text frame of the dashboard socket.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,19 +23,8 @@ pub(crate) enum Frame {
 /// An events frame: its events' `seq` and `created_at`, the rest skipped.
 #[derive(Deserialize)]
 struct EventsFrame {
-    events: Vec<Row>,
+    events: Vec<EventRow>,
 }
-
-/// One event: `seq`, four values skipped, `created_at`.
-#[derive(Deserialize)]
-struct Row(
-    u64,
-    IgnoredAny,
-    IgnoredAny,
-    IgnoredAny,
-    IgnoredAny,
-    Option<u64>,
-);
 
 /// The fields of the rare frames that matter here; the rest is skipped.
 #[derive(Deserialize)]
@@ -56,7 +44,7 @@ pub(crate) fn parse(text: &str) -> Result<Frame, String> {
         if frame.events.is_empty() {
             return Err(format!("an events frame without events: {}", preview(text)));
         }
-        let events = frame.events.into_iter().map(|row| (row.0, row.5));
+        let events = frame.events.into_iter().map(|row| (row.0, row.1));
         return Ok(Frame::Events(events.collect()));
     }
     let frame: OtherFrame<'_> =
