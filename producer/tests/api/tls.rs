@@ -51,6 +51,9 @@ async fn denied(redis: &TlsRedisServer, expected: &[&str]) -> Vec<String> {
         .filter(|entry| !expected.iter().any(|command| entry.contains(command)))
         .collect()
 }
+/// Everything a durable batch does, as that user: queued, claimed (the claim and keep
+/// loops run from the start, `--claim-after 1s`), delivered with a retry, followed,
+/// listed, redelivered and stopped; Redis refused the user nothing.
 #[tokio::test]
 async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_its_events_and_stopped()
  {
@@ -64,14 +67,28 @@ async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_i
     let batch = app.start(json!({"min": 3, "max": 3})).await;
     let events = app.all_events(&batch).await;
     let (_, list) = app.call("GET", "/batches", None).await;
+    let redeliver = format!("/batches/{}/redeliver", batch.batchid);
+    let (redelivering, body) = app.call("POST", &redeliver, Some(r#"{"tasks":[0]}"#)).await;
+    let last = events.last().expect("a done event").raw_id.clone();
+    let again = app
+        .events_from(&batch, Some(&last))
+        .await
+        .until_done()
+        .await;
     let (stopped, _) = app.call("POST", &batch.stop_url, None).await;
 
     assert_eq!(done(&events)["delivered"], 3);
     assert_eq!(final_states(&events).len(), 3);
     assert_eq!(list["durable"], true);
     assert_eq!(list["batches"][0]["delivered"], 3);
+    assert_eq!(redelivering, 202, "{body}");
+    assert_eq!(done(&again)["delivered"], 3, "task 0 delivered again");
     assert_eq!(stopped, 200, "a stop is written and announced");
-    assert_eq!(receiver.take(4).await.len(), 4, "three tasks, one retried");
+    assert_eq!(
+        receiver.take(5).await.len(),
+        5,
+        "three tasks, one retried, one redelivered"
+    );
     assert_eq!(denied(&redis, &[]).await, Vec::<String>::new());
 }
 
