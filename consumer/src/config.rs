@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "ALLOW_UNSIGNED")]
     pub allow_unsigned: bool,
 
-    /// Redis pub/sub channel, also the prefix of the keys holding totals.
+    /// The prefix of the consumer's Redis keys and of its pub/sub channel,
+    /// `<channel>:v2:events`.
     #[arg(long, env = "REDIS_CHANNEL", default_value = "taskhooks")]
     pub channel: String,
 

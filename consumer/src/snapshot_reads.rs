@@ -46,14 +46,14 @@ fn message(snapshot: &Snapshot) -> String {
         r#type: &'static str,
         seq: u64,
         totals: &'a Totals,
-        fields: [&'static str; 6],
+        fields: &'static [&'static str],
         recent: Vec<&'a RawValue>,
     }
     let message = SnapshotMessage {
         r#type: "snapshot",
         seq: snapshot.seq,
         totals: &snapshot.totals,
-        fields: crate::event::FIELDS,
+        fields: &crate::event::FIELDS,
         recent: snapshot.recent.iter().map(|event| &**event).collect(),
     };
     // unwrap: integers and JSON already checked always serialise.

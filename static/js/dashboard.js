@@ -136,11 +136,13 @@ function onFrame(text) {
 /**
  * The events of a frame as `{ seq, task: { batchid, id, owner, priority, created_at } }`:
  * each comes as an array of values, named by the frame's `fields`, which saves a
- * thousand sockets the names' bytes. A frame without `fields` is taken as objects.
+ * thousand sockets the names' bytes. A frame without `fields` is taken as objects;
+ * anything that is not a list is left out.
  */
 function named(fields, rows) {
+  if (!Array.isArray(rows)) return [];
   if (!Array.isArray(fields)) return rows;
-  return rows.map((row) => {
+  return rows.filter(Array.isArray).map((row) => {
     const event = { seq: undefined, task: {} };
     fields.forEach((field, i) => {
       if (field === 'seq') event.seq = row[i];

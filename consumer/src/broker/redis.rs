@@ -516,5 +516,18 @@ mod tests {
         let events = Event::batch_from_json(&text).expect("two events");
         assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
         assert_eq!(seqs, [seq + 1, seq + 2]);
+        let recent: Vec<u64> = broker
+            .snapshot()
+            .await
+            .expect("a snapshot")
+            .recent
+            .iter()
+            .map(|event| leading_seq(event.get()).expect("a seq"))
+            .collect();
+        assert_eq!(
+            recent,
+            [seq + 2, seq + 1, seq],
+            "the recent list, newest first"
+        );
     }
 }
