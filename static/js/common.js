@@ -1,5 +1,5 @@
 // What both pages share: finding their elements, redrawing at most once per animation
-// frame, and reading JSON the server sent. An ES module: the pages import it directly.
+// frame, reading JSON the server sent, and the link to the other program's page. An ES module: the pages import it directly.
 
 /** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
 const RENDER_FALLBACK_MS = 500;
@@ -38,5 +38,34 @@ export function parseJson(text, what) {
   } catch (err) {
     console.error(`${what} that is not JSON:`, err.message);
     return null;
+  }
+}
+
+/** Whether `hostname` (as `URL` gives it) names this machine's loopback. */
+function isLoopback(hostname) {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]'
+    || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * The other program's page as this browser can reach it: `href` as configured, but when
+ * that names a loopback address and this page was opened by another host (a demo started
+ * with HOST=0.0.0.0 and opened from another machine), the same URL on `pageHostname`.
+ */
+export function peerUrl(href, pageHostname) {
+  const url = new URL(href);
+  if (!isLoopback(url.hostname) || isLoopback(pageHostname)) return href;
+  url.hostname = pageHostname;
+  return url.href;
+}
+
+/** Points every link to the other program's page (`a[data-peer]`) by `peerUrl`. */
+export function followThisHost() {
+  for (const link of document.querySelectorAll('a[data-peer]')) {
+    const configured = link.getAttribute('href');
+    const reachable = peerUrl(configured, window.location.hostname);
+    if (reachable === configured) continue;
+    link.href = reachable;
+    if (link.textContent === configured) link.textContent = reachable;
   }
 }

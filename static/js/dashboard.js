@@ -17,7 +17,7 @@
 // instances, `state.totals` / `state.connected` / `state.duplicates`, and the counters as
 // last read (`counted.refused` is null until the first read: the chart counts from there).
 
-import { byId, parseJson, renderScheduler } from './common.js';
+import { byId, followThisHost, parseJson, renderScheduler } from './common.js';
 import { createFaultPanel, faultsRequest } from './fault-panel.js';
 import { createRateChart, pushRate } from './rate-chart.js';
 
@@ -69,6 +69,7 @@ const faultPanel = faultRoot ? createFaultPanel(faultRoot) : null;
 const counted = { duplicates: null, refused: null, reading: false };
 window.taskhooks = { chart, rateChart, state, counted };
 
+followThisHost();
 connect(RECONNECT_MIN_MS);
 setInterval(tickRate, 1000);
 

@@ -5,7 +5,7 @@
 import { postJson } from './api.js';
 import { showAttempts } from './attempts.js';
 import { redeliverTasks, showBatch } from './batches.js';
-import { byId } from './common.js';
+import { byId, followThisHost } from './common.js';
 import { initRecent, recentIsOpen, refreshRecent } from './recent.js';
 
 const el = {
@@ -37,6 +37,7 @@ el.form.addEventListener('submit', (event) => {
 // say why themselves; an older answer from the server would only contradict them.
 el.form.addEventListener('invalid', () => { el.error.textContent = ''; }, true);
 initRecent(reopen);
+followThisHost();
 
 async function produce() {
   el.error.textContent = '';
