@@ -81,17 +81,11 @@ pub(crate) fn task_values(task: &Task) -> String {
 impl Event {
     /// The event `seq` of `task`, as the accept script writes it.
     pub(crate) fn new(seq: u64, task: &Task) -> Event {
-        let values = (
-            seq,
-            &task.batchid,
-            task.id,
-            &task.owner,
-            task.priority,
-            task.created_at,
-        );
-        // unwrap: a Task is plain strings and numbers, which always serialise.
+        // Put together as the accept script does, around the same serde-written values.
+        let json = format!("[{seq},{}]", task_values(task));
+        // unwrap: a number and serde's values of a tuple, in brackets, are JSON.
         #[allow(clippy::unwrap_used)]
-        let json = serde_json::value::to_raw_value(&values).unwrap();
+        let json = RawValue::from_string(json).unwrap();
         Event {
             seq,
             json: Arc::from(json),
