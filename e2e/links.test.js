@@ -18,3 +18,7 @@ test('a link is kept as configured on the machine itself, or when it names a rea
   assert.equal(peerUrl('http://127.0.0.1:5001', 'localhost'), 'http://127.0.0.1:5001');
   assert.equal(peerUrl('https://dash.example/', '192.168.1.20'), 'https://dash.example/');
 });
+
+test('a link that is not an absolute URL is left for the browser to resolve', () => {
+  assert.equal(peerUrl('/dashboard', '192.168.1.20'), '/dashboard');
+});

@@ -1,5 +1,6 @@
 // What both pages share: finding their elements, redrawing at most once per animation
-// frame, reading JSON the server sent, and the link to the other program's page. An ES module: the pages import it directly.
+// frame, reading JSON the server sent, and the links to the other program's page. An ES
+// module: the pages import it directly.
 
 /** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
 const RENDER_FALLBACK_MS = 500;
@@ -53,7 +54,12 @@ function isLoopback(hostname) {
  * with HOST=0.0.0.0 and opened from another machine), the same URL on `pageHostname`.
  */
 export function peerUrl(href, pageHostname) {
-  const url = new URL(href);
+  let url;
+  try {
+    url = new URL(href);
+  } catch {
+    return href; // not an absolute URL: the browser resolves it against this page
+  }
   if (!isLoopback(url.hostname) || isLoopback(pageHostname)) return href;
   url.hostname = pageHostname;
   return url.href;

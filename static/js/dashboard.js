@@ -3,11 +3,11 @@
 //
 // The server sends a `snapshot` (which replaces everything) first on every connection
 // and whenever this client must resync, then `events` frames; both carry events as
-// arrays of values under a list of their `fields`, made into objects here (`named`). Frames can arrive
-// thousands of events a second, so a frame only updates `state` and queues the new
-// tasks; the page is redrawn at most once per animation frame, and the list is
-// updated incrementally and capped. Task fields are untrusted text: they reach the
-// page through text nodes only, never as HTML.
+// arrays of values under a list of their `fields`, made into objects here (`named`).
+// Frames can arrive thousands of events a second, so a frame only updates `state` and
+// queues the new tasks; the page is redrawn at most once per animation frame, and the
+// list is updated incrementally and capped. Task fields are untrusted text: they reach
+// the page through text nodes only, never as HTML.
 //
 // Once a second it also reads the counters no event carries, every replica together:
 // retries answered `duplicate` (`/api/stats`) and, with the fault panel, what fault
