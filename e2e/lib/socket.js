@@ -2,6 +2,7 @@
 // then counts every event it is sent, so a test can check that each task arrived exactly once.
 
 import WebSocket from 'ws';
+import { named } from '../../static/js/common.js';
 import { waitFor } from './wait.js';
 
 /** The consumer's WebSocket URL for its base HTTP URL. */
@@ -34,8 +35,8 @@ export class DashboardSocket {
 
   receive(text) {
     const message = JSON.parse(text);
-    if (message.type === 'snapshot') this.snapshots.push({ ...message, recent: named(message) });
-    else if (message.type === 'events') this.events.push(...named(message));
+    if (message.type === 'snapshot') this.snapshots.push({ ...message, recent: eventsOf(message) });
+    else if (message.type === 'events') this.events.push(...eventsOf(message));
   }
 
   /** The events of one batch. */
@@ -56,21 +57,13 @@ export class DashboardSocket {
 }
 
 /**
- * The events of a snapshot (`recent`) or an events frame (`events`) as
- * `{ seq, task }`: each comes as an array of the values its message's `fields` names,
- * as the dashboard reads them (`named` in static/js/dashboard.js).
+ * The events of a snapshot (`recent`) or an events frame (`events`) as `{ seq, task }`,
+ * read as the dashboard reads them (`named` in static/js/common.js); a message without
+ * its `fields` list fails the test.
  */
-function named(message) {
-  const rows = message.type === 'snapshot' ? message.recent : message.events;
+function eventsOf(message) {
   if (!Array.isArray(message.fields)) throw new Error(`a ${message.type} message without fields`);
-  return rows.map((row) => {
-    const event = { task: {} };
-    message.fields.forEach((field, i) => {
-      if (field === 'seq') event.seq = row[i];
-      else if (row[i] !== null) event.task[field] = row[i];
-    });
-    return event;
-  });
+  return named(message.fields, message.type === 'snapshot' ? message.recent : message.events);
 }
 
 /** Tasks per priority, in the chart's order. */

@@ -1,6 +1,6 @@
 // What both pages share: finding their elements, redrawing at most once per animation
-// frame, reading JSON the server sent, and the links to the other program's page. An ES
-// module: the pages import it directly.
+// frame, reading JSON the server sent and the events the dashboard's socket carries, and
+// the links to the other program's page. An ES module: the pages import it directly.
 
 /** A hidden tab pauses requestAnimationFrame; after this many ms a timer renders instead. */
 const RENDER_FALLBACK_MS = 500;
@@ -74,4 +74,24 @@ export function followThisHost() {
     link.href = reachable;
     if (link.textContent === configured) link.textContent = reachable;
   }
+}
+
+/**
+ * The events of a frame as `{ seq, task: { batchid, id, owner, priority, created_at } }`:
+ * each comes as an array of values, named by the frame's `fields`, which saves a
+ * thousand sockets the names' bytes. The dashboard and the tests' socket client both
+ * read them with this. A frame without `fields` is taken as objects; anything that is
+ * not a list is left out.
+ */
+export function named(fields, rows) {
+  if (!Array.isArray(rows)) return [];
+  if (!Array.isArray(fields)) return rows;
+  return rows.filter(Array.isArray).map((row) => {
+    const event = { seq: undefined, task: {} };
+    fields.forEach((field, i) => {
+      if (field === 'seq') event.seq = row[i];
+      else event.task[field] = row[i];
+    });
+    return event;
+  });
 }

@@ -3,7 +3,7 @@
 //
 // The server sends a `snapshot` (which replaces everything) first on every connection
 // and whenever this client must resync, then `events` frames; both carry events as
-// arrays of values under a list of their `fields`, made into objects here (`named`).
+// arrays of values under a list of their `fields`, made into objects by `named`.
 // Frames can arrive thousands of events a second, so a frame only updates `state` and
 // queues the new tasks; the page is redrawn at most once per animation frame, and the
 // list is updated incrementally and capped. Task fields are untrusted text: they reach
@@ -17,7 +17,7 @@
 // instances, `state.totals` / `state.connected` / `state.duplicates`, and the counters as
 // last read (`counted.refused` is null until the first read: the chart counts from there).
 
-import { byId, followThisHost, parseJson, renderScheduler } from './common.js';
+import { byId, followThisHost, named, parseJson, renderScheduler } from './common.js';
 import { createFaultPanel, faultsRequest } from './fault-panel.js';
 import { createRateChart, pushRate } from './rate-chart.js';
 
@@ -132,25 +132,6 @@ function onFrame(text) {
     showConnection('degraded', String(message.error ?? ''));
   }
   return message.type;
-}
-
-/**
- * The events of a frame as `{ seq, task: { batchid, id, owner, priority, created_at } }`:
- * each comes as an array of values, named by the frame's `fields`, which saves a
- * thousand sockets the names' bytes. A frame without `fields` is taken as objects;
- * anything that is not a list is left out.
- */
-function named(fields, rows) {
-  if (!Array.isArray(rows)) return [];
-  if (!Array.isArray(fields)) return rows;
-  return rows.filter(Array.isArray).map((row) => {
-    const event = { seq: undefined, task: {} };
-    fields.forEach((field, i) => {
-      if (field === 'seq') event.seq = row[i];
-      else event.task[field] = row[i];
-    });
-    return event;
-  });
 }
 
 // ---- State ----
