@@ -4,7 +4,7 @@
 use crate::helpers::{config, spawn_app_with, task};
 use consumer::Application;
 use taskhooks_shared::testing::{
-    AclUser, TlsRedisServer, assert_help_hides, eventually, log_until_listening,
+    AclUser, TlsRedisServer, assert_rediss_password_hidden, eventually,
 };
 use taskhooks_shared::{Priority, Secret};
 
@@ -31,24 +31,6 @@ async fn readyz_error(app: &crate::helpers::TestApp) -> String {
     .await
 }
 
-/// What Redis refused the program's user (its ACL LOG, read as the default user
-/// on the test's Unix socket), but for the commands in `expected`.
-async fn denied(redis: &TlsRedisServer, expected: &[&str]) -> Vec<String> {
-    let mut conn = redis::Client::open(redis.server.url())
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
-    let log: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
-        .arg("LOG")
-        .query_async(&mut conn)
-        .await
-        .expect("the ACL log");
-    log.iter()
-        .map(|entry| format!("{:?} {:?}", entry.get("reason"), entry.get("object")))
-        .filter(|entry| !expected.iter().any(|command| entry.contains(command)))
-        .collect()
-}
 #[tokio::test]
 async fn a_consumer_over_tls_as_its_documented_acl_user_counts_publishes_and_snapshots() {
     let user = AclUser::documented(CONSUMER);
@@ -75,7 +57,10 @@ async fn a_consumer_over_tls_as_its_documented_acl_user_counts_publishes_and_sna
     assert_eq!(app.websocket().await.snapshot().await["seq"], 1);
     let (status, ready) = app.get_json("/readyz").await;
     assert_eq!(status, 200, "{ready}");
-    assert_eq!(denied(&redis, &["config|get"]).await, Vec::<String>::new());
+    assert_eq!(
+        redis.acl_denials(&["config|get"]).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -99,7 +84,10 @@ async fn fault_injection_works_as_the_documented_acl_user() {
     assert_eq!((set, cleared), (200, 200));
     assert_eq!(refused.status().as_u16(), 429);
     assert_eq!(accepted.status().as_u16(), 200);
-    assert_eq!(denied(&redis, &["config|get"]).await, Vec::<String>::new());
+    assert_eq!(
+        redis.acl_denials(&["config|get"]).await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -174,17 +162,10 @@ async fn a_ca_file_that_is_missing_or_unused_stops_the_start_naming_the_setting(
 
 #[tokio::test]
 async fn the_rediss_password_shows_neither_in_the_debug_log_nor_in_help() {
-    let user = AclUser::documented(CONSUMER);
-    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
-    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
-    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
     let program = env!("CARGO_BIN_EXE_consumer");
-
     let args = ["--bind", "127.0.0.1:0", "--allow-unsigned"];
-    let (_, log) = log_until_listening(program, &args, &env).await;
 
-    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
+    let (log, shown) = assert_rediss_password_hidden(program, &args, CONSUMER).await;
+
     assert!(log.contains(&format!("using Redis at {shown}")), "{log}");
-    assert!(!log.contains(&user.password), "{log}");
-    assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
 }

@@ -4,7 +4,7 @@
 use crate::helpers::{Receiver, Reply, config, done, final_states, spawn_app};
 use producer::Application;
 use serde_json::json;
-use taskhooks_shared::testing::{AclUser, TlsRedisServer, assert_help_hides, log_until_listening};
+use taskhooks_shared::testing::{AclUser, TlsRedisServer, assert_rediss_password_hidden};
 
 const PRODUCER: &str = "taskhooks-producer";
 
@@ -33,24 +33,6 @@ async fn refusal(receiver: &Receiver, flags: &[String]) -> String {
     }
 }
 
-/// What Redis refused the program's user (its ACL LOG, read as the default user
-/// on the test's Unix socket), but for the commands in `expected`.
-async fn denied(redis: &TlsRedisServer, expected: &[&str]) -> Vec<String> {
-    let mut conn = redis::Client::open(redis.server.url())
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
-    let log: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
-        .arg("LOG")
-        .query_async(&mut conn)
-        .await
-        .expect("the ACL log");
-    log.iter()
-        .map(|entry| format!("{:?} {:?}", entry.get("reason"), entry.get("object")))
-        .filter(|entry| !expected.iter().any(|command| entry.contains(command)))
-        .collect()
-}
 /// Everything a durable batch does, as that user: queued, claimed (the claim and keep
 /// loops run from the start, `--claim-after 1s`), delivered with a retry, followed,
 /// listed, redelivered and stopped; Redis refused the user nothing.
@@ -89,7 +71,7 @@ async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_i
         5,
         "three tasks, one retried, one redelivered"
     );
-    assert_eq!(denied(&redis, &[]).await, Vec::<String>::new());
+    assert_eq!(redis.acl_denials(&[]).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -150,20 +132,13 @@ async fn a_ca_file_that_is_missing_or_unused_stops_the_start_naming_the_setting(
 
 #[tokio::test]
 async fn the_rediss_password_shows_neither_in_the_debug_log_nor_in_help() {
-    let user = AclUser::documented(PRODUCER);
-    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
-    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
-    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
     let program = env!("CARGO_BIN_EXE_producer");
-
     let args = ["--bind", "127.0.0.1:0", "--unsigned"];
-    let (_, log) = log_until_listening(program, &args, &env).await;
 
-    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
+    let (log, shown) = assert_rediss_password_hidden(program, &args, PRODUCER).await;
+
     assert!(
         log.contains("durable outbox in Redis") && log.contains(&shown),
         "{log}"
     );
-    assert!(!log.contains(&user.password), "{log}");
-    assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
 }

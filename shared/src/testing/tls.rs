@@ -107,6 +107,29 @@ impl TlsRedisServer {
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }
+
+    /// What Redis refused its ACL users so far (its `ACL LOG`, read as the default
+    /// user on the Unix socket), each as its reason and object, but for the entries
+    /// naming any of `expected`.
+    ///
+    /// # Panics
+    /// When the log cannot be read.
+    pub async fn acl_denials(&self, expected: &[&str]) -> Vec<String> {
+        let mut conn = redis::Client::open(self.server.url())
+            .expect("a Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis answers");
+        let log: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
+            .arg("LOG")
+            .query_async(&mut conn)
+            .await
+            .expect("the ACL log");
+        log.iter()
+            .map(|entry| format!("{:?} {:?}", entry.get("reason"), entry.get("object")))
+            .filter(|entry| !expected.iter().any(|command| entry.contains(command)))
+            .collect()
+    }
 }
 
 impl Drop for TlsRedisServer {
@@ -216,4 +239,30 @@ fn openssl(dir: &Path, first: &[&str], second: &[&str], third: &[&str]) {
         "openssl {first:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Starts `program` with `args`, logged in to a TLS Redis as the documented ACL user
+/// `user_name` (`REDIS_URL` and `REDIS_CA_CERT` in its environment), and checks that the
+/// password shows neither in its debug log nor in its `--help`. Returns the log and the
+/// URL as the program must show it (the user and password replaced by `***`), for the
+/// caller's own check of the line that names it.
+///
+/// # Panics
+/// When the password shows, or as [`super::log_until_listening`] does.
+pub async fn assert_rediss_password_hidden(
+    program: &str,
+    args: &[&str],
+    user_name: &str,
+) -> (String, String) {
+    let user = AclUser::documented(user_name);
+    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
+    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
+    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
+
+    let (_, log) = super::log_until_listening(program, args, &env).await;
+
+    assert!(!log.contains(&user.password), "{log}");
+    super::assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
+    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
+    (log, shown)
 }
