@@ -1,8 +1,9 @@
 //! Test support for both programs' suites (the `testing` feature, enabled by their
-//! dev-dependencies only): a private redis-server per test, one HTTP client for the
-//! app under test, one way to wait for a condition, and the checks both suites make
-//! the same way.
+//! dev-dependencies only): a private redis-server per test (or a six-node Redis
+//! Cluster, for failover), one HTTP client for the app under test, one way to wait
+//! for a condition, and the checks both suites make the same way.
 
+mod cluster;
 mod dashboard;
 mod http;
 mod programs;
@@ -10,6 +11,7 @@ mod redis;
 mod tls;
 mod wait;
 
+pub use cluster::{CLUSTER_NODES, RedisCluster};
 pub use dashboard::named_events;
 pub use http::{TestClient, http_client};
 pub use programs::{assert_help_hides, assert_security_headers, log_until_listening};
