@@ -17,8 +17,20 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// PEM file of the CA that signed the Redis server's certificate, for a rediss://
-    /// (TLS) REDIS_URL whose server the system's store does not trust.
+    /// A Redis Cluster's seed nodes, comma-separated
+    /// (redis://10.0.0.1:7000,redis://10.0.0.2:7000; rediss:// and a user as for
+    /// REDIS_URL). Instead of REDIS_URL, not with it.
+    #[arg(long, env = "REDIS_CLUSTER_URLS", hide_env_values = true)]
+    pub redis_cluster_urls: Option<String>,
+
+    /// How many replicas must have a webhook's write before it is answered 2xx
+    /// (WAIT); else 503, and the sender retries. Default: 1 with
+    /// REDIS_CLUSTER_URLS, 0 with REDIS_URL.
+    #[arg(long, env = "REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// PEM file of the CA that signed the Redis servers' certificates, for
+    /// rediss:// (TLS) URLs whose servers the system's store does not trust.
     #[arg(long, env = "REDIS_CA_CERT")]
     pub redis_ca_cert: Option<std::path::PathBuf>,
 
@@ -31,9 +43,9 @@ pub struct Config {
     #[arg(long, env = "ALLOW_UNSIGNED")]
     pub allow_unsigned: bool,
 
-    /// The prefix of the consumer's Redis keys and of its pub/sub channel,
-    /// `<channel>:v2:events`.
-    #[arg(long, env = "REDIS_CHANNEL", default_value = "taskhooks")]
+    /// The hash tag of the consumer's Redis keys, `{<channel>}:…`, and of its
+    /// pub/sub channel, `{<channel>}:v2:events`.
+    #[arg(long, env = "REDIS_CHANNEL", default_value = "taskhooks", value_parser = parse_channel)]
     pub channel: String,
 
     /// Where the producer page is, for the dashboard's "no tasks yet" hint.
@@ -104,6 +116,17 @@ fn parse_flush_interval(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(interval)
+}
+
+/// Parses `--channel`: the text of a hash tag, so neither empty nor with a brace
+/// (Redis would hash only part of it, and the keys could land in several slots).
+fn parse_channel(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(['{', '}']) {
+        return Err(format!(
+            "{text:?}: give a name without braces, e.g. taskhooks (the keys are {{<name>}}:…)"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
-use taskhooks_shared::redis_client::redis_client;
+use taskhooks_shared::redis_client::{RedisSettings, watch_topology};
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -57,14 +57,24 @@ impl Application {
         let hub = Hub::new(config.ws_flush_interval);
         let mut metrics = Metrics::new(&hub);
         let stopping = CancellationToken::new();
-        let (broker, subscriber) = match &config.redis_url {
-            Some(url) => {
-                let client = redis_client(url, config.redis_ca_cert.as_deref())?;
+        let settings = RedisSettings {
+            url: config.redis_url.as_deref(),
+            cluster_urls: config.redis_cluster_urls.as_deref(),
+            ca_cert: config.redis_ca_cert.as_deref(),
+        };
+        let (broker, subscriber) = match settings.client()? {
+            Some(client) => {
+                let wait_replicas = config
+                    .redis_wait_replicas
+                    .unwrap_or(u32::from(client.is_cluster()));
+                if client.is_cluster() {
+                    let conn = client.shared_connection(OP_TIMEOUT)?;
+                    tokio::spawn(watch_topology(conn, stopping.clone()));
+                }
                 let redis = RedisBroker::new(client, &config.channel)
-                    .with_context(|| {
-                        format!("REDIS_URL {:?} is not a usable Redis URL", redact_url(url))
-                    })?
+                    .context("cannot prepare the Redis connection")?
                     .with_window(config.dedupe_window)
+                    .with_wait_replicas(wait_replicas)
                     .with_accept_histogram(metrics.redis_accept_histogram());
                 let subscribed = Arc::new(Notify::new());
                 let task = tokio::spawn(redis.clone().run_subscriber(
@@ -72,17 +82,13 @@ impl Application {
                     stopping.clone(),
                     subscribed.clone(),
                 ));
-                report_redis(&redis, url, &subscribed).await;
+                report_redis(&redis, wait_replicas, &subscribed).await;
                 (Broker::Redis(redis), Some(task))
             }
             None => {
-                anyhow::ensure!(
-                    config.redis_ca_cert.is_none(),
-                    "REDIS_CA_CERT (--redis-ca-cert) is set without REDIS_URL: it would be unused"
-                );
                 tracing::warn!(
-                    "REDIS_URL is not set: using the in-process broker; only this process's \
-                     dashboards see events and totals reset on restart"
+                    "neither REDIS_URL nor REDIS_CLUSTER_URLS is set: using the in-process \
+                     broker; only this process's dashboards see events and totals reset on restart"
                 );
                 (
                     broker::memory_with_window(hub.clone(), config.dedupe_window),
@@ -164,8 +170,13 @@ impl Application {
 
 /// Logs whether Redis answers, waiting briefly for the subscription so that a
 /// consumer that says it is up already forwards events.
-async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
-    let url = redact_url(url);
+async fn report_redis(redis: &RedisBroker, wait_replicas: u32, subscribed: &Notify) {
+    let url = redis.client().shown();
+    let kind = if redis.client().is_cluster() {
+        "the Redis Cluster"
+    } else {
+        "Redis"
+    };
     let ready = async {
         redis.ping().await?;
         tokio::time::timeout(OP_TIMEOUT, subscribed.notified())
@@ -174,12 +185,15 @@ async fn report_redis(redis: &RedisBroker, url: &str, subscribed: &Notify) {
     };
     match ready.await {
         Ok(()) => {
-            tracing::info!("using Redis at {url} for pub/sub and totals");
+            tracing::info!(
+                wait_replicas,
+                "using {kind} at {url} for pub/sub and totals"
+            );
             redis.eviction_risk().await.log();
         }
         Err(err) => tracing::warn!(
             %err,
-            "Redis at {url} is not ready yet; webhooks get 503 until it answers"
+            "{kind} at {url} is not ready yet; webhooks get 503 until it answers"
         ),
     }
 }

@@ -155,8 +155,19 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// PEM file of the CA that signed the Redis server's certificate, for a rediss://
-    /// (TLS) REDIS_URL whose server the system's store does not trust.
+    /// A Redis Cluster's seed nodes for the outbox, comma-separated
+    /// (redis://10.0.0.1:7000,redis://10.0.0.2:7000; rediss:// and a user as for
+    /// REDIS_URL). Instead of REDIS_URL, not with it.
+    #[arg(long, env = "REDIS_CLUSTER_URLS", hide_env_values = true)]
+    pub redis_cluster_urls: Option<String>,
+
+    /// How many replicas must have a new batch before it is answered 202 (WAIT);
+    /// else 503. Default: 1 with REDIS_CLUSTER_URLS, 0 with REDIS_URL.
+    #[arg(long, env = "REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<u32>,
+
+    /// PEM file of the CA that signed the Redis servers' certificates, for
+    /// rediss:// (TLS) URLs whose servers the system's store does not trust.
     #[arg(long, env = "REDIS_CA_CERT")]
     pub redis_ca_cert: Option<std::path::PathBuf>,
 

@@ -7,7 +7,7 @@ use crate::routes;
 use crate::state::{AppState, PageSettings};
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{Limits, RedisStore};
+use crate::store::redis::{Limits, OP_TIMEOUT, RedisStore};
 use crate::worker::Pipeline;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
-use taskhooks_shared::redis_client::redis_client;
+use taskhooks_shared::redis_client::{RedisClient, RedisSettings, watch_topology};
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::connection::remember_connection;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -67,15 +67,14 @@ impl Application {
             pace_ms: config.pace_ms,
         };
         let shutdown = CancellationToken::new();
-        let store: Arc<dyn Store> = match &config.redis_url {
-            Some(url) => redis_store(&config, url, &shutdown).await?,
-            None => {
-                anyhow::ensure!(
-                    config.redis_ca_cert.is_none(),
-                    "REDIS_CA_CERT (--redis-ca-cert) is set without REDIS_URL: it would be unused"
-                );
-                Arc::new(MemoryStore::new(&shutdown))
-            }
+        let settings = RedisSettings {
+            url: config.redis_url.as_deref(),
+            cluster_urls: config.redis_cluster_urls.as_deref(),
+            ca_cert: config.redis_ca_cert.as_deref(),
+        };
+        let store: Arc<dyn Store> = match settings.client()? {
+            Some(client) => redis_store(&config, client, &shutdown).await?,
+            None => Arc::new(MemoryStore::new(&shutdown)),
         };
         let tracker = TaskTracker::new();
         // On this runtime, not an HTTP worker's: the client's pooled connections
@@ -144,7 +143,7 @@ impl Application {
 /// Connects the store in Redis and starts its background work.
 async fn redis_store(
     config: &Config,
-    url: &str,
+    client: RedisClient,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Arc<dyn Store>> {
     anyhow::ensure!(
@@ -155,21 +154,32 @@ async fn redis_store(
         config.keep_finished >= Duration::from_secs(1),
         "--keep-finished / KEEP_FINISHED must be at least 1s"
     );
-    let shown = redact_url(url);
+    let shown = client.shown().to_owned();
+    let (kind, setting) = if client.is_cluster() {
+        ("the Redis Cluster", "REDIS_CLUSTER_URLS")
+    } else {
+        ("Redis", "REDIS_URL")
+    };
     let limits = Limits {
         keep_finished: config.keep_finished,
         max_waiting: config.max_waiting_tasks,
         claim_after: config.claim_after,
+        wait_replicas: config
+            .redis_wait_replicas
+            .unwrap_or(u32::from(client.is_cluster())),
     };
-    let client = redis_client(url, config.redis_ca_cert.as_deref())?;
+    if client.is_cluster() {
+        let conn = client.shared_connection(OP_TIMEOUT)?;
+        tokio::spawn(watch_topology(conn, shutdown.clone()));
+    }
     let store = RedisStore::new(client, limits)
-        .with_context(|| format!("REDIS_URL {shown} is not a usable Redis URL"))?;
+        .with_context(|| format!("{setting} {shown} is not usable"))?;
     store.connect().await.with_context(|| {
-        format!("cannot reach Redis at {shown} (REDIS_URL) to set up the outbox")
+        format!("cannot reach {kind} at {shown} ({setting}) to set up the outbox")
     })?;
     let store = Arc::new(store);
     store.spawn(shutdown);
-    tracing::info!(redis = %shown, name = %store.name(), "durable outbox in Redis");
+    tracing::info!(redis = %shown, name = %store.name(), wait_replicas = limits.wait_replicas, "durable outbox in {kind}");
     Ok(store)
 }
 

@@ -14,4 +14,13 @@ pub enum BrokerError {
     Disconnected,
     #[error("unexpected answer from Redis: {0}")]
     Unexpected(String),
+    /// The write is on the master only: were it to die now, the write would be lost.
+    #[error(
+        "the write reached {acknowledged} Redis replica(s) of the {wanted} it must reach \
+         (REDIS_WAIT_REPLICAS) in time"
+    )]
+    NotReplicated { acknowledged: u32, wanted: u32 },
+    /// The Redis that holds the keys cannot take writes now (see its text).
+    #[error("{0}")]
+    Unhealthy(String),
 }

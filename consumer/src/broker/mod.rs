@@ -81,6 +81,7 @@ impl Broker {
     /// A short description for logs and `/readyz`.
     pub(crate) fn kind(&self) -> &'static str {
         match self {
+            Broker::Redis(redis) if redis.client().is_cluster() => "redis-cluster",
             Broker::Redis(_) => "redis",
             Broker::Memory(_) => "in-process",
         }

@@ -2,14 +2,21 @@
 //! script and the worker threads' connections are in [`super::redis_accept`]), and one
 //! subscriber per process that forwards the channel to this process's hub.
 //!
-//! Keys, all prefixed with the channel name `<ch>`:
-//! `<ch>:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
+//! Keys, all prefixed with the channel name as a hash tag, `{<ch>}`, so that in a
+//! Redis Cluster they share one slot and the script that writes them together runs
+//! on one node (docs/design.md, "Redis Cluster"):
+//! `{<ch>}:seen:<bucket>:<shard>` (dedupe: small hashes of 8-byte id hashes, one per
 //! time bucket and shard, see [`super::dedupe`]; the only keys with a TTL),
-//! `<ch>:totals` (hash of priority → count), `<ch>:v2:recent` (list of event JSON,
+//! `{<ch>}:totals` (hash of priority → count), `{<ch>}:v2:recent` (list of event JSON,
 //! newest first, trimmed to [`RECENT_CAP`] every few events, read to it),
-//! `<ch>:seq` (last event number), `<ch>:duplicates` (webhooks answered
-//! `duplicate`) and, with `--fault-injection`, `<ch>:faults` (crate::faults).
-//! Events are published on `<ch>:v2:events`, those of one script call as one message.
+//! `{<ch>}:seq` (last event number), `{<ch>}:duplicates` (webhooks answered
+//! `duplicate`) and, with `--fault-injection`, `{<ch>}:faults` (crate::faults).
+//! Events are published on `{<ch>}:v2:events`, those of one script call as one message.
+//!
+//! Where writes wait for replicas (`REDIS_WAIT_REPLICAS`, 1 by default in a
+//! cluster), a script call's webhooks are answered only after `WAIT` says enough
+//! replicas have its writes: a master that dies right after answering then loses
+//! nothing a sender was told about.
 
 use super::dedupe::DedupeWindow;
 use super::error::BrokerError;
@@ -20,11 +27,11 @@ use crate::event::{Event, task_values};
 use crate::hub::{Hub, HubMessage};
 use futures_util::StreamExt as _;
 use prometheus_client::metrics::histogram::Histogram;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
+use taskhooks_shared::redis_client::{RedisClient, RedisConnection, cluster_health};
 use taskhooks_shared::{Priority, Task};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +41,10 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the subscriber checks that its connection still answers.
 pub(crate) const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a script call's answer waits for the replicas to have its writes.
+/// Replicas acknowledge a `WAIT` at once unless they are behind or gone; within
+/// [`OP_TIMEOUT`], so a webhook is still answered in time.
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// First and longest wait between subscriber reconnection attempts.
 pub(crate) const RECONNECT_DELAY: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(2));
@@ -65,12 +76,14 @@ static TOTALS: LazyLock<redis::Script> = LazyLock::new(|| {
 /// A consumer's connection to Redis.
 #[derive(Clone)]
 pub struct RedisBroker {
-    /// Shared: with TLS support a client is a few hundred bytes, which every clone
-    /// of the broker (one per group of webhooks) would otherwise copy.
-    client: Arc<redis::Client>,
+    /// One Redis or a cluster (cheap to clone).
+    client: RedisClient,
     /// The connection for everything but webhooks, driven on the thread that built it.
-    conn: ConnectionManager,
-    channel: Arc<str>,
+    conn: RedisConnection,
+    /// The keys' prefix, `{<ch>}`.
+    prefix: Arc<str>,
+    /// How many replicas must have a call's writes before its webhooks are answered.
+    wait_replicas: u32,
     /// The webhook's script, for the dedupe window.
     accept: Arc<AcceptScript>,
     /// The keys the snapshot and totals scripts read: seq, totals, recent, duplicates.
@@ -80,12 +93,13 @@ pub struct RedisBroker {
 }
 
 /// A connection that connects on first use and reconnects by itself.
-fn connect_lazily(client: &redis::Client) -> redis::RedisResult<ConnectionManager> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(OP_TIMEOUT))
-        .set_response_timeout(Some(OP_TIMEOUT))
-        .set_number_of_retries(1);
-    ConnectionManager::new_lazy_with_config(client.clone(), config)
+fn connect_lazily(client: &RedisClient) -> redis::RedisResult<RedisConnection> {
+    client.shared_connection(OP_TIMEOUT)
+}
+
+/// The prefix of a channel's keys: its name as a hash tag.
+pub(crate) fn key_prefix(channel: &str) -> String {
+    format!("{{{channel}}}")
 }
 
 /// Runs a Redis call within [`OP_TIMEOUT`].
@@ -117,27 +131,37 @@ impl RedisBroker {
     /// Prepares a connection by `client` (see `taskhooks_shared::redis_client`). It
     /// connects lazily and reconnects by itself, so a consumer can start before Redis
     /// and survive its restarts.
-    pub fn new(client: redis::Client, channel: &str) -> Result<RedisBroker, BrokerError> {
+    pub fn new(client: RedisClient, channel: &str) -> Result<RedisBroker, BrokerError> {
         let conn = connect_lazily(&client)?;
+        let prefix: Arc<str> = key_prefix(channel).into();
         // The keys the accept script writes (checked by this file's one test).
         let keys =
-            ["seq", "totals", "v2:recent", "duplicates"].map(|name| format!("{channel}:{name}"));
-        let channel: Arc<str> = channel.into();
+            ["seq", "totals", "v2:recent", "duplicates"].map(|name| format!("{prefix}:{name}"));
         Ok(RedisBroker {
-            client: Arc::new(client),
+            client,
             conn,
-            accept: Arc::new(AcceptScript::new(channel.clone(), DedupeWindow::default())),
-            channel,
+            accept: Arc::new(AcceptScript::new(prefix.clone(), DedupeWindow::default())),
+            prefix,
+            wait_replicas: 0,
             keys: Arc::new(keys),
             accept_seconds: None,
         })
+    }
+
+    /// The same broker answering a webhook only once `replicas` replicas have its
+    /// writes (`WAIT`).
+    pub fn with_wait_replicas(self, replicas: u32) -> RedisBroker {
+        RedisBroker {
+            wait_replicas: replicas,
+            ..self
+        }
     }
 
     /// The same broker remembering webhook ids for `window`. Every replica on one
     /// Redis must use the same window: it decides where an id is kept.
     pub(crate) fn with_window(self, window: DedupeWindow) -> RedisBroker {
         RedisBroker {
-            accept: Arc::new(AcceptScript::new(self.channel.clone(), window)),
+            accept: Arc::new(AcceptScript::new(self.prefix.clone(), window)),
             ..self
         }
     }
@@ -200,19 +224,7 @@ impl RedisBroker {
         let mut conn = self
             .accept
             .thread_connection(|| connect_lazily(&self.client), &self.conn);
-        let invocation = self.accept.invocation(waiting.iter().map(|(call, _)| call));
-        let seqs: Result<Vec<u64>, BrokerError> = timed(invocation.invoke_async(&mut conn)).await;
-        let seqs = seqs.and_then(|seqs| {
-            if seqs.len() == waiting.len() {
-                Ok(seqs)
-            } else {
-                Err(BrokerError::Unexpected(format!(
-                    "the accept script returned {} results for {} webhooks",
-                    seqs.len(),
-                    waiting.len()
-                )))
-            }
-        });
+        let seqs = self.run_accept(&mut conn, &waiting).await;
         for (index, (_, answer)) in waiting.into_iter().enumerate() {
             let result = match &seqs {
                 Ok(seqs) => Ok(seqs[index]),
@@ -220,6 +232,37 @@ impl RedisBroker {
             };
             let _ = answer.send(result); // a webhook whose request was dropped
         }
+    }
+
+    /// One script call for `waiting`, and the replicas' `WAIT` when writes wait
+    /// for some: each webhook's `seq`, in order.
+    async fn run_accept(
+        &self,
+        conn: &mut RedisConnection,
+        waiting: &Group,
+    ) -> Result<Vec<u64>, BrokerError> {
+        let invocation = self
+            .accept
+            .invocation(&self.keys[0], waiting.iter().map(|(call, _)| call));
+        let seqs: Vec<u64> = timed(invocation.invoke_async(conn)).await?;
+        if seqs.len() != waiting.len() {
+            return Err(BrokerError::Unexpected(format!(
+                "the accept script returned {} results for {} webhooks",
+                seqs.len(),
+                waiting.len()
+            )));
+        }
+        if self.wait_replicas > 0 {
+            let wait = conn.wait_for_replicas(&self.keys[0], self.wait_replicas, WAIT_TIMEOUT);
+            let acknowledged = timed(wait).await?;
+            if acknowledged < self.wait_replicas {
+                return Err(BrokerError::NotReplicated {
+                    acknowledged,
+                    wanted: self.wait_replicas,
+                });
+            }
+        }
+        Ok(seqs)
     }
 
     /// See [`super::Broker::snapshot`]; tried twice on a connection error
@@ -269,7 +312,8 @@ impl RedisBroker {
         let mut conn = self.conn.clone();
         let mut config = redis::cmd("CONFIG");
         config.arg("GET").arg("maxmemory*");
-        let read: Result<HashMap<String, String>, _> = timed(config.query_async(&mut conn)).await;
+        let read: Result<HashMap<String, String>, _> =
+            timed(conn.query_at(&self.keys[0], config)).await;
         let settings = match read {
             Ok(settings) => settings,
             Err(err) => {
@@ -288,20 +332,33 @@ impl RedisBroker {
         }
     }
 
-    /// A connection and the channel, for what the consumer keeps beside the
+    /// A connection and the keys' prefix, for what the consumer keeps beside the
     /// totals under the same prefix (fault injection's settings).
-    pub(crate) fn side_connection(&self) -> (ConnectionManager, Arc<str>) {
-        (self.conn.clone(), self.channel.clone())
+    pub(crate) fn side_connection(&self) -> (RedisConnection, Arc<str>) {
+        (self.conn.clone(), self.prefix.clone())
+    }
+
+    /// The client, for what watches the cluster beside the broker.
+    pub fn client(&self) -> &RedisClient {
+        &self.client
     }
 
     /// See [`super::Broker::ping`]: PING, then the totals read, so that an ACL user
     /// without a right the reads need (EVALSHA, SCRIPT LOAD, a key) fails here with
-    /// Redis's own NOPERM text naming it, not only at the first dashboard.
+    /// Redis's own NOPERM text naming it, not only at the first dashboard; then, in
+    /// a cluster or when writes wait for replicas, that the node holding the keys
+    /// is in a cluster that is ok and has those replicas
+    /// (`taskhooks_shared::redis_client::cluster_health`).
     pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
-        timed(redis::cmd("PING").query_async::<String>(&mut conn)).await?;
+        timed(conn.query_at::<String>(&self.keys[0], redis::cmd("PING"))).await?;
         self.read_totals().await?;
-        Ok(())
+        let health = cluster_health(&mut conn, &self.keys[0], self.wait_replicas);
+        match tokio::time::timeout(OP_TIMEOUT, health).await {
+            Err(_) => Err(BrokerError::Timeout(OP_TIMEOUT)),
+            Ok(Err(err)) => Err(BrokerError::Unhealthy(err.to_string())),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Forwards the channel to `hub` until `shutdown`, reconnecting whenever the
@@ -345,8 +402,8 @@ impl RedisBroker {
         subscribed: &Notify,
         delay: &mut Duration,
     ) -> Result<(), BrokerError> {
-        let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
-        let channel = events_channel(&self.channel);
+        let (mut sink, mut stream) = timed(self.client.pubsub()).await?.split();
+        let channel = events_channel(&self.prefix);
         timed(sink.subscribe(&channel)).await?;
         tracing::info!(%channel, "subscribed to Redis channel");
         *delay = RECONNECT_DELAY.0;
@@ -368,9 +425,10 @@ impl RedisBroker {
     }
 }
 
-/// The channel the accept script publishes on (`v2`: see `redis_accept.rs`).
-fn events_channel(channel: &str) -> String {
-    format!("{channel}:v2:events")
+/// The channel the accept script publishes on, for the keys' `prefix` (`v2`: see
+/// `redis_accept.rs`).
+fn events_channel(prefix: &str) -> String {
+    format!("{prefix}:v2:events")
 }
 
 fn forward(hub: &Hub, payload: &[u8]) {
@@ -428,11 +486,11 @@ mod tests {
     #[tokio::test]
     async fn the_accept_script_writes_the_event_json_rust_writes_and_reads() {
         let redis = RedisServer::start();
-        let client = redis::Client::open(redis.url()).expect("a Redis URL");
+        let client = RedisClient::open(&redis.url()).expect("a Redis URL");
         let broker = RedisBroker::new(client, "contract").expect("a broker");
         let client = redis::Client::open(redis.url()).expect("a Redis URL");
         let (mut sink, mut published) = client.get_async_pubsub().await.expect("a pubsub").split();
-        sink.subscribe(events_channel("contract"))
+        sink.subscribe(events_channel("{contract}"))
             .await
             .expect("subscribed");
         let task = Task {
@@ -507,7 +565,7 @@ mod tests {
         let mut conn = broker.conn.clone();
         let seqs: Vec<u64> = broker
             .accept
-            .invocation(calls.iter())
+            .invocation(&broker.keys[0], calls.iter())
             .invoke_async(&mut conn)
             .await
             .expect("one call");

@@ -5,11 +5,11 @@
 use super::dedupe::{BUCKETS, DedupeWindow, IdHash};
 use super::error::BrokerError;
 use super::snapshot::RECENT_CAP;
-use redis::aio::ConnectionManager;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use taskhooks_shared::Priority;
+use taskhooks_shared::redis_client::RedisConnection;
 use tokio::sync::oneshot;
 
 /// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
@@ -35,8 +35,9 @@ use tokio::sync::oneshot;
 /// hash is added to the current one with `HSETNX`, which is also the current
 /// bucket's lookup (0: it was there). The current bucket's hash expires once it has
 /// left the window.
-/// None of the keys is passed in KEYS: the dedupe keys depend on Redis's clock, and
-/// the broker does not support Redis Cluster anyway.
+/// Only one key is passed in KEYS, `{<ch>}:seq`, for a Redis Cluster to route the
+/// call to the node serving the keys' slot: the dedupe keys depend on Redis's clock,
+/// so they are built in the script, and every key shares that one hash tag, `{<ch>}`.
 ///
 /// The new webhooks of a call are counted, remembered and published together once
 /// every one is deduplicated: one `INCRBY` for their sequence numbers, one `HINCRBY`
@@ -55,7 +56,7 @@ use tokio::sync::oneshot;
 /// dearest calls): between two trims fewer than `TRIM_EVERY` events are pushed,
 /// so it holds at most `cap + TRIM_EVERY - 1` events, and readers take the newest `cap`.
 const ACCEPT: &str = r#"
-    -- ARGV: channel, then per webhook: the event's values after seq (event::task_values),
+    -- KEYS[1]: the seq key, for a cluster's routing. ARGV: the keys' prefix {<ch>}, then per webhook: the event's values after seq (event::task_values),
     -- priority, id hash ('' = no dedupe), shard.
     -- The @NAMES@ are settings, written in by AcceptScript::new.
     local channel = ARGV[1]
@@ -148,7 +149,7 @@ thread_local! {
     /// one connection driven on another thread, every call woke that thread and was
     /// woken back: two context switches per webhook (`perf stat -e context-switches`,
     /// docs/benchmarks.md). A few brokers at most (tests start several apps), so a list.
-    static THREAD_CONNECTIONS: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+    static THREAD_CONNECTIONS: RefCell<Vec<(u64, RedisConnection)>> = const { RefCell::new(Vec::new()) };
     /// Each thread's [`Queue`] for each broker.
     static THREAD_QUEUES: RefCell<Vec<(u64, Arc<Mutex<Queue>>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -200,7 +201,7 @@ impl Queue {
 
 use taskhooks_shared::sync::lock;
 
-/// The accept script of one broker, for its channel and dedupe window.
+/// The accept script of one broker, for its keys' prefix and dedupe window.
 pub(crate) struct AcceptScript {
     /// Tells this broker's connections apart in [`THREAD_CONNECTIONS`].
     id: u64,
@@ -210,7 +211,7 @@ pub(crate) struct AcceptScript {
 }
 
 impl AcceptScript {
-    /// [`ACCEPT`] for `channel` and `window`, its settings written into the text as
+    /// [`ACCEPT`] for the keys' prefix `channel` (`{<ch>}`) and `window`, its settings written into the text as
     /// Lua numbers (integers, so nothing can be injected).
     pub(crate) fn new(channel: Arc<str>, window: DedupeWindow) -> AcceptScript {
         let text = ACCEPT
@@ -241,12 +242,14 @@ impl AcceptScript {
         }
     }
 
-    /// One script call for every webhook of `calls`, in order.
+    /// One script call for every webhook of `calls`, in order; `seq_key` routes it.
     pub(crate) fn invocation<'a>(
         &'a self,
+        seq_key: &str,
         calls: impl Iterator<Item = &'a Call>,
     ) -> redis::ScriptInvocation<'a> {
-        let mut invocation = self.script.arg(&*self.channel);
+        let mut invocation = self.script.key(seq_key);
+        invocation.arg(&*self.channel);
         for call in calls {
             invocation
                 .arg(&call.task_values)
@@ -286,9 +289,9 @@ impl AcceptScript {
     /// on first use; `shared` if that fails.
     pub(crate) fn thread_connection(
         &self,
-        connect: impl FnOnce() -> redis::RedisResult<ConnectionManager>,
-        shared: &ConnectionManager,
-    ) -> ConnectionManager {
+        connect: impl FnOnce() -> redis::RedisResult<RedisConnection>,
+        shared: &RedisConnection,
+    ) -> RedisConnection {
         THREAD_CONNECTIONS.with_borrow_mut(|connections| {
             if let Some((_, conn)) = connections.iter().find(|(id, _)| *id == self.id) {
                 return conn.clone();

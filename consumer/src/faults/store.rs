@@ -1,13 +1,13 @@
 //! Where the fault settings and counters are kept: one Redis hash
-//! `<channel>:faults` shared by every replica, or this process's memory with the
+//! `{<channel>}:faults` shared by every replica, or this process's memory with the
 //! in-process broker.
 
 use super::settings::{Change, FIELDS, Injected, Settings};
 use crate::broker::redis::timed;
 use crate::broker::{Broker, BrokerError};
-use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
+use taskhooks_shared::redis_client::RedisConnection;
 use taskhooks_shared::sync::lock;
 
 /// Takes one from a setting while it is above 0, and counts it: atomically, so
@@ -27,10 +27,7 @@ static TAKE_ONE: LazyLock<redis::Script> = LazyLock::new(|| {
 
 pub(super) enum Store {
     /// Every replica on this Redis shares the hash at `key`.
-    Redis {
-        conn: ConnectionManager,
-        key: String,
-    },
+    Redis { conn: RedisConnection, key: String },
     /// This process only.
     Memory(Mutex<(Settings, Injected)>),
 }
@@ -39,10 +36,10 @@ impl Store {
     pub(super) fn new(broker: &Broker) -> Store {
         match broker {
             Broker::Redis(redis) => {
-                let (conn, channel) = redis.side_connection();
+                let (conn, prefix) = redis.side_connection();
                 Store::Redis {
                     conn,
-                    key: format!("{channel}:faults"),
+                    key: format!("{prefix}:faults"),
                 }
             }
             Broker::Memory(_) => Store::Memory(Mutex::default()),

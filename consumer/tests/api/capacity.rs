@@ -107,7 +107,7 @@ async fn a_hundred_sockets_asking_at_once_share_two_snapshot_reads() {
     let redis = RedisServer::start();
     let broker = Broker::Redis(
         RedisBroker::new(
-            redis::Client::open(redis.url()).expect("a Redis URL"),
+            taskhooks_shared::redis_client::RedisClient::open(&redis.url()).expect("a Redis URL"),
             "shared",
         )
         .expect("a broker"),

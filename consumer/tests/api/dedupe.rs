@@ -99,7 +99,7 @@ async fn dedupe_state_is_in_compact_hashes_and_the_only_keys_with_a_ttl() {
             .query_async(&mut conn)
             .await
             .expect("PTTL");
-        if key.starts_with("taskhooks:seen:") {
+        if key.starts_with("{taskhooks}:seen:") {
             seen += 1;
             // At least the window (10 minutes, less the few seconds since the key
             // was made) and at most two windows (its bucket, then the next one).
@@ -125,7 +125,7 @@ async fn dedupe_state_is_in_compact_hashes_and_the_only_keys_with_a_ttl() {
 async fn risk_of(config: &[&str]) -> EvictionRisk {
     let redis = RedisServer::start_with(config);
     let broker = RedisBroker::new(
-        redis::Client::open(redis.url()).expect("a Redis URL"),
+        taskhooks_shared::redis_client::RedisClient::open(&redis.url()).expect("a Redis URL"),
         "taskhooks",
     )
     .expect("a Redis URL");

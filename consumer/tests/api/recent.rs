@@ -57,7 +57,7 @@ async fn webhooks_sent_together_get_consecutive_seqs_exact_totals_and_a_bounded_
             .collect();
         join_all(tasks.iter().map(|task| app.deliver(task))).await;
         let listed: u64 = redis::cmd("LLEN")
-            .arg("taskhooks:v2:recent")
+            .arg("{taskhooks}:v2:recent")
             .query_async(&mut conn)
             .await
             .expect("LLEN");

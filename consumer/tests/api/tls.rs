@@ -124,7 +124,7 @@ async fn a_user_missing_a_right_is_named_on_readyz() {
 
 #[tokio::test]
 async fn a_user_without_its_keys_is_named_on_readyz() {
-    let user = AclUser::documented(CONSUMER).without("~taskhooks:totals");
+    let user = AclUser::documented(CONSUMER).without("~{taskhooks}:totals");
     let redis = TlsRedisServer::start(std::slice::from_ref(&user));
     let secret = Secret::generate();
     let app = spawn_app_with(secret.clone(), &tls_args(&secret, &redis, &user)).await;

@@ -125,7 +125,7 @@ async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() 
         .get_multiplexed_async_connection()
         .await
         .expect("Redis answers");
-    let batch_keys = format!("taskhooks:producer:batch:{}*", batch.batchid);
+    let batch_keys = format!("{{taskhooks:producer}}:batch:{}*", batch.batchid);
     let kept: Vec<String> = redis::cmd("KEYS")
         .arg(&batch_keys)
         .query_async(&mut conn)
@@ -145,7 +145,7 @@ async fn a_finished_durable_batch_and_its_attempts_expire_after_keep_finished() 
         .await
         .expect("KEYS");
     let queue_length: u64 = redis::cmd("XLEN")
-        .arg("taskhooks:producer:queue")
+        .arg("{taskhooks:producer}:queue")
         .query_async(&mut conn)
         .await
         .expect("XLEN");

@@ -8,10 +8,10 @@ use super::layout::Keys;
 use super::timed;
 use crate::store::{EventId, EventLog, Logged, StoreError, whole_number};
 use async_trait::async_trait;
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
+
 use std::collections::HashMap;
 use std::time::Duration;
+use taskhooks_shared::redis_client::{RedisClient, RedisConnection};
 
 /// Most events handed to a client in one read.
 const MAX_READ_EVENTS: usize = 256;
@@ -36,14 +36,14 @@ pub(super) fn is_done(fields: &HashMap<String, String>) -> bool {
 
 /// One client's reader of a batch's event stream.
 pub(super) struct RedisLog {
-    client: redis::Client,
+    client: RedisClient,
     key: String,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConnection>,
 }
 
 impl RedisLog {
     /// A reader of batch `id`'s events through `client`.
-    pub(super) fn new(client: redis::Client, id: &str) -> RedisLog {
+    pub(super) fn new(client: RedisClient, id: &str) -> RedisLog {
         RedisLog {
             client,
             key: Keys::of(id).events,
@@ -53,12 +53,7 @@ impl RedisLog {
 
     async fn read(&mut self, after: &str, block: Duration) -> Result<Entries, StoreError> {
         if self.conn.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(OP_TIMEOUT))
-                .set_response_timeout(Some(block + OP_TIMEOUT));
-            let connect = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config);
+            let connect = self.client.own_connection(OP_TIMEOUT, block + OP_TIMEOUT);
             self.conn = Some(timed(connect).await?);
         }
         let Some(conn) = self.conn.as_mut() else {

@@ -19,12 +19,14 @@
 
 use std::sync::LazyLock;
 
-/// Where the producer's keys live, apart from the consumer's.
-pub(crate) const PREFIX: &str = "taskhooks:producer:";
+/// Where the producer's keys live, apart from the consumer's: one hash tag, so
+/// that in a Redis Cluster every key is in one slot, and a script or a `MULTI`
+/// that writes a batch and the queue together runs on one node.
+pub(crate) const PREFIX: &str = "{taskhooks:producer}:";
 /// The consumer group every producer reads the queue with.
 pub(crate) const GROUP: &str = "producers";
 /// The Pub/Sub channel a stop is announced on (the batch id as the message).
-pub(crate) const STOP_CHANNEL: &str = "taskhooks:producer:stop";
+pub(crate) const STOP_CHANNEL: &str = "{taskhooks:producer}:stop";
 
 /// The keys of one batch.
 pub(crate) struct Keys {
@@ -149,6 +151,7 @@ mod tests {
     use crate::record::{Counts, DoneData};
     use crate::store::Store as _;
     use std::time::Duration;
+    use taskhooks_shared::redis_client::RedisClient;
     use taskhooks_shared::testing::RedisServer;
 
     /// The scripts' side of two formats Rust also writes: the `done` event's JSON
@@ -161,8 +164,9 @@ mod tests {
             keep_finished: Duration::from_secs(60),
             max_waiting: u64::MAX,
             claim_after: Duration::from_secs(30),
+            wait_replicas: 0,
         };
-        let store = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits)
+        let store = RedisStore::new(RedisClient::open(&redis.url()).expect("a URL"), limits)
             .expect("a store");
         let tasks = Generator::new(Some(3)).batch_of(3);
         let id = tasks.batchid.clone();

@@ -16,16 +16,20 @@ use crate::store::{
     CreateError, Entry, EventId, EventLog, Position, Settings, Stops, Store, StoreError,
 };
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Arc;
 use std::time::Duration;
+use taskhooks_shared::redis_client::{RedisClient, RedisConnection};
 use tokio_util::sync::CancellationToken;
 
 /// How long one Redis command may take before it counts as failed.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The shared, self-reconnecting connection every short command goes through.
-type Redis = ConnectionManager;
+/// How long a new batch's answer waits for the replicas to have it.
+pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The shared, self-reconnecting connection every short command goes through (to
+/// one Redis, or to the node of a cluster serving the outbox's slot).
+type Redis = RedisConnection;
 
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
@@ -46,12 +50,14 @@ async fn timed<T>(call: impl Future<Output = redis::RedisResult<T>>) -> Result<T
 /// Batches in Redis.
 pub(crate) struct RedisStore {
     /// For connections of their own (blocking reads, Pub/Sub).
-    client: redis::Client,
+    client: RedisClient,
     conn: Redis,
     /// How long a finished batch is kept.
     keep_finished: Duration,
     /// Most tasks waiting in the queue before a new batch is refused.
     max_waiting: u64,
+    /// How many replicas must have a new batch before it is answered.
+    wait_replicas: u32,
     queue: queue::Queue,
     stops: Stops,
 }
@@ -76,22 +82,22 @@ pub(crate) struct Limits {
     pub(crate) max_waiting: u64,
     /// When a task pending on a silent producer is taken over (`--claim-after`).
     pub(crate) claim_after: Duration,
+    /// How many replicas must have a new batch before it is answered 202
+    /// (`REDIS_WAIT_REPLICAS`).
+    pub(crate) wait_replicas: u32,
 }
 
 impl RedisStore {
     /// Connects lazily by `client` (it reconnects by itself; see
     /// `taskhooks_shared::redis_client`).
-    pub(crate) fn new(client: redis::Client, limits: Limits) -> Result<RedisStore, StoreError> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+    pub(crate) fn new(client: RedisClient, limits: Limits) -> Result<RedisStore, StoreError> {
+        let conn = client.shared_connection(OP_TIMEOUT)?;
         Ok(RedisStore {
             client,
             conn,
             keep_finished: limits.keep_finished,
             max_waiting: limits.max_waiting,
+            wait_replicas: limits.wait_replicas,
             queue: queue::Queue::new(limits.claim_after),
             stops: Stops::new(None),
         })
@@ -141,7 +147,12 @@ impl Store for RedisStore {
 
     async fn create(&self, tasks: BatchTasks, pace: Duration) -> Result<u64, CreateError> {
         write::check_room(&mut self.conn(), tasks.total, self.max_waiting).await?;
-        Ok(write::create(&mut self.conn(), tasks, pace).await?)
+        let mut conn = self.conn();
+        let total = write::create(&mut conn, tasks, pace).await?;
+        if self.wait_replicas > 0 {
+            write::replicate(&mut conn, self.wait_replicas).await?;
+        }
+        Ok(total)
     }
 
     async fn list(&self) -> Result<Vec<BatchSummary>, StoreError> {
@@ -236,15 +247,16 @@ mod tests {
             keep_finished: Duration::from_secs(60),
             max_waiting: u64::MAX,
             claim_after: Duration::from_secs(30),
+            wait_replicas: 0,
         }
     }
 
     #[tokio::test]
     async fn every_producer_reserves_the_next_start_one_pace_after_the_last() {
         let redis = RedisServer::start();
-        let a = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits())
+        let a = RedisStore::new(RedisClient::open(&redis.url()).expect("a URL"), limits())
             .expect("a store");
-        let b = RedisStore::new(redis::Client::open(redis.url()).expect("a URL"), limits())
+        let b = RedisStore::new(RedisClient::open(&redis.url()).expect("a URL"), limits())
             .expect("a store");
         let tasks = Generator::new(Some(1)).batch_of(1);
         let id = tasks.batchid.clone();

@@ -10,11 +10,11 @@ use super::write::ensure_group;
 use super::{OP_TIMEOUT, Redis, timed};
 use crate::record::task_id;
 use crate::store::{Entry, StoreError};
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
+use taskhooks_shared::redis_client::{RedisClient, RedisConnection};
 use taskhooks_shared::sync::lock;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,7 @@ pub(super) struct Queue {
     /// them again).
     claimed: Mutex<VecDeque<Entry>>,
     /// The blocking reads' own connection (`None` until made, and after a failure).
-    reader: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    reader: tokio::sync::Mutex<Option<RedisConnection>>,
 }
 
 impl Queue {
@@ -63,7 +63,7 @@ impl Queue {
     /// when none came or `shutdown` is cancelled.
     pub(super) async fn next(
         &self,
-        client: &redis::Client,
+        client: &RedisClient,
         shutdown: &CancellationToken,
     ) -> Result<Option<Entry>, StoreError> {
         if let Some(entry) = lock(&self.claimed).pop_front() {
@@ -90,14 +90,11 @@ impl Queue {
 
     async fn read(
         &self,
-        client: &redis::Client,
-        reader: &mut Option<MultiplexedConnection>,
+        client: &RedisClient,
+        reader: &mut Option<RedisConnection>,
     ) -> Result<Option<Entry>, StoreError> {
         if reader.is_none() {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(OP_TIMEOUT))
-                .set_response_timeout(Some(READ_BLOCK + OP_TIMEOUT));
-            let connect = client.get_multiplexed_async_connection_with_config(&config);
+            let connect = client.own_connection(OP_TIMEOUT, READ_BLOCK + OP_TIMEOUT);
             let mut conn = timed(connect).await?;
             // A Redis restarted without its data has lost the group too.
             ensure_group(&mut conn).await?;

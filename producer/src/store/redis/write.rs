@@ -14,6 +14,7 @@ use crate::store::{CreateError, Stops, StoreError};
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use std::time::Duration;
+use taskhooks_shared::redis_client::RedisClient;
 use tokio_util::sync::CancellationToken;
 
 /// How many batch ids the index keeps; the batches themselves expire.
@@ -159,6 +160,21 @@ pub(super) async fn requeue(
     Ok(Some(Err(Refusal::InFlight(busy))))
 }
 
+/// Waits until `replicas` replicas have every write this connection sent the
+/// outbox's master (the batch just created): a master that dies before that
+/// loses a batch its client was told about.
+pub(super) async fn replicate(redis: &mut Redis, replicas: u32) -> Result<(), StoreError> {
+    let acknowledged =
+        timed(redis.wait_for_replicas(&queue_key(), replicas, super::WAIT_TIMEOUT)).await?;
+    if acknowledged < replicas {
+        return Err(StoreError::Redis(format!(
+            "the batch reached {acknowledged} Redis replica(s) of the {replicas} it must \
+             reach (REDIS_WAIT_REPLICAS) in time"
+        )));
+    }
+    Ok(())
+}
+
 /// Marks the batch stopped and tells every producer; `false` when unknown.
 pub(super) async fn stop(redis: &mut Redis, id: &str) -> Result<bool, StoreError> {
     let meta = Keys::of(id).meta;
@@ -172,7 +188,7 @@ pub(super) async fn stop(redis: &mut Redis, id: &str) -> Result<bool, StoreError
 
 /// Cancels, in `stops`, the deliveries of each batch stopped on any producer,
 /// until `shutdown`.
-pub(super) async fn hear_stops(client: redis::Client, stops: &Stops, shutdown: CancellationToken) {
+pub(super) async fn hear_stops(client: RedisClient, stops: &Stops, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         if let Err(err) = listen(&client, stops, &shutdown).await {
             tracing::warn!(%err, "listening for stopped batches failed; trying again");
@@ -185,11 +201,11 @@ pub(super) async fn hear_stops(client: redis::Client, stops: &Stops, shutdown: C
 }
 
 async fn listen(
-    client: &redis::Client,
+    client: &RedisClient,
     stops: &Stops,
     shutdown: &CancellationToken,
 ) -> Result<(), StoreError> {
-    let (mut sink, mut stream) = timed(client.get_async_pubsub()).await?.split();
+    let (mut sink, mut stream) = timed(client.pubsub()).await?.split();
     timed(sink.subscribe(STOP_CHANNEL)).await?;
     loop {
         let message = tokio::select! {

@@ -1,0 +1,268 @@
+//! What an operator of a Redis Cluster needs to see: whether the node that holds
+//! a program's keys is in a healthy cluster with the replicas its writes wait for
+//! (`/readyz`), and, in the logs, which node failed and when the slots moved.
+
+use super::RedisConnection;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the topology is read for [`watch_topology`]. A failover takes
+/// seconds (the cluster's node timeout and an election), so a second is soon enough.
+const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why the Redis that holds a program's keys cannot take its writes now.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The node did not answer, or refused the check.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// The cluster says it is not serving every slot.
+    #[error(
+        "the Redis Cluster is not ok (cluster_state:{state} on the node serving this \
+         program's keys): a node failed and no replica took over, or the nodes cannot reach each other"
+    )]
+    ClusterNotOk { state: String },
+    /// Fewer replicas than the writes wait for.
+    #[error(
+        "the Redis master serving this program's keys has {online} replica(s) online and \
+         every write waits for {wanted} (REDIS_WAIT_REPLICAS): writes are refused until a \
+         replica is back, or set REDIS_WAIT_REPLICAS lower"
+    )]
+    TooFewReplicas { online: u32, wanted: u32 },
+}
+
+/// Checks that the master serving `key`'s slot is in a cluster whose state is
+/// ok (in a cluster) and has at least `wait_replicas` replicas online (whenever
+/// writes wait for some).
+pub async fn cluster_health(
+    conn: &mut RedisConnection,
+    key: &str,
+    wait_replicas: u32,
+) -> Result<(), HealthError> {
+    if matches!(conn, RedisConnection::Cluster(_)) {
+        let mut info = redis::cmd("CLUSTER");
+        info.arg("INFO");
+        let info: String = conn.query_at(key, info).await?;
+        let state = field(&info, "cluster_state").unwrap_or("unknown");
+        if state != "ok" {
+            return Err(HealthError::ClusterNotOk {
+                state: state.to_owned(),
+            });
+        }
+    }
+    if wait_replicas > 0 {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        let info: String = conn.query_at(key, info).await?;
+        let online = online_replicas(&info);
+        if online < wait_replicas {
+            return Err(HealthError::TooFewReplicas {
+                online,
+                wanted: wait_replicas,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The value of `name:value` in an `INFO`-style text.
+fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+}
+
+/// The replicas `INFO replication` lists as online (`slaveN:…,state=online,…`).
+fn online_replicas(info: &str) -> u32 {
+    let online = info
+        .lines()
+        .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+        .count();
+    u32::try_from(online).unwrap_or(u32::MAX)
+}
+
+/// One node as `CLUSTER NODES` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node {
+    master: bool,
+    /// `fail`: the cluster agreed it is down. `fail?`: this node's view only.
+    failed: bool,
+    suspected: bool,
+}
+
+/// The nodes by address, from a `CLUSTER NODES` text.
+fn parse_nodes(text: &str) -> BTreeMap<String, Node> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let _id = parts.next()?;
+            let address = parts.next()?.split('@').next()?.to_owned();
+            let flags: Vec<&str> = parts.next()?.split(',').collect();
+            let node = Node {
+                master: flags.contains(&"master"),
+                failed: flags.contains(&"fail"),
+                suspected: flags.contains(&"fail?"),
+            };
+            Some((address, node))
+        })
+        .collect()
+}
+
+/// What changed between two readings of the topology, as log lines.
+fn changes(before: &BTreeMap<String, Node>, now: &BTreeMap<String, Node>) -> Vec<(bool, String)> {
+    let mut lines = Vec::new();
+    for (address, node) in now {
+        let Some(old) = before.get(address) else {
+            lines.push((false, format!("Redis Cluster node {address} joined")));
+            continue;
+        };
+        if node.failed && !old.failed {
+            lines.push((
+                true,
+                format!("Redis Cluster node {address} failed (the cluster agreed it is down)"),
+            ));
+        } else if node.suspected && !old.suspected && !node.failed {
+            lines.push((
+                true,
+                format!("Redis Cluster node {address} does not answer (suspected down)"),
+            ));
+        } else if !node.failed && !node.suspected && (old.failed || old.suspected) {
+            lines.push((false, format!("Redis Cluster node {address} answers again")));
+        }
+        if node.master != old.master {
+            let role = if node.master {
+                "a master (failover)"
+            } else {
+                "a replica"
+            };
+            lines.push((false, format!("Redis Cluster node {address} is now {role}")));
+        }
+    }
+    for address in before.keys().filter(|a| !now.contains_key(*a)) {
+        lines.push((
+            true,
+            format!("Redis Cluster node {address} left the cluster"),
+        ));
+    }
+    lines
+}
+
+/// Logs, until `shutdown`, each change of the cluster's topology: a node that
+/// fails or answers again, a replica promoted, the masters after it. The redis
+/// crate follows moved slots by itself; this is for the operator reading the logs.
+pub async fn watch_topology(mut conn: RedisConnection, shutdown: CancellationToken) {
+    let mut known: Option<BTreeMap<String, Node>> = None;
+    let mut unreadable = false;
+    let mut tick = tokio::time::interval(TOPOLOGY_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let read = tokio::time::timeout(
+            TOPOLOGY_INTERVAL,
+            redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async::<String>(&mut conn),
+        )
+        .await;
+        let text = match read {
+            Ok(Ok(text)) => text,
+            Ok(Err(err)) => {
+                if !std::mem::replace(&mut unreadable, true) {
+                    tracing::warn!(%err, "cannot read the Redis Cluster's topology");
+                }
+                continue;
+            }
+            Err(_) => {
+                if !std::mem::replace(&mut unreadable, true) {
+                    tracing::warn!(
+                        "cannot read the Redis Cluster's topology: no answer within a second"
+                    );
+                }
+                continue;
+            }
+        };
+        unreadable = false;
+        let now = parse_nodes(&text);
+        match &known {
+            None => {
+                tracing::info!(masters = %masters(&now), nodes = now.len(), "Redis Cluster topology read")
+            }
+            Some(before) => {
+                let lines = changes(before, &now);
+                for (bad, line) in &lines {
+                    if *bad {
+                        tracing::warn!("{line}");
+                    } else {
+                        tracing::info!("{line}");
+                    }
+                }
+                if masters(before) != masters(&now) {
+                    tracing::info!(masters = %masters(&now), "Redis Cluster topology refreshed: the masters changed");
+                }
+            }
+        }
+        known = Some(now);
+    }
+}
+
+/// The live masters' addresses, comma-separated.
+fn masters(nodes: &BTreeMap<String, Node>) -> String {
+    nodes
+        .iter()
+        .filter(|(_, node)| node.master && !node.failed)
+        .map(|(address, _)| address.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE: &str = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+";
+    const AFTER: &str = "\
+a1 127.0.0.1:7000@17000 master,fail - 0 0 1 disconnected
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 myself,master - 0 0 3 connected 0-5460
+";
+
+    #[test]
+    fn a_failed_master_and_its_promoted_replica_are_both_logged() {
+        let lines: Vec<String> = changes(&parse_nodes(BEFORE), &parse_nodes(AFTER))
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Redis Cluster node 127.0.0.1:7000 failed (the cluster agreed it is down)",
+                "Redis Cluster node 127.0.0.1:7003 is now a master (failover)",
+            ]
+        );
+        assert_eq!(
+            masters(&parse_nodes(AFTER)),
+            "127.0.0.1:7001,127.0.0.1:7003"
+        );
+    }
+
+    #[test]
+    fn replicas_online_and_the_cluster_state_are_read_from_info_text() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                    slave0:ip=127.0.0.1,port=7003,state=online,offset=1,lag=0\r\n\
+                    slave1:ip=127.0.0.1,port=7004,state=wait_bgsave,offset=0,lag=0\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(
+            field(
+                "cluster_state:fail\r\ncluster_slots_assigned:16384\r\n",
+                "cluster_state"
+            ),
+            Some("fail")
+        );
+    }
+}
