@@ -3,6 +3,7 @@
 
 mod browsers;
 mod capacity;
+mod cluster;
 mod container;
 mod dashboard;
 mod dedupe;

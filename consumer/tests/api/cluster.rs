@@ -1,0 +1,211 @@
+//! The consumer on a real 6-node Redis Cluster: two replicas share its totals and
+//! events; a crashed master, a lost replica and a frozen cluster lose nothing.
+
+use crate::helpers::{TestApp, WsClient, eventually, spawn_app_with, task};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use taskhooks_shared::testing::RedisCluster;
+use taskhooks_shared::{Priority, Secret, Task};
+
+/// The key whose slot holds every key of the consumer (the default channel).
+const KEY: &str = "{taskhooks}:seq";
+
+/// Two consumers on `cluster`, sharing one secret.
+async fn two_consumers(cluster: &RedisCluster) -> (TestApp, TestApp) {
+    let secret = Secret::generate();
+    let args = [
+        "--webhook-secret".to_owned(),
+        secret.to_whsec(),
+        "--redis-cluster-urls".to_owned(),
+        cluster.urls(),
+    ];
+    let a = spawn_app_with(secret.clone(), &args).await;
+    let b = spawn_app_with(secret, &args).await;
+    (a, b)
+}
+
+/// The tasks of a batch, their priorities in turn.
+fn batch(name: &str, count: u64) -> Vec<Task> {
+    (0..count)
+        .map(|id| task(name, id, Priority::ALL[id as usize % 4]))
+        .collect()
+}
+
+/// The totals `tasks` make.
+fn totals_of(tasks: &[Task]) -> BTreeMap<String, u64> {
+    let mut totals = BTreeMap::new();
+    for task in tasks {
+        *totals.entry(task.priority.as_str().to_owned()).or_default() += 1;
+    }
+    totals
+}
+
+/// A dashboard's totals as the page keeps them: a snapshot's totals, then one more
+/// for each event past its `seq`.
+#[derive(Default)]
+struct Tally {
+    seq: u64,
+    totals: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn read(&mut self, message: &Value) {
+        match message["type"].as_str() {
+            Some("snapshot") => {
+                self.seq = message["seq"].as_u64().expect("a seq");
+                self.totals = serde_json::from_value(message["totals"].clone()).expect("totals");
+            }
+            Some("events") => {
+                for event in message["events"].as_array().expect("events") {
+                    let seq = event["seq"].as_u64().expect("a seq");
+                    if seq > self.seq {
+                        self.seq = seq;
+                        let priority = event["task"]["priority"].as_str().expect("a priority");
+                        *self.totals.entry(priority.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads `ws` until its totals are `expected` (failing after the wait).
+    async fn until(&mut self, ws: &mut WsClient, expected: &BTreeMap<String, u64>) {
+        while self.totals.iter().filter(|(_, n)| **n > 0).ne(expected.iter()) {
+            let message = ws.next_json().await;
+            self.read(&message);
+        }
+    }
+}
+
+/// A master other than `master`: the one serving some other hash tag.
+async fn other_master(cluster: &RedisCluster, master: usize) -> usize {
+    for tag in 0..100 {
+        let node = cluster.master_of(&format!("{{other{tag}}}")).await;
+        if node != master {
+            return node;
+        }
+    }
+    panic!("a cluster of three masters has another one");
+}
+
+/// `/api/stats`' totals, without the priorities at 0.
+async fn stats_totals(app: &TestApp) -> BTreeMap<String, u64> {
+    let totals: BTreeMap<String, u64> =
+        serde_json::from_value(app.stats().await["totals"].clone()).expect("totals");
+    totals.into_iter().filter(|(_, n)| *n > 0).collect()
+}
+
+#[tokio::test]
+async fn a_crashed_master_of_the_consumers_keys_loses_no_task_and_every_dashboard_ends_exact() {
+    let mut cluster = RedisCluster::start().await;
+    let (a, b) = two_consumers(&cluster).await;
+    let (ready_status, ready) = a.get_json("/readyz").await;
+    assert_eq!((ready_status, &ready["broker"]), (200, &json!("redis-cluster")), "{ready}");
+    let (mut ws_a, mut ws_b) = (a.websocket().await, b.websocket().await);
+    let (mut tally_a, mut tally_b) = (Tally::default(), Tally::default());
+    tally_a.read(&ws_a.snapshot().await);
+    tally_b.read(&ws_b.snapshot().await);
+    let tasks = batch("failover", 40);
+
+    // Half the batch, through both replicas, and one retry: counted once.
+    for (n, task) in tasks[..20].iter().enumerate() {
+        [&a, &b][n % 2].deliver(task).await;
+    }
+    let retry = b.post_task(&tasks[0]).await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.json::<Value>().await.expect("JSON")["status"], "duplicate");
+    let master = cluster.master_of(KEY).await;
+    cluster.kill(master).await;
+    // The rest while the replica takes over: each is retried on 503, as a sender does.
+    let rest = async {
+        for (n, task) in tasks[20..].iter().enumerate() {
+            [&a, &b][n % 2].deliver(task).await;
+        }
+    };
+    let failover = async {
+        cluster.wait_for_failover(KEY, master).await;
+        // The promoted master has no replica until the crashed one rejoins as one,
+        // and each write waits for one (REDIS_WAIT_REPLICAS).
+        cluster.restart(master).await;
+    };
+    tokio::join!(rest, failover);
+
+    let expected = totals_of(&tasks);
+    assert_eq!(stats_totals(&a).await, expected);
+    assert_eq!(stats_totals(&b).await, expected);
+    tally_a.until(&mut ws_a, &expected).await;
+    tally_b.until(&mut ws_b, &expected).await;
+}
+
+#[tokio::test]
+async fn a_lost_replica_of_the_keys_master_refuses_writes_until_it_is_back_and_another_changes_nothing()
+ {
+    let mut cluster = RedisCluster::start().await;
+    let (a, _b) = two_consumers(&cluster).await;
+    let master = cluster.master_of(KEY).await;
+    let own_replica = cluster.replica_of(master).await;
+    let other_master = other_master(&cluster, master).await;
+    let other_replica = cluster.replica_of(other_master).await;
+
+    cluster.kill(other_replica).await;
+    let first = task("replicas", 1, Priority::Low);
+    assert_eq!(a.post_task(&first).await.status(), 200, "nothing changes");
+    assert_eq!(a.get_json("/readyz").await.0, 200);
+
+    cluster.kill(own_replica).await;
+    let second = task("replicas", 2, Priority::Major);
+    let refused = eventually("a webhook refused for want of a replica", || async {
+        let response = a.post_task(&second).await;
+        (response.status() == 503).then_some(response)
+    })
+    .await;
+    let body: Value = refused.json().await.expect("a JSON error");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("retry")), "{body}");
+    let (status, ready) = a.get_json("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["error"].as_str().is_some_and(|e| e.contains("REDIS_WAIT_REPLICAS")),
+        "{ready}"
+    );
+
+    cluster.restart(own_replica).await;
+    a.deliver(&second).await;
+    let expected = totals_of(&[first, second]);
+    assert_eq!(stats_totals(&a).await, expected);
+    assert_eq!(a.get_json("/readyz").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_after() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = two_consumers(&cluster).await;
+    let mut ws = b.websocket().await;
+    let mut tally = Tally::default();
+    tally.read(&ws.snapshot().await);
+    let tasks = batch("frozen", 6);
+    a.deliver(&tasks[0]).await;
+
+    cluster.pause_all().await;
+    assert_eq!(a.post_task(&tasks[1]).await.status(), 503);
+    assert_eq!(a.get_json("/readyz").await.0, 503);
+    // The dashboard says so in words once its subscriber's ping goes unanswered.
+    let said = loop {
+        let message = ws.next_json().await;
+        if message["type"] == "status" {
+            break message;
+        }
+        tally.read(&message);
+    };
+    assert_eq!(said["status"], "unavailable", "{said}");
+    assert!(said["error"].as_str().is_some_and(|e| e.contains("Redis")), "{said}");
+    cluster.resume_all().await;
+    cluster.wait_ok().await;
+
+    for task in &tasks[1..] {
+        a.deliver(task).await;
+    }
+    let expected = totals_of(&tasks);
+    assert_eq!(stats_totals(&b).await, expected);
+    tally.until(&mut ws, &expected).await;
+}
