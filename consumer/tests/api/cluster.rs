@@ -71,7 +71,12 @@ impl Tally {
 
     /// Reads `ws` until its totals are `expected` (failing after the wait).
     async fn until(&mut self, ws: &mut WsClient, expected: &BTreeMap<String, u64>) {
-        while self.totals.iter().filter(|(_, n)| **n > 0).ne(expected.iter()) {
+        while self
+            .totals
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .ne(expected.iter())
+        {
             let message = ws.next_json().await;
             self.read(&message);
         }
@@ -101,7 +106,11 @@ async fn a_crashed_master_of_the_consumers_keys_loses_no_task_and_every_dashboar
     let mut cluster = RedisCluster::start().await;
     let (a, b) = two_consumers(&cluster).await;
     let (ready_status, ready) = a.get_json("/readyz").await;
-    assert_eq!((ready_status, &ready["broker"]), (200, &json!("redis-cluster")), "{ready}");
+    assert_eq!(
+        (ready_status, &ready["broker"]),
+        (200, &json!("redis-cluster")),
+        "{ready}"
+    );
     let (mut ws_a, mut ws_b) = (a.websocket().await, b.websocket().await);
     let (mut tally_a, mut tally_b) = (Tally::default(), Tally::default());
     tally_a.read(&ws_a.snapshot().await);
@@ -114,7 +123,10 @@ async fn a_crashed_master_of_the_consumers_keys_loses_no_task_and_every_dashboar
     }
     let retry = b.post_task(&tasks[0]).await;
     assert_eq!(retry.status(), 200);
-    assert_eq!(retry.json::<Value>().await.expect("JSON")["status"], "duplicate");
+    assert_eq!(
+        retry.json::<Value>().await.expect("JSON")["status"],
+        "duplicate"
+    );
     let master = cluster.master_of(KEY).await;
     cluster.kill(master).await;
     // The rest while the replica takes over: each is retried on 503, as a sender does.
@@ -161,11 +173,16 @@ async fn a_lost_replica_of_the_keys_master_refuses_writes_until_it_is_back_and_a
     })
     .await;
     let body: Value = refused.json().await.expect("a JSON error");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("retry")), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("retry")),
+        "{body}"
+    );
     let (status, ready) = a.get_json("/readyz").await;
     assert_eq!(status, 503, "{ready}");
     assert!(
-        ready["error"].as_str().is_some_and(|e| e.contains("REDIS_WAIT_REPLICAS")),
+        ready["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("REDIS_WAIT_REPLICAS")),
         "{ready}"
     );
 
@@ -198,7 +215,10 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
         tally.read(&message);
     };
     assert_eq!(said["status"], "unavailable", "{said}");
-    assert!(said["error"].as_str().is_some_and(|e| e.contains("Redis")), "{said}");
+    assert!(
+        said["error"].as_str().is_some_and(|e| e.contains("Redis")),
+        "{said}"
+    );
     cluster.resume_all().await;
     cluster.wait_ok().await;
 

@@ -2,6 +2,7 @@
 //! test receiver (and, end to end, to the real consumer with Redis).
 
 mod api;
+mod cluster;
 mod container;
 mod credentials;
 mod cross_site;

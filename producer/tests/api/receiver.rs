@@ -178,6 +178,15 @@ impl Receiver {
         all
     }
 
+    /// Every request that arrives until none has for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<Received> {
+        let mut all = Vec::new();
+        while let Ok(Some(request)) = tokio::time::timeout(quiet, self.requests.recv()).await {
+            all.push(request);
+        }
+        all
+    }
+
     /// Fails if any request arrives within `quiet`: proves nothing more is sent.
     pub async fn assert_no_more_within(&mut self, quiet: Duration) {
         if let Ok(Some(extra)) = tokio::time::timeout(quiet, self.requests.recv()).await {

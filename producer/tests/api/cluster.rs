@@ -1,0 +1,59 @@
+//! The durable outbox on a real 6-node Redis Cluster: a batch goes on when the
+//! master holding the outbox crashes in its middle, and each task is delivered
+//! once as a receiver that deduplicates counts it: a task whose outcome was being
+//! written when the master died is sent again, with the same `webhook-id`.
+
+use crate::durable::{summary_path, wait_for};
+use crate::helpers::{Receiver, spawn_app};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use taskhooks_shared::testing::RedisCluster;
+
+/// The key whose slot holds every key of the producer.
+const KEY: &str = "{taskhooks:producer}:queue";
+
+#[tokio::test]
+async fn a_crashed_master_of_the_outbox_mid_batch_delivers_every_task_under_one_webhook_id() {
+    let mut cluster = RedisCluster::start().await;
+    let mut receiver = Receiver::start([]).await;
+    let urls = cluster.urls();
+    let flags = [
+        "--redis-cluster-urls",
+        &urls,
+        "--claim-after",
+        "1s",
+        "--pace-ms",
+        "50",
+    ];
+    let app = spawn_app(&receiver, &flags).await;
+    let batch = app.start(json!({"min": 40, "max": 40})).await;
+    let mut received = receiver.take(10).await;
+
+    let master = cluster.master_of(KEY).await;
+    cluster.kill(master).await;
+    cluster.wait_for_failover(KEY, master).await;
+    // The promoted master has no replica until the crashed one rejoins as one.
+    cluster.restart(master).await;
+    let summary = wait_for(&app, &summary_path(&batch), |b| b["state"] == "done").await;
+    assert_eq!(
+        (summary["delivered"].as_u64(), summary["failed"].as_u64()),
+        (Some(40), Some(0)),
+        "{summary}"
+    );
+    received.extend(receiver.take(30).await);
+    receiver
+        .assert_no_more_within(Duration::from_millis(500))
+        .await;
+
+    let mut deliveries: BTreeMap<u64, usize> = BTreeMap::new();
+    for request in &received {
+        let task = request.task.as_ref().expect("a task");
+        *deliveries.entry(task.id).or_default() += 1;
+    }
+    assert_eq!(deliveries.len(), 40, "every task arrived");
+    assert!(
+        deliveries.values().all(|&n| n == 1),
+        "each once: {deliveries:?}"
+    );
+}
