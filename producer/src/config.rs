@@ -33,6 +33,9 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// One is parsed, once, at start: its size does not matter, and clap reads the
+// variants' fields as they are.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Run the web page (the default).

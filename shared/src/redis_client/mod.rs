@@ -120,7 +120,8 @@ pub struct RedisClient {
 enum Inner {
     Single(redis::Client),
     Cluster {
-        client: ClusterClient,
+        /// Boxed: it is twice the size of a plain client, and there is one per program.
+        client: Box<ClusterClient>,
         /// A client of each seed node, for subscriptions ([`RedisClient::pubsub`]).
         seeds: Vec<redis::Client>,
         /// The seed the next subscription tries first.
@@ -296,7 +297,7 @@ fn cluster_client(urls: &str, ca_cert: Option<&Path>) -> Result<RedisClient, Red
     let client = builder.build().map_err(|err| refused(err.to_string()))?;
     Ok(RedisClient {
         inner: Arc::new(Inner::Cluster {
-            client,
+            client: Box::new(client),
             seeds: plain,
             next_seed: AtomicUsize::new(0),
         }),
