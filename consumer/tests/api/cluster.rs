@@ -4,7 +4,7 @@
 use crate::helpers::{TestApp, WsClient, eventually, spawn_app_with, task};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use taskhooks_shared::testing::RedisCluster;
+use taskhooks_shared::testing::{AclUser, CLUSTER_NODES, RedisCluster};
 use taskhooks_shared::{Priority, Secret, Task};
 
 /// The key whose slot holds every key of the consumer (the default channel).
@@ -12,16 +12,48 @@ const KEY: &str = "{taskhooks}:seq";
 
 /// Two consumers on `cluster`, sharing one secret.
 async fn two_consumers(cluster: &RedisCluster) -> (TestApp, TestApp) {
+    two_consumers_at(cluster.urls()).await
+}
+
+/// Two consumers on the cluster of the seed URLs `urls`, sharing one secret.
+async fn two_consumers_at(urls: String) -> (TestApp, TestApp) {
     let secret = Secret::generate();
     let args = [
         "--webhook-secret".to_owned(),
         secret.to_whsec(),
         "--redis-cluster-urls".to_owned(),
-        cluster.urls(),
+        urls,
     ];
     let a = spawn_app_with(secret.clone(), &args).await;
     let b = spawn_app_with(secret, &args).await;
     (a, b)
+}
+
+/// Creates `user` on every node (ACL users are each node's own), and gives the
+/// seed URLs logging in as it.
+async fn acl_user_on_every_node(cluster: &RedisCluster, user: &AclUser) -> String {
+    for node in 0..CLUSTER_NODES {
+        let mut setuser = redis::cmd("ACL");
+        setuser
+            .arg("SETUSER")
+            .arg(&user.name)
+            .arg("on")
+            .arg(format!(">{}", user.password))
+            .arg(&user.rules);
+        let mut conn = cluster.connection_to(node).await;
+        let () = setuser.query_async(&mut conn).await.expect("ACL SETUSER");
+    }
+    (0..CLUSTER_NODES)
+        .map(|node| {
+            format!(
+                "redis://{}:{}@127.0.0.1:{}",
+                user.name,
+                user.password,
+                cluster.port(node)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The tasks of a batch, their priorities in turn.
@@ -196,7 +228,9 @@ async fn a_lost_replica_of_the_keys_master_refuses_writes_until_it_is_back_and_a
 #[tokio::test]
 async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_after() {
     let cluster = RedisCluster::start().await;
-    let (a, b) = two_consumers(&cluster).await;
+    // As the least-privileged user docs/operating.md gives.
+    let user = AclUser::documented("taskhooks-consumer");
+    let (a, b) = two_consumers_at(acl_user_on_every_node(&cluster, &user).await).await;
     let mut ws = b.websocket().await;
     let mut tally = Tally::default();
     tally.read(&ws.snapshot().await);
@@ -228,4 +262,16 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
     let expected = totals_of(&tasks);
     assert_eq!(stats_totals(&b).await, expected);
     tally.until(&mut ws, &expected).await;
+}
+
+#[tokio::test]
+async fn a_user_without_the_right_to_read_the_slots_is_told_which_right_is_missing() {
+    let cluster = RedisCluster::start().await;
+    let user = AclUser::documented("taskhooks-consumer").without("+cluster|slots");
+    let (a, _b) = two_consumers_at(acl_user_on_every_node(&cluster, &user).await).await;
+
+    let (status, ready) = a.get_json("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    let error = ready["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cluster|slots"), "{ready}");
 }

@@ -449,4 +449,58 @@ mod tests {
             "{why}"
         );
     }
+
+    #[test]
+    fn both_urls_a_lone_ca_file_and_a_plain_seed_beside_a_ca_file_are_refused() {
+        let settings = RedisSettings {
+            url: Some("redis://:hunter2@cache:6379"),
+            cluster_urls: Some("redis://10.0.0.1:7000"),
+            ca_cert: None,
+        };
+        let both = settings.client().expect_err("refused").to_string();
+        assert!(
+            both.contains("REDIS_URL") && both.contains("REDIS_CLUSTER_URLS"),
+            "{both}"
+        );
+        let ca = temp_file("lone.pem", b"");
+        let lone = RedisSettings {
+            ca_cert: Some(&ca),
+            ..RedisSettings::default()
+        };
+        let lone = lone.client().expect_err("refused").to_string();
+        assert!(lone.contains("REDIS_CA_CERT"), "{lone}");
+        let mixed = RedisSettings {
+            cluster_urls: Some("rediss://u:hunter2@a:7000,redis://u:hunter2@b:7000"),
+            ca_cert: Some(&ca),
+            ..RedisSettings::default()
+        };
+        let mixed = mixed.client().expect_err("refused").to_string();
+        assert!(
+            mixed.contains("REDIS_CLUSTER_URLS") && !mixed.contains("hunter2"),
+            "{mixed}"
+        );
+    }
+
+    #[test]
+    fn cluster_seeds_make_a_cluster_client_and_an_empty_list_is_refused() {
+        let seeds = RedisSettings {
+            cluster_urls: Some("redis://u:hunter2@10.0.0.1:7000, redis://u:hunter2@10.0.0.2:7000"),
+            ..RedisSettings::default()
+        };
+        let client = seeds.client().expect("a client").expect("some client");
+        assert!(client.is_cluster());
+        assert!(!client.shown().contains("hunter2"), "{}", client.shown());
+        let empty = RedisSettings {
+            cluster_urls: Some(" , "),
+            ..RedisSettings::default()
+        };
+        let why = empty.client().expect_err("refused").to_string();
+        assert!(why.contains("REDIS_CLUSTER_URLS"), "{why}");
+        assert!(
+            RedisSettings::default()
+                .client()
+                .expect("no error")
+                .is_none()
+        );
+    }
 }
