@@ -12,7 +12,7 @@ use taskhooks_shared::web::{only, only_get, origin, static_file};
 /// The paths any `Host` may reach, for probes and Prometheus, which name the
 /// producer as they please; every other request must name it by localhost, an
 /// IP literal or an `ALLOWED_HOSTS` name (`shared::web::origin`).
-pub(crate) const OPEN_TO_ANY_HOST: &[&str] = &["/healthz", "/metrics"];
+pub(crate) const OPEN_TO_ANY_HOST: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Registers every route (each behind the `Host` check but
 /// [`OPEN_TO_ANY_HOST`]). What changes state (starting, stopping and
@@ -45,5 +45,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(middleware::from_fn(origin::guard)),
         )
         .service(only_get("/healthz", health::healthz))
+        .service(only_get("/readyz", health::readyz))
         .service(only_get("/metrics", health::metrics));
 }

@@ -268,6 +268,14 @@ impl BatchState {
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn durable(&self) -> bool {
         false
     }

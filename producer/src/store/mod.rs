@@ -136,6 +136,12 @@ pub(crate) trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Otherwise a shutdown stops every batch.
     fn durable(&self) -> bool;
 
+    /// Where batches are kept, for `/readyz`: `memory`, `redis` or `redis-cluster`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether a new batch can be written now: `Err` says why not (`/readyz`).
+    async fn ready(&self) -> Result<(), StoreError>;
+
     /// The stop switches of the batches with a task in this process.
     fn stops(&self) -> &Stops;
 

@@ -121,6 +121,10 @@ async fn health_unknown_routes_and_wrong_methods_answer_in_json() {
         app.call("GET", "/healthz", None).await,
         (200, json!({"status": "ok"}))
     );
+    assert_eq!(
+        app.call("GET", "/readyz", None).await,
+        (200, json!({"status": "ready", "store": "memory"}))
+    );
     let (status, body) = app.call("GET", "/nowhere", None).await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "no such resource: /nowhere");

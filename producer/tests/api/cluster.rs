@@ -4,7 +4,7 @@
 //! written when the master died is sent again, with the same `webhook-id`.
 
 use crate::durable::{summary_path, wait_for};
-use crate::helpers::{Receiver, spawn_app};
+use crate::helpers::{Receiver, eventually, spawn_app};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -27,13 +27,33 @@ async fn a_crashed_master_of_the_outbox_mid_batch_delivers_every_task_under_one_
         "50",
     ];
     let app = spawn_app(&receiver, &flags).await;
+    let (status, ready) = app.call("GET", "/readyz", None).await;
+    assert_eq!(
+        (status, &ready["store"]),
+        (200, &json!("redis-cluster")),
+        "{ready}"
+    );
     let batch = app.start(json!({"min": 40, "max": 40})).await;
     let mut received = receiver.take(10).await;
 
     let master = cluster.master_of(KEY).await;
     cluster.kill(master).await;
     cluster.wait_for_failover(KEY, master).await;
-    // The promoted master has no replica until the crashed one rejoins as one.
+    // The promoted master has no replica until the crashed one rejoins as one: not
+    // ready, and says why.
+    eventually(
+        "/readyz to say the outbox's master has no replica",
+        || async {
+            let (status, ready) = app.call("GET", "/readyz", None).await;
+            let why = ready["error"].as_str().unwrap_or_default().to_owned();
+            if status == 503 && why.contains("REDIS_WAIT_REPLICAS") {
+                Ok(())
+            } else {
+                Err(format!("{status} {ready}"))
+            }
+        },
+    )
+    .await;
     cluster.restart(master).await;
     let summary = wait_for(&app, &summary_path(&batch), |b| b["state"] == "done").await;
     assert_eq!(

@@ -195,7 +195,7 @@ async fn a_rebound_name_reads_nothing_but_probes_answer_any_name() {
         assert_eq!(status, 403, "{path}: {json}");
         assert!(error_of(&json).contains("ALLOWED_HOSTS"), "{path}: {json}");
     }
-    for path in ["/healthz", "/metrics"] {
+    for path in ["/healthz", "/readyz", "/metrics"] {
         let (status, body) = app.call_with("GET", path, None, &rebound).await;
         assert_eq!(status, 200, "{path}: {body}");
     }

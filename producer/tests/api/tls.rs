@@ -45,6 +45,7 @@ async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_i
     let flags = tls_flags(&redis, &user);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let app = spawn_app(&receiver, &flags).await;
+    let ready = app.call("GET", "/readyz", None).await;
 
     let batch = app.start(json!({"min": 3, "max": 3})).await;
     let events = app.all_events(&batch).await;
@@ -59,6 +60,7 @@ async fn a_durable_batch_over_tls_as_the_documented_acl_user_is_delivered_with_i
         .await;
     let (stopped, _) = app.call("POST", &batch.stop_url, None).await;
 
+    assert_eq!(ready, (200, json!({"status": "ready", "store": "redis"})));
     assert_eq!(done(&events)["delivered"], 3);
     assert_eq!(final_states(&events).len(), 3);
     assert_eq!(list["durable"], true);

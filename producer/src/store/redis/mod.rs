@@ -18,7 +18,7 @@ use crate::store::{
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhooks_shared::redis_client::{RedisClient, RedisConnection};
+use taskhooks_shared::redis_client::{RedisClient, RedisConnection, cluster_health};
 use tokio_util::sync::CancellationToken;
 
 /// How long one Redis command may take before it counts as failed.
@@ -139,6 +139,31 @@ impl RedisStore {
 impl Store for RedisStore {
     fn durable(&self) -> bool {
         true
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.client.is_cluster() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
+    }
+
+    /// The outbox's master answers as this user (`XLEN` of the queue), and, in a
+    /// cluster or where batches wait for replicas, it is in a cluster that is ok
+    /// with those replicas online.
+    async fn ready(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let queue = layout::queue_key();
+        timed(redis::cmd("XLEN").arg(&queue).query_async::<u64>(&mut conn)).await?;
+        let health = cluster_health(&mut conn, &queue, self.wait_replicas);
+        match tokio::time::timeout(OP_TIMEOUT, health).await {
+            Err(_) => Err(StoreError::Redis(format!(
+                "no answer within {OP_TIMEOUT:?}"
+            ))),
+            Ok(Err(err)) => Err(StoreError::Redis(err.to_string())),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     fn stops(&self) -> &Stops {
