@@ -94,7 +94,12 @@ async fn the_redis_password_never_shows_in_the_log() {
 async fn help_shows_neither_the_redis_password_nor_the_secret() {
     let secret = Secret::generate().to_whsec();
     let url = format!("redis://:{PASSWORD}@cache:6379");
-    let env = [("REDIS_URL", url.as_str()), ("WEBHOOK_SECRET", &secret)];
+    let seeds = format!("rediss://app:{PASSWORD}@a:7000,rediss://app:{PASSWORD}@b:7000");
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_CLUSTER_URLS", &seeds),
+        ("WEBHOOK_SECRET", &secret),
+    ];
 
     assert_help_hides(
         env!("CARGO_BIN_EXE_consumer"),

@@ -275,3 +275,26 @@ async fn a_user_without_the_right_to_read_the_slots_is_told_which_right_is_missi
     let error = ready["error"].as_str().unwrap_or_default();
     assert!(error.contains("cluster|slots"), "{ready}");
 }
+
+#[tokio::test]
+async fn redis_url_and_cluster_urls_together_are_refused_at_start_naming_both() {
+    let args = [
+        "--allow-unsigned",
+        "--redis-url",
+        "redis://127.0.0.1:6379",
+        "--redis-cluster-urls",
+        "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+    ]
+    .map(str::to_owned);
+
+    let refused = consumer::Application::build(crate::helpers::config(&args))
+        .await
+        .err()
+        .expect("refused");
+
+    let why = format!("{refused:#}");
+    assert!(
+        why.contains("REDIS_URL") && why.contains("REDIS_CLUSTER_URLS"),
+        "{why}"
+    );
+}

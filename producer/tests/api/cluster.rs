@@ -75,4 +75,20 @@ async fn a_crashed_master_of_the_outbox_mid_batch_delivers_every_task_under_one_
         ids.values().all(|ids| ids.len() == 1),
         "a task sent again keeps its webhook id, so a receiver counts it once: {ids:?}"
     );
+
+    // Redelivery on the cluster: the requeue script, then the task again.
+    let redeliver = format!("/batches/{}/redeliver", batch.batchid);
+    let (status, body) = app.call("POST", &redeliver, Some(r#"{"tasks":[0]}"#)).await;
+    assert_eq!(status, 202, "{body}");
+    let again = receiver.next().await;
+    let task = again.task.as_ref().expect("a task");
+    let first_ids = &ids[&task.id];
+    assert!(
+        first_ids.contains(again.webhook_id.as_deref().unwrap_or_default()),
+        "redelivered under its webhook id: {again:?}"
+    );
+    wait_for(&app, &summary_path(&batch), |b| {
+        b["state"] == "done" && b["delivered"] == 40
+    })
+    .await;
 }

@@ -55,9 +55,11 @@ async fn help_shows_neither_the_target_password_nor_the_secret() {
     let secret = Secret::generate().to_whsec();
     let target = with_password("http://consumer:5001/consumetasks");
     let dashboard = with_password("http://dash.example");
+    let seeds = format!("rediss://bot:{PASSWORD}@a:7000,rediss://bot:{PASSWORD}@b:7000");
     let env = [
         ("WEBHOOK_RECEIVER_URL", target.as_str()),
         ("DASHBOARD_URL", &dashboard),
+        ("REDIS_CLUSTER_URLS", &seeds),
         ("WEBHOOK_SECRET", &secret),
     ];
 
