@@ -21,7 +21,7 @@
 use super::dedupe::DedupeWindow;
 use super::error::BrokerError;
 use super::eviction::EvictionRisk;
-use super::redis_accept::{AcceptScript, Group, Queue};
+use super::redis_accept::{AcceptScript, Call, Group, Queue};
 use super::snapshot::{Counts, RECENT_CAP, Snapshot, Totals};
 use crate::event::{Event, task_values};
 use crate::hub::{Hub, HubMessage};
@@ -224,7 +224,8 @@ impl RedisBroker {
         let mut conn = self
             .accept
             .thread_connection(|| connect_lazily(&self.client), &self.conn);
-        let seqs = self.run_accept(&mut conn, &waiting).await;
+        let calls: Vec<&Call> = waiting.iter().map(|(call, _)| call).collect();
+        let seqs = self.run_accept(&mut conn, &calls).await;
         for (index, (_, answer)) in waiting.into_iter().enumerate() {
             let result = match &seqs {
                 Ok(seqs) => Ok(seqs[index]),
@@ -234,31 +235,53 @@ impl RedisBroker {
         }
     }
 
-    /// One script call for `waiting`, and the replicas' `WAIT` when writes wait
-    /// for some: each webhook's `seq`, in order.
+    /// One script call for `calls`, and the replicas' `WAIT` right after it when
+    /// writes wait for some (one pipeline: [`AcceptScript::pipeline`]): each
+    /// webhook's `seq`, in order.
     async fn run_accept(
         &self,
         conn: &mut RedisConnection,
-        waiting: &Group,
+        calls: &[&Call],
     ) -> Result<Vec<u64>, BrokerError> {
-        let invocation = self
+        let wait = (self.wait_replicas > 0).then_some((self.wait_replicas, WAIT_TIMEOUT));
+        let pipe = self
             .accept
-            .invocation(&self.keys[0], waiting.iter().map(|(call, _)| call));
-        let seqs: Vec<u64> = timed(invocation.invoke_async(conn)).await?;
-        if seqs.len() != waiting.len() {
-            return Err(BrokerError::Unexpected(format!(
+            .pipeline(&self.keys[0], calls.iter().copied(), wait);
+        let replies: Vec<redis::Value> = match timed(pipe.query_async(conn)).await {
+            Err(BrokerError::Redis(err))
+                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                timed(self.accept.load(conn)).await?;
+                timed(pipe.query_async(conn)).await?
+            }
+            replies => replies?,
+        };
+        let unexpected = |what: String| BrokerError::Unexpected(what);
+        let mut replies = replies.into_iter();
+        let seqs: Vec<u64> = replies
+            .next()
+            .map(redis::from_redis_value)
+            .transpose()
+            .map_err(|err| unexpected(format!("the accept script's answer: {err}")))?
+            .unwrap_or_default();
+        if seqs.len() != calls.len() {
+            return Err(unexpected(format!(
                 "the accept script returned {} results for {} webhooks",
                 seqs.len(),
-                waiting.len()
+                calls.len()
             )));
         }
-        if self.wait_replicas > 0 {
-            let wait = conn.wait_for_replicas(&self.keys[0], self.wait_replicas, WAIT_TIMEOUT);
-            let acknowledged = timed(wait).await?;
-            if acknowledged < self.wait_replicas {
+        if let Some((wanted, _)) = wait {
+            let acknowledged: u32 = replies
+                .next()
+                .map(redis::from_redis_value)
+                .transpose()
+                .map_err(|err| unexpected(format!("WAIT's answer: {err}")))?
+                .unwrap_or_default();
+            if acknowledged < wanted {
                 return Err(BrokerError::NotReplicated {
                     acknowledged,
-                    wanted: self.wait_replicas,
+                    wanted,
                 });
             }
         }
@@ -350,6 +373,7 @@ impl RedisBroker {
     /// is in a cluster that is ok and has those replicas
     /// (`taskhooks_shared::redis_client::cluster_health`).
     pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
+        timed(self.client.check_cluster_access()).await?;
         let mut conn = self.conn.clone();
         timed(conn.query_at::<String>(&self.keys[0], redis::cmd("PING"))).await?;
         self.read_totals().await?;
@@ -563,10 +587,8 @@ mod tests {
                 .call(None, task_values(&second), second.priority),
         ];
         let mut conn = broker.conn.clone();
-        let seqs: Vec<u64> = broker
-            .accept
-            .invocation(&broker.keys[0], calls.iter())
-            .invoke_async(&mut conn)
+        let seqs = broker
+            .run_accept(&mut conn, &calls.iter().collect::<Vec<_>>())
             .await
             .expect("one call");
         let message = published.next().await.expect("one message for the call");

@@ -8,6 +8,7 @@ use super::snapshot::RECENT_CAP;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use taskhooks_shared::Priority;
 use taskhooks_shared::redis_client::RedisConnection;
 use tokio::sync::oneshot;
@@ -242,22 +243,44 @@ impl AcceptScript {
         }
     }
 
-    /// One script call for every webhook of `calls`, in order; `seq_key` routes it.
-    pub(crate) fn invocation<'a>(
-        &'a self,
+    /// One pipeline: the script call (`EVALSHA`) for every webhook of `calls`, in
+    /// order, `seq_key` routing it; then, when `wait` gives a number of replicas and
+    /// a timeout, `WAIT` for them. Both go down the same connection to the same node:
+    /// in a cluster, a `WAIT` sent on its own after a failover would reach the new
+    /// master, which never had the write, and count the replicas it has. Should
+    /// the node change under the pipeline, the cluster client sends it whole to the
+    /// new master: the script runs again there (a webhook already in is then a
+    /// duplicate) and the `WAIT` covers that run.
+    pub(crate) fn pipeline<'a>(
+        &self,
         seq_key: &str,
         calls: impl Iterator<Item = &'a Call>,
-    ) -> redis::ScriptInvocation<'a> {
-        let mut invocation = self.script.key(seq_key);
-        invocation.arg(&*self.channel);
+        wait: Option<(u32, Duration)>,
+    ) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(seq_key)
+            .arg(&*self.channel);
         for call in calls {
-            invocation
-                .arg(&call.task_values)
+            pipe.arg(&call.task_values)
                 .arg(call.priority.as_str())
                 .arg(call.hash.as_ref().map_or(&[][..], |h| &h.field[..]))
                 .arg(call.hash.map_or(0, |h| h.shard));
         }
-        invocation
+        if let Some((replicas, timeout)) = wait {
+            pipe.cmd("WAIT")
+                .arg(replicas)
+                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        }
+        pipe
+    }
+
+    /// Loads the script into Redis (after `NOSCRIPT`: a Redis restarted, or a node
+    /// new to the cluster).
+    pub(crate) async fn load(&self, conn: &mut RedisConnection) -> redis::RedisResult<String> {
+        self.script.load_async(conn).await
     }
 
     /// Puts `call` in this thread's queue (see [`Queue`]); `answer` will get its

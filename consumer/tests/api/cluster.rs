@@ -1,11 +1,14 @@
 //! The consumer on a real 6-node Redis Cluster: two replicas share its totals and
 //! events; a crashed master, a lost replica and a frozen cluster lose nothing.
 
-use crate::helpers::{TestApp, WsClient, eventually, spawn_app_with, task};
+use crate::helpers::{TestApp, WAIT, WsClient, eventually, spawn_app_with, task};
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use taskhooks_shared::testing::{AclUser, CLUSTER_NODES, RedisCluster};
+use taskhooks_shared::testing::{AclUser, CLUSTER_NODES, RedisCluster, named_events};
 use taskhooks_shared::{Priority, Secret, Task};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The key whose slot holds every key of the consumer (the default channel).
 const KEY: &str = "{taskhooks}:seq";
@@ -73,19 +76,35 @@ fn totals_of(tasks: &[Task]) -> BTreeMap<String, u64> {
 }
 
 /// A dashboard's totals as the page keeps them: a snapshot's totals, then one more
-/// for each event past its `seq`.
-#[derive(Default)]
-struct Tally {
+/// for each event past its `seq`; and, as the page does, a new socket (and so a
+/// new snapshot) when the consumer closes this one because Redis did not answer.
+struct Dashboard<'a> {
+    app: &'a TestApp,
+    ws: WsClient,
     seq: u64,
     totals: BTreeMap<String, u64>,
 }
 
-impl Tally {
+impl<'a> Dashboard<'a> {
+    /// Opens `app`'s dashboard and reads its snapshot.
+    async fn open(app: &'a TestApp) -> Dashboard<'a> {
+        let mut dashboard = Dashboard {
+            app,
+            ws: app.websocket().await,
+            seq: 0,
+            totals: BTreeMap::new(),
+        };
+        let snapshot = dashboard.ws.snapshot().await;
+        dashboard.read(&snapshot);
+        dashboard
+    }
+
     fn read(&mut self, message: &Value) {
         match message["type"].as_str() {
             Some("snapshot") => {
                 self.seq = message["seq"].as_u64().expect("a seq");
                 self.totals = serde_json::from_value(message["totals"].clone()).expect("totals");
+                self.totals.retain(|_, n| *n > 0);
             }
             Some("events") => {
                 for event in message["events"].as_array().expect("events") {
@@ -101,15 +120,42 @@ impl Tally {
         }
     }
 
-    /// Reads `ws` until its totals are `expected` (failing after the wait).
-    async fn until(&mut self, ws: &mut WsClient, expected: &BTreeMap<String, u64>) {
-        while self
-            .totals
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .ne(expected.iter())
-        {
-            let message = ws.next_json().await;
+    /// The next message; a socket closed by the consumer (code 1013, "try again")
+    /// is opened again, as the page does, and its snapshot is that message.
+    async fn next(&mut self) -> Value {
+        let frame = tokio::time::timeout(WAIT, self.ws.stream.next())
+            .await
+            .expect("a WebSocket message in time");
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                named_events(serde_json::from_str(&text).expect("JSON message"))
+            }
+            Some(Ok(Message::Close(Some(close)))) if close.code == CloseCode::Again => {
+                self.ws = self.app.websocket().await;
+                self.ws.snapshot().await
+            }
+            Some(Ok(Message::Close(close))) => panic!("socket closed: {close:?}"),
+            Some(Ok(_)) => Value::Null, // pings are answered by tungstenite itself
+            Some(Err(err)) => panic!("the socket failed: {err}"),
+            None => panic!("the socket ended"),
+        }
+    }
+
+    /// Reads until the totals are `expected` (failing after the wait).
+    async fn until(&mut self, expected: &BTreeMap<String, u64>) {
+        while &self.totals != expected {
+            let message = self.next().await;
+            self.read(&message);
+        }
+    }
+
+    /// Reads until a `status` message, which it returns.
+    async fn status(&mut self) -> Value {
+        loop {
+            let message = self.next().await;
+            if message["type"] == "status" {
+                return message;
+            }
             self.read(&message);
         }
     }
@@ -143,10 +189,7 @@ async fn a_crashed_master_of_the_consumers_keys_loses_no_task_and_every_dashboar
         (200, &json!("redis-cluster")),
         "{ready}"
     );
-    let (mut ws_a, mut ws_b) = (a.websocket().await, b.websocket().await);
-    let (mut tally_a, mut tally_b) = (Tally::default(), Tally::default());
-    tally_a.read(&ws_a.snapshot().await);
-    tally_b.read(&ws_b.snapshot().await);
+    let (mut dashboard_a, mut dashboard_b) = (Dashboard::open(&a).await, Dashboard::open(&b).await);
     let tasks = batch("failover", 40);
 
     // Half the batch, through both replicas, and one retry: counted once.
@@ -178,8 +221,8 @@ async fn a_crashed_master_of_the_consumers_keys_loses_no_task_and_every_dashboar
     let expected = totals_of(&tasks);
     assert_eq!(stats_totals(&a).await, expected);
     assert_eq!(stats_totals(&b).await, expected);
-    tally_a.until(&mut ws_a, &expected).await;
-    tally_b.until(&mut ws_b, &expected).await;
+    dashboard_a.until(&expected).await;
+    dashboard_b.until(&expected).await;
 }
 
 #[tokio::test]
@@ -231,9 +274,7 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
     // As the least-privileged user docs/operating.md gives.
     let user = AclUser::documented("taskhooks-consumer");
     let (a, b) = two_consumers_at(acl_user_on_every_node(&cluster, &user).await).await;
-    let mut ws = b.websocket().await;
-    let mut tally = Tally::default();
-    tally.read(&ws.snapshot().await);
+    let mut dashboard = Dashboard::open(&b).await;
     let tasks = batch("frozen", 6);
     a.deliver(&tasks[0]).await;
 
@@ -241,13 +282,7 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
     assert_eq!(a.post_task(&tasks[1]).await.status(), 503);
     assert_eq!(a.get_json("/readyz").await.0, 503);
     // The dashboard says so in words once its subscriber's ping goes unanswered.
-    let said = loop {
-        let message = ws.next_json().await;
-        if message["type"] == "status" {
-            break message;
-        }
-        tally.read(&message);
-    };
+    let said = dashboard.status().await;
     assert_eq!(said["status"], "unavailable", "{said}");
     assert!(
         said["error"].as_str().is_some_and(|e| e.contains("Redis")),
@@ -261,7 +296,7 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
     }
     let expected = totals_of(&tasks);
     assert_eq!(stats_totals(&b).await, expected);
-    tally.until(&mut ws, &expected).await;
+    dashboard.until(&expected).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use std::time::Duration;
 
 /// A connection to one Redis or to a Redis Cluster. Cheap to clone: clones share
 /// the connection.
@@ -31,31 +30,6 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// Waits until `replicas` replicas of the Redis that holds `key` have every
-    /// write this connection sent it so far, for at most `timeout`: `WAIT`, on the
-    /// master of `key`'s slot in a cluster. Returns how many replicas have them.
-    /// A write the master acknowledged but no replica has would be lost if the
-    /// master died now, so a caller answers its own client only once this is
-    /// enough.
-    pub async fn wait_for_replicas(
-        &mut self,
-        key: &str,
-        replicas: u32,
-        timeout: Duration,
-    ) -> redis::RedisResult<u32> {
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout.as_millis() as u64);
-        match self {
-            RedisConnection::Cluster(conn) => {
-                let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
-                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                let value = conn.route_command(wait, routing).await?;
-                Ok(redis::from_redis_value(value)?)
-            }
-            _ => wait.query_async(self).await,
-        }
-    }
-
     /// Runs `cmd` on the master that serves `key`'s slot (in a cluster; on one
     /// Redis, on it): for the commands that name no key (`INFO`, `CLUSTER INFO`)
     /// but must reach the node that holds the caller's keys.

@@ -214,6 +214,38 @@ impl RedisClient {
         })
     }
 
+    /// In a cluster, asks the first seed that answers for `CLUSTER SLOTS` as this
+    /// program's user: what the cluster client needs before anything else. When
+    /// the user may not, Redis's own `NOPERM` text, naming `cluster|slots`, is the
+    /// error (the cluster client would give only that it found no node). Nothing to
+    /// check on one Redis.
+    pub async fn check_cluster_access(&self) -> redis::RedisResult<()> {
+        let Inner::Cluster { seeds, .. } = &*self.inner else {
+            return Ok(());
+        };
+        let mut last_err = None;
+        for seed in seeds {
+            let slots = async {
+                let mut conn = seed.get_multiplexed_async_connection().await?;
+                redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async::<redis::Value>(&mut conn)
+                    .await
+            };
+            match slots.await {
+                Ok(_) => return Ok(()),
+                Err(err)
+                    if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) =>
+                {
+                    return Err(err);
+                }
+                Err(err) => last_err = Some(err),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no seed node"))))
+    }
+
     /// A subscriber connection. In a cluster, classic `PUBLISH` reaches every node
     /// (docs/design.md says why classic, not sharded, pub/sub), so any node will
     /// do: each call tries the seeds in turn from the one after the last used, so

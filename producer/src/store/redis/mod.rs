@@ -111,6 +111,7 @@ impl RedisStore {
     /// Makes the queue and its consumer group, unless they exist: fails when
     /// Redis cannot be reached.
     pub(crate) async fn connect(&self) -> Result<(), StoreError> {
+        timed(self.client.check_cluster_access()).await?;
         write::ensure_group(&mut self.conn()).await
     }
 
@@ -153,6 +154,7 @@ impl Store for RedisStore {
     /// cluster or where batches wait for replicas, it is in a cluster that is ok
     /// with those replicas online.
     async fn ready(&self) -> Result<(), StoreError> {
+        timed(self.client.check_cluster_access()).await?;
         let mut conn = self.conn();
         let queue = layout::queue_key();
         timed(redis::cmd("XLEN").arg(&queue).query_async::<u64>(&mut conn)).await?;
@@ -172,10 +174,15 @@ impl Store for RedisStore {
 
     async fn create(&self, tasks: BatchTasks, pace: Duration) -> Result<u64, CreateError> {
         write::check_room(&mut self.conn(), tasks.total, self.max_waiting).await?;
-        let mut conn = self.conn();
-        let total = write::create(&mut conn, tasks, pace).await?;
-        if self.wait_replicas > 0 {
-            write::replicate(&mut conn, self.wait_replicas).await?;
+        let wait = (self.wait_replicas > 0).then_some((self.wait_replicas, WAIT_TIMEOUT));
+        let (total, acknowledged) = write::create(&mut self.conn(), tasks, pace, wait).await?;
+        if let Some(acknowledged) = acknowledged.filter(|&n| n < self.wait_replicas) {
+            return Err(StoreError::Redis(format!(
+                "the batch reached {acknowledged} Redis replica(s) of the {} it must reach \
+                 (REDIS_WAIT_REPLICAS) in time",
+                self.wait_replicas
+            ))
+            .into());
         }
         Ok(total)
     }

@@ -56,19 +56,24 @@ pub(super) async fn check_room(redis: &mut Redis, total: u64, max: u64) -> Resul
     })
 }
 
-/// Writes a new batch and queues every task, all at once.
+/// Writes a new batch and queues every task, all at once (`MULTI` … `EXEC`),
+/// then, with `wait` (replicas, timeout), `WAIT`s for that many replicas to have
+/// it, in the same pipeline: on the same connection to the same node, so that
+/// after a failover it cannot count the replicas of a master that never had the
+/// batch. Returns the batch's total and, with `wait`, how many replicas have it.
 pub(super) async fn create(
     redis: &mut Redis,
     tasks: BatchTasks,
     pace: Duration,
-) -> Result<u64, StoreError> {
+    wait: Option<(u32, Duration)>,
+) -> Result<(u64, Option<u32>), StoreError> {
     let id = tasks.batchid.clone();
     let keys = Keys::of(&id);
     let now = now_millis();
     let records: Vec<TaskRecord> = tasks.map(TaskRecord::new).collect();
     let total = records.len() as u64;
     let mut pipe = redis::pipe();
-    pipe.atomic();
+    pipe.cmd("MULTI").ignore();
     pipe.hset_multiple(
         &keys.meta,
         &[
@@ -87,7 +92,8 @@ pub(super) async fn create(
             ("failed", 0),
             ("cancelled", 0),
         ],
-    );
+    )
+    .ignore();
     let mut states = Vec::with_capacity(records.len());
     let mut bodies = Vec::with_capacity(records.len());
     for (index, record) in (1u64..).zip(&records) {
@@ -97,11 +103,12 @@ pub(super) async fn create(
         bodies.push((index, json));
     }
     if !records.is_empty() {
-        pipe.hset_multiple(&keys.states, &states);
-        pipe.hset_multiple(&keys.tasks, &bodies);
+        pipe.hset_multiple(&keys.states, &states).ignore();
+        pipe.hset_multiple(&keys.tasks, &bodies).ignore();
     }
-    pipe.zadd(index_key(), &id, now);
-    pipe.zremrangebyrank(index_key(), 0, -(MAX_INDEXED + 1));
+    pipe.zadd(index_key(), &id, now).ignore();
+    pipe.zremrangebyrank(index_key(), 0, -(MAX_INDEXED + 1))
+        .ignore();
     let queue = queue_key();
     for index in 1..=total {
         pipe.cmd("XADD")
@@ -110,10 +117,17 @@ pub(super) async fn create(
             .arg("batch")
             .arg(&id)
             .arg("index")
-            .arg(index);
+            .arg(index)
+            .ignore();
     }
-    timed(pipe.query_async::<()>(redis)).await?;
-    Ok(total)
+    pipe.cmd("EXEC").ignore();
+    if let Some((replicas, timeout)) = wait {
+        pipe.cmd("WAIT")
+            .arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+    }
+    let acknowledged: Vec<u32> = timed(pipe.query_async(redis)).await?;
+    Ok((total, acknowledged.first().copied()))
 }
 
 /// Queues the tasks `request` chooses again, given every task's `states`; `None`
@@ -158,21 +172,6 @@ pub(super) async fn requeue(
         .map(task_id)
         .collect();
     Ok(Some(Err(Refusal::InFlight(busy))))
-}
-
-/// Waits until `replicas` replicas have every write this connection sent the
-/// outbox's master (the batch just created): a master that dies before that
-/// loses a batch its client was told about.
-pub(super) async fn replicate(redis: &mut Redis, replicas: u32) -> Result<(), StoreError> {
-    let acknowledged =
-        timed(redis.wait_for_replicas(&queue_key(), replicas, super::WAIT_TIMEOUT)).await?;
-    if acknowledged < replicas {
-        return Err(StoreError::Redis(format!(
-            "the batch reached {acknowledged} Redis replica(s) of the {replicas} it must \
-             reach (REDIS_WAIT_REPLICAS) in time"
-        )));
-    }
-    Ok(())
 }
 
 /// Marks the batch stopped and tells every producer; `false` when unknown.
