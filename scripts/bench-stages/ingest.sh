@@ -2,9 +2,11 @@
 # scripts/bench, which sources this file and calls stage_ingest; do not run it on its own.
 #
 # Each variant starts a release consumer of its own on BENCH_INGEST_PORT, with its own
-# Redis flags: on scripts/bench's plain redis-server, then (BENCH_INGEST_CLUSTER=1) on a
-# private six-node Redis Cluster (scripts/lib-cluster.sh), once with the cluster's
-# default, WAIT for 1 replica per webhook, and once with --redis-wait-replicas 0. Every
+# Redis flags: on scripts/bench's plain redis-server (Unix socket), then
+# (BENCH_INGEST_CLUSTER=1) on a plain redis-server over TCP, as the cluster's nodes are
+# reached, and on a private six-node Redis Cluster (scripts/lib-cluster.sh), once with
+# the cluster's default, WAIT for 1 replica per webhook, and once with
+# --redis-wait-replicas 0. Every
 # key of the consumer shares the hash tag {taskhooks}, so one master takes every write:
 # the table gives that master's CPU (INFO cpu) beside the plain redis-server's.
 #
@@ -27,7 +29,7 @@
 #   BENCH_INGEST_CONNECTIONS (64)     wrk's connections, for the webhooks and for /healthz
 #   BENCH_INGEST_SECONDS (10)         length of the /healthz run
 #   BENCH_INGEST_PORT (15104)         the port of each variant's consumer
-#   BENCH_INGEST_CLUSTER (1)          0: the plain redis-server only, no cluster variants
+#   BENCH_INGEST_CLUSTER (1)          0: the plain redis-server only, no TCP or cluster variants
 #   BENCH_INGEST_CLUSTER_PORT (30100) the first port tried for the cluster's nodes (a node
 #                                     needs P and P+10000 free)
 #
@@ -216,11 +218,29 @@ ingest_variant() {
     "$((consumer_cpu * 1000000 / ticks_per_s))" "$keys_cpu" "$nodes_cpu" "$load")")
 }
 
-# ingest_on_cluster: the two cluster variants, on a cluster started for them and
-# stopped after, so it takes no CPU from the stages that follow.
+# ingest_on_tcp PORT: the control for the cluster variants, which reach their nodes
+# over TCP where the plain variant uses a Unix socket: a plain redis-server of its own
+# on 127.0.0.1:PORT (its socket only for reading its CPU), stopped after.
+ingest_on_tcp() {
+  local main_redis_pid=$redis_pid tcp_pid
+  mkdir -p "$workdir/ingest-tcp"
+  start_redis "$workdir/ingest-tcp" --port "$1" --bind 127.0.0.1
+  tcp_pid=$redis_pid
+  redis_pid=$main_redis_pid # scripts/bench's Redis stays the one redis_pid names
+  ingest_variant "plain redis-server, TCP" "$workdir/ingest-tcp/redis.sock" "$workdir/ingest-tcp/redis.sock" \
+    --redis-url "redis://127.0.0.1:$1"
+  kill "$tcp_pid" 2>/dev/null || true
+  wait "$tcp_pid" 2>/dev/null || true
+}
+
+# ingest_on_cluster: the TCP control, then the two cluster variants on a cluster started
+# for them and stopped after, so it takes no CPU from the stages that follow.
 ingest_on_cluster() {
   local master urls='' p
   cluster_start "$workdir/cluster" "$ingest_cluster_port" BENCH_INGEST_CLUSTER_PORT
+  p=$((cluster_ports[5] + 1))
+  until port_free "$p"; do p=$((p + 1)); done
+  ingest_on_tcp "$p"
   read -r master _ < <(cluster_master_of '{taskhooks}:seq') || true # checked below
   [ -n "${master:-}" ] \
     || die "ingest: no master serves {taskhooks}:seq: $(cluster_cli "${cluster_ports[0]}" cluster nodes)"
@@ -291,7 +311,8 @@ Each variant runs a consumer of its own, started for it. Each webhook is a disti
 with its own \`webhook-id\`, signed before the run by \`consumer/examples/presign.rs\` and
 sent once by wrk (\`scripts/bench-stages/ingest.lua\`, $ingest_threads threads); webhooks/s counts
 from the first request to the last response, latency is wrk's. "Busy" is CPU time over that
-time: 100 % is one core. The Redis holding the keys is the one redis-server, or on the
+time: 100 % is one core. The first row reaches Redis on a Unix socket, the others over
+TCP on 127.0.0.1. The Redis holding the keys is the one redis-server, or on the
 cluster the master of \`{taskhooks}:seq\`${ingest_cluster_master:+ (:$ingest_cluster_master)}, since every key of the consumer
 shares that hash tag; the cluster is six nodes on this machine (three masters, one replica
 each), and WAIT 1, the consumer's default there, answers a webhook once one replica has its
