@@ -1,4 +1,4 @@
-# Helpers shared by the scripts (test, demo, bench, bench-dedupe, soak). Source it; do not run it.
+# Helpers shared by the scripts (test, demo, bench, bench-dedupe, bench-pubsub, soak). Source it; do not run it.
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -91,4 +91,10 @@ redis_info() {
 # rss_kib PID: the resident memory of a process, in KiB.
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# redis_cpu_us REDIS-CLI-ARG...: a redis-server's INFO cpu used_cpu_user + used_cpu_sys,
+# in microseconds (e.g. redis_cpu_us -s DIR/redis.sock, redis_cpu_us -p 30001).
+redis_cpu_us() {
+  redis-cli "$@" info cpu | tr -d '\r' | awk -F: '/^used_cpu_(user|sys):/ { t += $2 } END { printf "%.0f", t * 1e6 }'
 }
