@@ -1,7 +1,8 @@
-// Starts the programs under test: a private redis-server and the real consumer and producer
-// binaries from target/debug, each on a free port, each logging to its own file under
-// target/e2e/logs/. Everything started is stopped by `stopAll()` (call it from an after()
-// hook) and, as a last resort, killed when the test process exits.
+// Starts the programs under test: a private redis-server (or a Redis Cluster, cluster.js)
+// and the real consumer and producer binaries from target/debug, each on a free port, each
+// logging to its own file under target/e2e/logs/. Everything started is stopped by
+// `stopAll()` (call it from an after() hook) and, as a last resort, killed when the test
+// process exits.
 
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RedisCluster } from './cluster.js';
 import { waitFor } from './wait.js';
 
 /** The repository root. */
@@ -142,6 +144,14 @@ export class Services {
     proc.socket = socket;
     await this.#redisReady(proc);
     return port ? `redis://127.0.0.1:${port}` : `redis+unix://${socket}`;
+  }
+
+  /**
+   * Starts a private six-node Redis Cluster (see cluster.js) whose nodes are programs of
+   * this file, named redis-node-0…5; gives the `RedisCluster`, whose `urls` are its seeds.
+   */
+  async startRedisCluster(name = 'redis-cluster') {
+    return RedisCluster.start(this, name);
   }
 
   async #redisReady(proc) {

@@ -10,12 +10,14 @@ import { newSecret } from './signing.js';
 /**
  * Starts the consumer (and, unless `producer: false`, the producer) with their own Redis.
  * `env` is added to both programs' environment (LOG_FORMAT, RUST_LOG, …). With
- * `durableProducer`, the producer keeps its outbox in the same Redis (`--redis-url`).
+ * `durableProducer`, the producer keeps its outbox in the same Redis. With `redis:
+ * 'cluster'` that Redis is a private six-node Redis Cluster (`--redis-cluster-urls`),
+ * returned as `cluster`; else one redis-server (`--redis-url`), returned as `redisUrl`.
  * @param {Services} services
  */
-export async function startStack(services, { producer = true, env = {}, durableProducer = false } = {}) {
+export async function startStack(services, { producer = true, env = {}, durableProducer = false, redis = 'single' } = {}) {
   const secret = newSecret();
-  const redisUrl = await services.startRedis();
+  const { redisUrl, cluster, redisArgs } = await startRedis(services, redis);
   const consumerPort = await freePort();
   let producerPort = await freePort();
   // The kernel may hand out the port it just freed again; two programs need two.
@@ -25,7 +27,7 @@ export async function startStack(services, { producer = true, env = {}, durableP
   await services.startBinary('consumer', {
     bin: 'consumer',
     baseUrl: consumerUrl,
-    args: ['--bind', `127.0.0.1:${consumerPort}`, '--redis-url', redisUrl, '--producer-url', producerUrl],
+    args: ['--bind', `127.0.0.1:${consumerPort}`, ...redisArgs, '--producer-url', producerUrl],
     env: { ...env, WEBHOOK_SECRET: secret },
   });
   if (producer) {
@@ -36,12 +38,23 @@ export async function startStack(services, { producer = true, env = {}, durableP
         '--bind', `127.0.0.1:${producerPort}`,
         '--target', `${consumerUrl}/consumetasks`,
         '--dashboard-url', consumerUrl,
-        ...(durableProducer ? ['--redis-url', redisUrl] : []),
+        ...(durableProducer ? redisArgs : []),
       ],
       env: { ...env, WEBHOOK_SECRET: secret },
     });
   }
-  return { secret, redisUrl, consumerUrl, producerUrl };
+  return { secret, redisUrl, cluster, consumerUrl, producerUrl };
+}
+
+/** The Redis of `startStack` (`'single'` or `'cluster'`) and the flags that name it to both programs. */
+async function startRedis(services, redis) {
+  if (redis === 'cluster') {
+    const cluster = await services.startRedisCluster();
+    return { cluster, redisArgs: ['--redis-cluster-urls', cluster.urls] };
+  }
+  if (redis !== 'single') throw new Error(`startStack: redis must be 'single' or 'cluster', got '${redis}'`);
+  const redisUrl = await services.startRedis();
+  return { redisUrl, redisArgs: ['--redis-url', redisUrl] };
 }
 
 /**
