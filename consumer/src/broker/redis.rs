@@ -1,6 +1,7 @@
 //! The Redis broker: publish, dedupe and count in one script call per webhook (the
-//! script and the worker threads' connections are in [`super::redis_accept`]), and one
-//! subscriber per process that forwards the channel to this process's hub.
+//! script and the worker threads' connections are in [`super::redis_accept`]), the
+//! snapshot and totals reads, and the readiness check; the one subscriber per process
+//! that forwards the channel to this process's hub is in [`subscriber`].
 //!
 //! Keys, all prefixed with the channel name as a hash tag, `{<ch>}`, so that in a
 //! Redis Cluster they share one slot and the script that writes them together runs
@@ -23,9 +24,7 @@ use super::error::BrokerError;
 use super::eviction::EvictionRisk;
 use super::redis_accept::{AcceptScript, Call, Group, Queue};
 use super::snapshot::{Counts, RECENT_CAP, Snapshot, Totals};
-use crate::event::{Event, task_values};
-use crate::hub::{Hub, HubMessage};
-use futures_util::StreamExt as _;
+use crate::event::task_values;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,21 +32,15 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 use taskhooks_shared::redis_client::{RedisClient, RedisConnection, cluster_health};
 use taskhooks_shared::{Priority, Task};
-use tokio::sync::{Notify, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::oneshot;
 
 /// How long one Redis call may take before the webhook is answered 503. Short: a
 /// sender retries, and a stuck request holds a connection.
 pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the subscriber checks that its connection still answers.
-pub(crate) const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a script call's answer waits for the replicas to have its writes.
 /// Replicas acknowledge a `WAIT` at once unless they are behind or gone; within
 /// [`OP_TIMEOUT`], so a webhook is still answered in time.
 pub(crate) const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
-/// First and longest wait between subscriber reconnection attempts.
-pub(crate) const RECONNECT_DELAY: (Duration, Duration) =
-    (Duration::from_millis(100), Duration::from_secs(2));
 
 /// Reads sequence number, totals and recent events at one instant.
 static SNAPSHOT: LazyLock<redis::Script> = LazyLock::new(|| {
@@ -384,89 +377,6 @@ impl RedisBroker {
             Ok(Ok(())) => Ok(()),
         }
     }
-
-    /// Forwards the channel to `hub` until `shutdown`, reconnecting whenever the
-    /// subscription is lost and asking every socket to resync after each
-    /// (re)subscription, since events published meanwhile were not forwarded.
-    /// `subscribed` is notified each time the subscription is in place.
-    pub(crate) async fn run_subscriber(
-        self,
-        hub: Hub,
-        shutdown: CancellationToken,
-        subscribed: Arc<Notify>,
-    ) {
-        let (first, longest) = RECONNECT_DELAY;
-        let mut delay = first;
-        while !shutdown.is_cancelled() {
-            match self
-                .subscribe_once(&hub, &shutdown, &subscribed, &mut delay)
-                .await
-            {
-                Ok(()) => break,
-                Err(err) => {
-                    tracing::warn!(%err, retry_in = ?delay, "Redis subscriber lost");
-                    hub.send(HubMessage::Unavailable(Arc::from(format!(
-                        "Redis is unreachable ({err}): no events reach dashboards, and webhooks get 503 while it stays so"
-                    ))));
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(longest);
-        }
-        tracing::debug!("Redis subscriber stopped");
-    }
-
-    async fn subscribe_once(
-        &self,
-        hub: &Hub,
-        shutdown: &CancellationToken,
-        subscribed: &Notify,
-        delay: &mut Duration,
-    ) -> Result<(), BrokerError> {
-        let (mut sink, mut stream) = timed(self.client.pubsub()).await?.split();
-        let channel = events_channel(&self.prefix);
-        timed(sink.subscribe(&channel)).await?;
-        tracing::info!(%channel, "subscribed to Redis channel");
-        *delay = RECONNECT_DELAY.0;
-        hub.send(HubMessage::Resync);
-        subscribed.notify_one();
-        let mut health = tokio::time::interval(SUBSCRIBER_PING_INTERVAL);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                message = stream.next() => {
-                    let message = message.ok_or(BrokerError::Disconnected)?;
-                    forward(hub, message.get_payload_bytes());
-                }
-                _ = health.tick() => {
-                    timed(sink.ping::<redis::Value>()).await?;
-                }
-            }
-        }
-    }
-}
-
-/// The channel the accept script publishes on, for the keys' `prefix` (`v2`: see
-/// `redis_accept.rs`).
-fn events_channel(prefix: &str) -> String {
-    format!("{prefix}:v2:events")
-}
-
-fn forward(hub: &Hub, payload: &[u8]) {
-    let parsed = std::str::from_utf8(payload)
-        .map_err(|err| err.to_string())
-        .and_then(|text| Event::batch_from_json(text).map_err(|err| err.to_string()));
-    match parsed {
-        Ok(events) => {
-            for event in events {
-                hub.send(HubMessage::Event(event));
-            }
-        }
-        Err(err) => tracing::warn!(%err, "ignoring a malformed message on the channel"),
-    }
 }
 
 fn parse_totals(flat: &[String]) -> Totals {
@@ -492,5 +402,6 @@ fn recent_event(json: String) -> Option<Arc<serde_json::value::RawValue>> {
     }
 }
 
+mod subscriber;
 #[cfg(test)]
 mod tests;

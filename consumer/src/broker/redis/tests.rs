@@ -1,9 +1,12 @@
 //! The contract between the accept script's Lua and the Rust that reads it.
 
+use super::subscriber::events_channel;
 use super::*;
+use crate::event::Event;
 use crate::event::leading_seq;
 use crate::events_frame::{Frame, write_payload};
 use actix_web::web::BytesMut;
+use futures_util::StreamExt as _;
 use taskhooks_shared::testing::RedisServer;
 
 /// The contract between the accept script's Lua (`ACCEPT` in `redis_accept.rs`) and
