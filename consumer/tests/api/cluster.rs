@@ -1,11 +1,14 @@
 //! The consumer on a real 6-node Redis Cluster: two replicas share its totals and
-//! events; a crashed master, a lost replica and a frozen cluster lose nothing.
+//! events; a crashed master, a lost replica and a frozen cluster lose nothing; on a
+//! TLS cluster, as its documented ACL user, it works the same and hides the password.
 
 use crate::helpers::{TestApp, WAIT, WsClient, eventually, spawn_app_with, task};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use taskhooks_shared::testing::{AclUser, CLUSTER_NODES, RedisCluster, named_events};
+use taskhooks_shared::testing::{
+    AclUser, RedisCluster, assert_rediss_password_hidden, named_events,
+};
 use taskhooks_shared::{Priority, Secret, Task};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,48 +18,23 @@ const KEY: &str = "{taskhooks}:seq";
 
 /// Two consumers on `cluster`, sharing one secret.
 async fn two_consumers(cluster: &RedisCluster) -> (TestApp, TestApp) {
-    two_consumers_at(cluster.urls()).await
+    two_consumers_with(&["--redis-cluster-urls", &cluster.urls()]).await
 }
 
-/// Two consumers on the cluster of the seed URLs `urls`, sharing one secret.
-async fn two_consumers_at(urls: String) -> (TestApp, TestApp) {
+/// Two consumers on `cluster` logging in as `user` (created on every node).
+async fn two_consumers_as(cluster: &RedisCluster, user: &AclUser) -> (TestApp, TestApp) {
+    cluster.add_user(user).await;
+    two_consumers_with(&["--redis-cluster-urls", &cluster.urls_as(user)]).await
+}
+
+/// Two consumers with the Redis flags `redis`, sharing one secret.
+async fn two_consumers_with(redis: &[&str]) -> (TestApp, TestApp) {
     let secret = Secret::generate();
-    let args = [
-        "--webhook-secret".to_owned(),
-        secret.to_whsec(),
-        "--redis-cluster-urls".to_owned(),
-        urls,
-    ];
+    let mut args = vec!["--webhook-secret".to_owned(), secret.to_whsec()];
+    args.extend(redis.iter().map(|flag| (*flag).to_owned()));
     let a = spawn_app_with(secret.clone(), &args).await;
     let b = spawn_app_with(secret, &args).await;
     (a, b)
-}
-
-/// Creates `user` on every node (ACL users are each node's own), and gives the
-/// seed URLs logging in as it.
-async fn acl_user_on_every_node(cluster: &RedisCluster, user: &AclUser) -> String {
-    for node in 0..CLUSTER_NODES {
-        let mut setuser = redis::cmd("ACL");
-        setuser
-            .arg("SETUSER")
-            .arg(&user.name)
-            .arg("on")
-            .arg(format!(">{}", user.password))
-            .arg(&user.rules);
-        let mut conn = cluster.connection_to(node).await;
-        let () = setuser.query_async(&mut conn).await.expect("ACL SETUSER");
-    }
-    (0..CLUSTER_NODES)
-        .map(|node| {
-            format!(
-                "redis://{}:{}@127.0.0.1:{}",
-                user.name,
-                user.password,
-                cluster.port(node)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// The tasks of a batch, their priorities in turn.
@@ -273,7 +251,7 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
     let cluster = RedisCluster::start().await;
     // As the least-privileged user docs/operating.md gives.
     let user = AclUser::documented("taskhooks-consumer");
-    let (a, b) = two_consumers_at(acl_user_on_every_node(&cluster, &user).await).await;
+    let (a, b) = two_consumers_as(&cluster, &user).await;
     let mut dashboard = Dashboard::open(&b).await;
     let tasks = batch("frozen", 6);
     a.deliver(&tasks[0]).await;
@@ -303,7 +281,7 @@ async fn a_frozen_cluster_gets_503_the_pages_say_so_and_the_totals_are_exact_aft
 async fn a_user_without_the_right_to_read_the_slots_is_told_which_right_is_missing() {
     let cluster = RedisCluster::start().await;
     let user = AclUser::documented("taskhooks-consumer").without("+cluster|slots");
-    let (a, _b) = two_consumers_at(acl_user_on_every_node(&cluster, &user).await).await;
+    let (a, _b) = two_consumers_as(&cluster, &user).await;
 
     let (status, ready) = a.get_json("/readyz").await;
     assert_eq!(status, 503, "{ready}");
@@ -332,4 +310,47 @@ async fn redis_url_and_cluster_urls_together_are_refused_at_start_naming_both() 
         why.contains("REDIS_URL") && why.contains("REDIS_CLUSTER_URLS"),
         "{why}"
     );
+}
+
+#[tokio::test]
+async fn on_a_tls_cluster_as_the_documented_user_two_consumers_count_and_show_every_webhook() {
+    let cluster = RedisCluster::start_tls().await;
+    let user = AclUser::documented("taskhooks-consumer");
+    cluster.add_user(&user).await;
+    let (urls, ca) = (cluster.urls_as(&user), cluster.ca_cert());
+    let ca = ca.display().to_string();
+    let (a, b) = two_consumers_with(&["--redis-cluster-urls", &urls, "--redis-ca-cert", &ca]).await;
+    let (mut dashboard_a, mut dashboard_b) = (Dashboard::open(&a).await, Dashboard::open(&b).await);
+    let tasks = batch("tls-cluster", 6);
+
+    let (ready_status, ready) = a.get_json("/readyz").await;
+    for (n, task) in tasks.iter().enumerate() {
+        [&a, &b][n % 2].deliver(task).await;
+    }
+
+    assert_eq!(
+        (ready_status, &ready["broker"]),
+        (200, &json!("redis-cluster")),
+        "{ready}"
+    );
+    let expected = totals_of(&tasks);
+    assert_eq!(stats_totals(&a).await, expected);
+    assert_eq!(stats_totals(&b).await, expected);
+    dashboard_a.until(&expected).await;
+    dashboard_b.until(&expected).await;
+}
+
+#[tokio::test]
+async fn the_tls_cluster_password_shows_neither_in_the_debug_log_nor_in_help() {
+    let cluster = RedisCluster::start_tls().await;
+    let user = AclUser::documented("taskhooks-consumer");
+    cluster.add_user(&user).await;
+    let program = env!("CARGO_BIN_EXE_consumer");
+    let args = ["--bind", "127.0.0.1:0", "--allow-unsigned"];
+
+    let (log, shown) =
+        assert_rediss_password_hidden(program, &args, &cluster.login_as(&user)).await;
+
+    let line = format!("using the Redis Cluster at {shown} for pub/sub");
+    assert!(log.contains(&line), "{log}");
 }

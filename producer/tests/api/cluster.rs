@@ -1,14 +1,15 @@
 //! The durable outbox on a real 6-node Redis Cluster: a batch goes on when the
 //! master holding the outbox crashes in its middle, and each task is delivered
 //! once as a receiver that deduplicates counts it: a task whose outcome was being
-//! written when the master died is sent again, with the same `webhook-id`.
+//! written when the master died is sent again, with the same `webhook-id`. On a TLS
+//! cluster, as the documented ACL user, a batch is delivered with its events.
 
 use crate::durable::{summary_path, wait_for};
-use crate::helpers::{Receiver, eventually, spawn_app};
+use crate::helpers::{Receiver, Reply, done, eventually, final_states, spawn_app};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use taskhooks_shared::testing::RedisCluster;
+use taskhooks_shared::testing::{AclUser, RedisCluster};
 
 /// The key whose slot holds every key of the producer.
 const KEY: &str = "{taskhooks:producer}:queue";
@@ -91,4 +92,43 @@ async fn a_crashed_master_of_the_outbox_mid_batch_delivers_every_task_under_one_
         b["state"] == "done" && b["delivered"] == 40
     })
     .await;
+}
+
+#[tokio::test]
+async fn on_a_tls_cluster_as_the_documented_user_a_batch_is_delivered_with_its_events() {
+    let cluster = RedisCluster::start_tls().await;
+    let user = AclUser::documented("taskhooks-producer");
+    cluster.add_user(&user).await;
+    let mut receiver = Receiver::start([Reply::status(503)]).await;
+    let (urls, ca) = (cluster.urls_as(&user), cluster.ca_cert());
+    let ca = ca.display().to_string();
+    let flags = ["--redis-cluster-urls", &urls, "--redis-ca-cert", &ca];
+    let app = spawn_app(&receiver, &flags).await;
+    let (status, ready) = app.call("GET", "/readyz", None).await;
+
+    let batch = app.start(json!({"min": 4, "max": 4})).await;
+    let events = app.all_events(&batch).await;
+    let received = receiver.take(5).await;
+
+    assert_eq!(
+        (status, &ready["store"]),
+        (200, &json!("redis-cluster")),
+        "{ready}"
+    );
+    assert_eq!(done(&events)["delivered"], 4);
+    let states: Vec<_> = final_states(&events)
+        .iter()
+        .map(|task| task["state"].clone())
+        .collect();
+    assert_eq!(states, vec![json!("delivered"); 4]);
+    let ids: BTreeSet<u64> = received
+        .iter()
+        .map(|request| request.task.as_ref().expect("a task").id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        4,
+        "four tasks, one of them retried: {received:?}"
+    );
+    assert!(received.iter().all(|request| request.verified.is_ok()));
 }

@@ -136,8 +136,10 @@ async fn a_ca_file_that_is_missing_or_unused_stops_the_start_naming_the_setting(
 async fn the_rediss_password_shows_neither_in_the_debug_log_nor_in_help() {
     let program = env!("CARGO_BIN_EXE_producer");
     let args = ["--bind", "127.0.0.1:0", "--unsigned"];
+    let user = AclUser::documented(PRODUCER);
+    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
 
-    let (log, shown) = assert_rediss_password_hidden(program, &args, PRODUCER).await;
+    let (log, shown) = assert_rediss_password_hidden(program, &args, &redis.login_as(&user)).await;
 
     assert!(
         log.contains("durable outbox in Redis") && log.contains(&shown),

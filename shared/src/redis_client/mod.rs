@@ -408,7 +408,7 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, RedisSetupError> {
 
 /// rustls needs one crypto provider for the process; ring is the workspace's.
 /// Installing it twice is harmless (the second call is refused, the first kept).
-fn install_ring() {
+pub(crate) fn install_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

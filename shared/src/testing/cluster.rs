@@ -2,15 +2,17 @@
 //! masters with one replica each, that a test can crash, restart, pause and ask
 //! who serves a key. Each node is asked on its own, with the plain client, so that
 //! the harness reports what the nodes say rather than what a cluster client believes.
+//! The same cluster runs on TLS ([`RedisCluster::start_tls`]) with a CA of its own.
 
 mod conditions;
 mod node;
 mod topology;
 
-use super::eventually;
-use node::Node;
+use super::{AclUser, RedissLogin, eventually};
+use node::{Certificates, Node};
 use redis::aio::MultiplexedConnection;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -30,6 +32,8 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 pub struct RedisCluster {
     root: PathBuf,
     nodes: Vec<Node>,
+    /// `Some` when every node is on TLS only.
+    tls: Option<Arc<Certificates>>,
 }
 
 impl RedisCluster {
@@ -41,15 +45,35 @@ impl RedisCluster {
     /// When redis-server or redis-cli is missing or fails, or the cluster does not
     /// form within [`WAIT`](super::WAIT).
     pub async fn start() -> RedisCluster {
+        RedisCluster::start_with(false).await
+    }
+
+    /// [`start`](Self::start), but every node listens on TLS only, and talks TLS on
+    /// its cluster bus and to its replicas, with a certificate for 127.0.0.1 signed
+    /// by a CA made for this cluster ([`ca_cert`](Self::ca_cert)), which the system
+    /// does not trust. [`urls`](Self::urls) are then `rediss://`.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start) does, and when openssl fails.
+    pub async fn start_tls() -> RedisCluster {
+        RedisCluster::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> RedisCluster {
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let name = format!("taskhooks-cluster-{}-{n}", std::process::id());
+        let root = std::env::temp_dir().join(name);
+        let tls = tls.then(|| Arc::new(Certificates::make(root.join("certs"))));
         let mut cluster = RedisCluster {
-            root: std::env::temp_dir().join(name),
+            root,
             nodes: Vec::with_capacity(CLUSTER_NODES),
+            tls,
         };
         for i in 0..CLUSTER_NODES {
-            let node = Node::start(cluster.root.join(format!("node-{i}"))).await;
-            cluster.nodes.push(node);
+            let dir = cluster.root.join(format!("node-{i}"));
+            cluster
+                .nodes
+                .push(Node::start(dir, cluster.tls.clone()).await);
         }
         cluster.create().await;
         eventually(
@@ -66,9 +90,63 @@ impl RedisCluster {
         urls.join(",")
     }
 
-    /// `redis://127.0.0.1:PORT` of node `i`.
+    /// Every node's URL logging in as `user` (see [`add_user`](Self::add_user)),
+    /// comma-separated, as `REDIS_CLUSTER_URLS` takes them.
+    pub fn urls_as(&self, user: &AclUser) -> String {
+        let login = format!("://{}:{}@", user.name, user.password);
+        self.urls().replace("://", &login)
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` on TLS) of node `i`.
     pub fn node_url(&self, i: usize) -> String {
         self.nodes[i].url()
+    }
+
+    /// The PEM file of the CA that signed the nodes' certificate.
+    ///
+    /// # Panics
+    /// When the cluster was not started with [`start_tls`](Self::start_tls).
+    pub fn ca_cert(&self) -> PathBuf {
+        let Some(certificates) = &self.tls else {
+            panic!("a cluster without TLS has no CA: start it with RedisCluster::start_tls");
+        };
+        certificates.dir.join("ca.pem")
+    }
+
+    /// `REDIS_CLUSTER_URLS` logging in to every node as `user` (see
+    /// [`add_user`](Self::add_user)), with the cluster's CA.
+    ///
+    /// # Panics
+    /// As [`ca_cert`](Self::ca_cert) does.
+    pub fn login_as(&self, user: &AclUser) -> RedissLogin {
+        RedissLogin {
+            setting: "REDIS_CLUSTER_URLS",
+            urls: self.urls_as(user),
+            ca_cert: self.ca_cert(),
+            user: user.clone(),
+        }
+    }
+
+    /// Creates `user` on every live node (ACL users are each node's own, and a node
+    /// started again has forgotten them).
+    ///
+    /// # Panics
+    /// When a node refuses `ACL SETUSER`.
+    pub async fn add_user(&self, user: &AclUser) {
+        let mut setuser = redis::cmd("ACL");
+        setuser
+            .arg("SETUSER")
+            .arg(&user.name)
+            .arg("on")
+            .arg(format!(">{}", user.password))
+            .arg(&user.rules);
+        for i in self.live() {
+            let mut conn = self.connection_to(i).await;
+            let () = setuser
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_else(|err| panic!("ACL SETUSER {} on node {i}: {err}", user.name));
+        }
     }
 
     /// The port node `i` listens on (its cluster bus is on this plus 10000).
@@ -172,16 +250,27 @@ impl RedisCluster {
             .nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()));
-        let output = tokio::process::Command::new("redis-cli")
+        let mut command = tokio::process::Command::new("redis-cli");
+        if self.tls.is_some() {
+            command.arg("--tls").arg("--cacert").arg(self.ca_cert());
+        }
+        let output = command
             .args(["--cluster", "create"])
             .args(addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(std::process::Stdio::null())
-            .output()
-            .await
-            .unwrap_or_else(|err| {
-                panic!("cannot run redis-cli ({err}): install redis-server, which brings it")
-            });
+            .kill_on_drop(true)
+            .output();
+        // redis-cli waits without end for nodes that cannot meet (on the bus, say).
+        let Ok(output) = tokio::time::timeout(super::WAIT, output).await else {
+            panic!(
+                "redis-cli --cluster create: the nodes did not join within {:?}",
+                super::WAIT
+            );
+        };
+        let output = output.unwrap_or_else(|err| {
+            panic!("cannot run redis-cli ({err}): install redis-server, which brings it")
+        });
         assert!(
             output.status.success(),
             "redis-cli --cluster create failed ({}): {}{}",

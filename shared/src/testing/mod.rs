@@ -16,7 +16,7 @@ pub use dashboard::named_events;
 pub use http::{TestClient, http_client};
 pub use programs::{assert_help_hides, assert_security_headers, log_until_listening};
 pub use redis::RedisServer;
-pub use tls::{AclUser, TlsRedisServer, assert_rediss_password_hidden};
+pub use tls::{AclUser, RedissLogin, TlsRedisServer, assert_rediss_password_hidden};
 pub use wait::{Attempt, eventually, eventually_within};
 
 /// How long any awaited condition may take before a test fails: long enough for a

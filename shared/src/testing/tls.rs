@@ -178,8 +178,10 @@ fn free_port() -> u16 {
 }
 
 /// A CA (`ca.pem`) and a server certificate it signed (`server.pem`, `server.key`)
-/// for 127.0.0.1 and localhost, valid for two days.
-fn make_certificates(dir: &Path) {
+/// for 127.0.0.1 and localhost, valid for two days. It is a client certificate too:
+/// a cluster node presents it to the others on the TLS cluster bus, which always
+/// asks for one, whatever `--tls-auth-clients` says.
+pub(super) fn make_certificates(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
@@ -216,7 +218,7 @@ fn make_certificates(dir: &Path) {
         ],
     );
     let extensions = "subjectAltName=IP:127.0.0.1,DNS:localhost\n\
-                      basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
+                      basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n";
     std::fs::write(dir.join("server.ext"), extensions).expect("write server.ext");
     openssl(
         dir,
@@ -241,28 +243,57 @@ fn openssl(dir: &Path, first: &[&str], second: &[&str], third: &[&str]) {
     );
 }
 
-/// Starts `program` with `args`, logged in to a TLS Redis as the documented ACL user
-/// `user_name` (`REDIS_URL` and `REDIS_CA_CERT` in its environment), and checks that the
-/// password shows neither in its debug log nor in its `--help`. Returns the log and the
-/// URL as the program must show it (the user and password replaced by `***`), for the
-/// caller's own check of the line that names it.
+/// How a program under test logs in to Redis over TLS, as its environment gives it:
+/// `setting` (`REDIS_URL` or `REDIS_CLUSTER_URLS`) is `urls`, logging in as `user`,
+/// and `REDIS_CA_CERT` is `ca_cert`.
+#[derive(Debug, Clone)]
+pub struct RedissLogin {
+    pub setting: &'static str,
+    pub urls: String,
+    pub ca_cert: PathBuf,
+    pub user: AclUser,
+}
+
+impl RedissLogin {
+    /// `urls` as the program must show them: each user and password replaced by `***`.
+    pub fn shown(&self) -> String {
+        let login = format!("{}:{}", self.user.name, self.user.password);
+        self.urls.replace(&login, "***")
+    }
+}
+
+impl TlsRedisServer {
+    /// `REDIS_URL` logging in to this server as `user`, with its CA.
+    pub fn login_as(&self, user: &AclUser) -> RedissLogin {
+        RedissLogin {
+            setting: "REDIS_URL",
+            urls: self.url_as(user),
+            ca_cert: self.ca_cert(),
+            user: user.clone(),
+        }
+    }
+}
+
+/// Starts `program` with `args`, logged in to a TLS Redis or Redis Cluster as
+/// `login` says (in its environment), and checks that the password shows neither in
+/// its debug log nor in its `--help`. Returns the log and the URLs as the program must
+/// show them ([`RedissLogin::shown`]), for the caller's own check of the line that
+/// names them.
 ///
 /// # Panics
 /// When the password shows, or as [`super::log_until_listening`] does.
 pub async fn assert_rediss_password_hidden(
     program: &str,
     args: &[&str],
-    user_name: &str,
+    login: &RedissLogin,
 ) -> (String, String) {
-    let user = AclUser::documented(user_name);
-    let redis = TlsRedisServer::start(std::slice::from_ref(&user));
-    let (url, ca) = (redis.url_as(&user), redis.ca_cert().display().to_string());
-    let env = [("REDIS_URL", url.as_str()), ("REDIS_CA_CERT", &ca)];
+    let ca = login.ca_cert.display().to_string();
+    let env = [(login.setting, login.urls.as_str()), ("REDIS_CA_CERT", &ca)];
+    let password = login.user.password.as_str();
 
     let (_, log) = super::log_until_listening(program, args, &env).await;
 
-    assert!(!log.contains(&user.password), "{log}");
-    super::assert_help_hides(program, &env, "REDIS_CA_CERT", &[&user.password]).await;
-    let shown = url.replacen(&format!("{}:{}", user.name, user.password), "***", 1);
-    (log, shown)
+    assert!(!log.contains(password), "{log}");
+    super::assert_help_hides(program, &env, "REDIS_CA_CERT", &[password]).await;
+    (log, login.shown())
 }

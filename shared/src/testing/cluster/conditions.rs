@@ -27,7 +27,8 @@ impl RedisCluster {
         Ok((info, View::parse(&nodes)))
     }
 
-    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The nodes running now (paused or not).
+    pub(super) fn live(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].pid().is_some())
     }
 

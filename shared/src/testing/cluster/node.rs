@@ -1,5 +1,6 @@
 //! One redis-server of a test cluster: its port (and cluster bus port), its own
-//! directory holding its `nodes.conf`, and its process, killed when dropped.
+//! directory holding its `nodes.conf`, and its process, killed when dropped. A node
+//! of a TLS cluster listens on TLS only, and its cluster bus and replication are TLS.
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
@@ -7,6 +8,7 @@ use std::net::TcpListener;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A node's cluster bus listens on its port plus this (Redis's default offset).
@@ -27,20 +29,54 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a starting node is asked for PING or a killed one looked for.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The certificates every node of a TLS cluster shares (made by
+/// `make_certificates`): `ca.pem`, `server.pem` and `server.key` in `dir`.
+pub(super) struct Certificates {
+    pub(super) dir: PathBuf,
+    /// `ca.pem`'s bytes, which the harness's own connections trust.
+    pub(super) ca: Vec<u8>,
+}
+
+impl Certificates {
+    /// Makes a CA and a server certificate for 127.0.0.1 in `dir` (created).
+    ///
+    /// # Panics
+    /// When `dir` cannot be made or openssl fails.
+    pub(super) fn make(dir: PathBuf) -> Certificates {
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+        super::super::tls::make_certificates(&dir);
+        let ca = std::fs::read(dir.join("ca.pem"))
+            .unwrap_or_else(|err| panic!("cannot read the CA made in {}: {err}", dir.display()));
+        Certificates { dir, ca }
+    }
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificates")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One cluster node; its process is killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub(super) struct Node {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `Some` for a node of a TLS cluster.
+    tls: Option<Arc<Certificates>>,
 }
 
 impl Node {
-    /// Starts a node in `dir` (created), on ports picked afresh until one start works.
+    /// Starts a node in `dir` (created), on ports picked afresh until one start works;
+    /// on TLS only when given `tls`.
     ///
     /// # Panics
     /// When redis-server is missing or no start succeeds.
-    pub(super) async fn start(dir: PathBuf) -> Node {
+    pub(super) async fn start(dir: PathBuf, tls: Option<Arc<Certificates>>) -> Node {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
@@ -48,6 +84,7 @@ impl Node {
             port: 0,
             dir,
             child: None,
+            tls,
         };
         let mut last_error = String::new();
         for _ in 0..START_TRIES {
@@ -66,9 +103,18 @@ impl Node {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://…` on TLS.
     pub(super) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.port)
+    }
+
+    /// `redis` or, on TLS, `rediss`.
+    pub(super) fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// The process id, while the node runs (paused or not).
@@ -83,7 +129,18 @@ impl Node {
         response_timeout: Duration,
     ) -> redis::RedisResult<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new().set_response_timeout(Some(response_timeout));
-        redis::Client::open(self.url())?
+        let client = match &self.tls {
+            None => redis::Client::open(self.url())?,
+            Some(certificates) => {
+                crate::redis_client::install_ring();
+                let trust = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(certificates.ca.clone()),
+                };
+                redis::Client::build_with_tls(self.url(), trust)?
+            }
+        };
+        client
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }
@@ -144,7 +201,11 @@ impl Node {
             "--repl-diskless-sync-delay", "0",
             "--save", "", "--appendonly", "no",
         ];
-        args.map(str::to_owned).to_vec()
+        let mut args = args.map(str::to_owned).to_vec();
+        if let Some(certificates) = &self.tls {
+            args.extend(tls_args(&port, certificates));
+        }
+        args
     }
 
     async fn wait_for_pong(&mut self) -> Result<(), String> {
@@ -184,6 +245,22 @@ impl Drop for Node {
             let _ = child.wait();
         }
     }
+}
+
+/// The options that move a node's clients, cluster bus and replication onto TLS on
+/// `port` (later options win: `--port 0` closes the plain port), trusting the CA but
+/// asking clients for no certificate of their own.
+fn tls_args(port: &str, certificates: &Certificates) -> Vec<String> {
+    let path = |name: &str| certificates.dir.join(name).display().to_string();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    #[rustfmt::skip]
+    let args = [
+        "--port", "0", "--tls-port", port,
+        "--tls-cluster", "yes", "--tls-replication", "yes",
+        "--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca,
+        "--tls-auth-clients", "no",
+    ];
+    args.map(str::to_owned).to_vec()
 }
 
 /// A port, picked at random in [`PORTS`], that can be bound now, and whose bus
