@@ -60,6 +60,12 @@ pub(crate) enum Fanout {
     Frame(Arc<Frame>),
     /// See [`HubMessage::Resync`].
     Resync,
+    /// An event's `seq` did not follow the one before it: events were lost on the
+    /// way (a cluster's bus may drop a message under load), or a failover promoted
+    /// a replica that had not had the last writes, so numbers were handed out again.
+    /// Either way the totals the sockets' clients hold may be wrong: every socket
+    /// sends a fresh snapshot, as for [`Fanout::Resync`].
+    Gap,
     /// See [`HubMessage::Unavailable`].
     Unavailable(Arc<str>),
 }
@@ -89,6 +95,9 @@ struct Pacing {
     last_frame: Option<Instant>,
     /// A task waits to flush `pending` when it is due: one at a time, not one per event.
     timer_armed: bool,
+    /// The last event's `seq`, to see a gap ([`Fanout::Gap`]); `None` after a
+    /// resubscription, when the next event starts afresh.
+    last_seq: Option<u64>,
 }
 
 impl Hub {
@@ -116,6 +125,12 @@ impl Hub {
         let status = match message {
             HubMessage::Event(event) => {
                 self.forwarded.inc();
+                let follows = pacing.last_seq.is_none_or(|last| event.seq == last + 1);
+                pacing.last_seq = Some(event.seq);
+                if !follows {
+                    self.flush(&mut pacing, Instant::now());
+                    let _ = self.shared.sender.send(Fanout::Gap);
+                }
                 let bytes = Frame::length_of(&event);
                 if FRAME_OVERHEAD + pacing.pending_bytes + bytes > MAX_FRAME_BYTES {
                     self.flush(&mut pacing, Instant::now()); // a full frame goes at once
@@ -124,7 +139,10 @@ impl Hub {
                 pacing.pending.push(event);
                 return self.pace(&mut pacing);
             }
-            HubMessage::Resync => Fanout::Resync,
+            HubMessage::Resync => {
+                pacing.last_seq = None;
+                Fanout::Resync
+            }
             HubMessage::Unavailable(reason) => Fanout::Unavailable(reason),
         };
         self.flush(&mut pacing, Instant::now());

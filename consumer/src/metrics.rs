@@ -120,6 +120,9 @@ pub(crate) enum Resync {
     lagged,
     /// The subscription to the broker was lost and is back: events may be missing.
     broker_reconnected,
+    /// An event's `seq` did not follow the last one's: events were lost, or numbers
+    /// handed out again after a failover (`hub::Fanout::Gap`).
+    gap,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

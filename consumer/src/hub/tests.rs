@@ -130,6 +130,35 @@ async fn a_status_message_follows_the_events_held_before_it() {
     assert!(matches!(frames.try_recv(), Ok(Fanout::Resync)));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_gap_or_a_step_back_in_seq_asks_every_socket_to_resync_but_not_after_a_resubscription() {
+    let hub = Hub::new(INTERVAL);
+    let mut frames = hub.subscribe();
+    hub.send(event(1));
+    hub.send(event(3)); // 2 lost
+
+    assert_eq!(seqs(frames.try_recv()), [1]);
+    assert!(matches!(frames.try_recv(), Ok(Fanout::Gap)), "a gap");
+    tokio::time::advance(INTERVAL).await;
+    assert_eq!(
+        seqs(frames.recv().await),
+        [3],
+        "the event itself still goes out"
+    );
+
+    hub.send(event(2)); // handed out again after a failover
+    assert!(matches!(frames.try_recv(), Ok(Fanout::Gap)), "a step back");
+
+    hub.send(HubMessage::Resync);
+    tokio::time::advance(INTERVAL).await;
+    hub.send(event(9));
+    let after: Vec<Fanout> = std::iter::from_fn(|| frames.try_recv().ok()).collect();
+    assert!(
+        !after.iter().any(|f| matches!(f, Fanout::Gap)),
+        "after a resubscription the next event starts afresh: {after:?}"
+    );
+}
+
 /// A steady stream of one event a millisecond for a second gets one frame per
 /// interval: at 0, 50, …, 950 ms, and the last events' at 1,000 ms.
 #[tokio::test(start_paused = true)]

@@ -193,6 +193,7 @@ impl Feed {
                 unavailable_message(&reason).as_bytes(),
             )),
             Ok(Fanout::Resync) => self.ask_snapshot(Resync::broker_reconnected),
+            Ok(Fanout::Gap) => self.ask_snapshot(Resync::gap),
             Err(RecvError::Lagged(_)) => self.ask_snapshot(Resync::lagged),
             // The hub is gone: the server is stopping, and the socket task closes.
             Err(RecvError::Closed) => {
