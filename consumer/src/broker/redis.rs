@@ -229,54 +229,32 @@ impl RedisBroker {
     }
 
     /// One script call for `calls`, and the replicas' `WAIT` right after it when
-    /// writes wait for some (one pipeline: [`AcceptScript::pipeline`]): each
-    /// webhook's `seq`, in order.
+    /// writes wait for some (one pipeline: [`AcceptScript::run`]): each webhook's
+    /// `seq`, in order.
     async fn run_accept(
         &self,
         conn: &mut RedisConnection,
         calls: &[&Call],
     ) -> Result<Vec<u64>, BrokerError> {
         let wait = (self.wait_replicas > 0).then_some((self.wait_replicas, WAIT_TIMEOUT));
-        let pipe = self
+        let run = self
             .accept
-            .pipeline(&self.keys[0], calls.iter().copied(), wait);
-        let replies: Vec<redis::Value> = match timed(pipe.query_async(conn)).await {
-            Err(BrokerError::Redis(err))
-                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
-                timed(self.accept.load(conn)).await?;
-                timed(pipe.query_async(conn)).await?
-            }
-            replies => replies?,
-        };
-        let unexpected = |what: String| BrokerError::Unexpected(what);
-        let mut replies = replies.into_iter();
-        let seqs: Vec<u64> = replies
-            .next()
-            .map(redis::from_redis_value)
-            .transpose()
-            .map_err(|err| unexpected(format!("the accept script's answer: {err}")))?
-            .unwrap_or_default();
+            .run(conn, &self.keys[0], calls.iter().copied(), wait);
+        let (answer, acknowledged) = timed(run).await?;
+        let seqs: Vec<u64> = redis::from_redis_value(answer)
+            .map_err(|err| BrokerError::Unexpected(format!("the accept script's answer: {err}")))?;
         if seqs.len() != calls.len() {
-            return Err(unexpected(format!(
+            return Err(BrokerError::Unexpected(format!(
                 "the accept script returned {} results for {} webhooks",
                 seqs.len(),
                 calls.len()
             )));
         }
-        if let Some((wanted, _)) = wait {
-            let acknowledged: u32 = replies
-                .next()
-                .map(redis::from_redis_value)
-                .transpose()
-                .map_err(|err| unexpected(format!("WAIT's answer: {err}")))?
-                .unwrap_or_default();
-            if acknowledged < wanted {
-                return Err(BrokerError::NotReplicated {
-                    acknowledged,
-                    wanted,
-                });
-            }
+        if let Some(acknowledged) = acknowledged.filter(|&n| n < self.wait_replicas) {
+            return Err(BrokerError::NotReplicated {
+                acknowledged,
+                wanted: self.wait_replicas,
+            });
         }
         Ok(seqs)
     }

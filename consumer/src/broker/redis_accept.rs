@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskhooks_shared::Priority;
-use taskhooks_shared::redis_client::RedisConnection;
+use taskhooks_shared::redis_client::{RedisConnection, evalsha};
 use tokio::sync::oneshot;
 
 /// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
@@ -243,44 +243,26 @@ impl AcceptScript {
         }
     }
 
-    /// One pipeline: the script call (`EVALSHA`) for every webhook of `calls`, in
-    /// order, `seq_key` routing it; then, when `wait` gives a number of replicas and
-    /// a timeout, `WAIT` for them. Both go down the same connection to the same node:
-    /// in a cluster, a `WAIT` sent on its own after a failover would reach the new
-    /// master, which never had the write, and count the replicas it has. Should
-    /// the node change under the pipeline, the cluster client sends it whole to the
-    /// new master: the script runs again there (a webhook already in is then a
-    /// duplicate) and the `WAIT` covers that run.
-    pub(crate) fn pipeline<'a>(
+    /// Runs the script for every webhook of `calls`, in order (`seq_key` routes
+    /// it), and with `wait` the replicas' `WAIT` in the same pipeline
+    /// (`RedisConnection::eval_then_wait`). Should the cluster client send it again
+    /// to a new master, a webhook already in is a duplicate there.
+    pub(crate) async fn run<'a>(
         &self,
+        conn: &mut RedisConnection,
         seq_key: &str,
         calls: impl Iterator<Item = &'a Call>,
         wait: Option<(u32, Duration)>,
-    ) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.cmd("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(1)
-            .arg(seq_key)
-            .arg(&*self.channel);
+    ) -> redis::RedisResult<(redis::Value, Option<u32>)> {
+        let mut eval = evalsha(&self.script, &[seq_key]);
+        eval.arg(&*self.channel);
         for call in calls {
-            pipe.arg(&call.task_values)
+            eval.arg(&call.task_values)
                 .arg(call.priority.as_str())
                 .arg(call.hash.as_ref().map_or(&[][..], |h| &h.field[..]))
                 .arg(call.hash.map_or(0, |h| h.shard));
         }
-        if let Some((replicas, timeout)) = wait {
-            pipe.cmd("WAIT")
-                .arg(replicas)
-                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
-        }
-        pipe
-    }
-
-    /// Loads the script into Redis (after `NOSCRIPT`: a Redis restarted, or a node
-    /// new to the cluster).
-    pub(crate) async fn load(&self, conn: &mut RedisConnection) -> redis::RedisResult<String> {
-        self.script.load_async(conn).await
+        conn.eval_then_wait(&self.script, &eval, wait).await
     }
 
     /// Puts `call` in this thread's queue (see [`Queue`]); `answer` will get its

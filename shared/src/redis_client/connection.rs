@@ -5,6 +5,16 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::time::Duration;
+
+/// `EVALSHA` of `script` with `keys` (the first routes the call in a cluster); the
+/// caller adds the script's arguments, and runs it with
+/// [`RedisConnection::eval_then_wait`].
+pub fn evalsha(script: &redis::Script, keys: &[&str]) -> Cmd {
+    let mut eval = redis::cmd("EVALSHA");
+    eval.arg(script.get_hash()).arg(keys.len()).arg(keys);
+    eval
+}
 
 /// A connection to one Redis or to a Redis Cluster. Cheap to clone: clones share
 /// the connection.
@@ -30,6 +40,48 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
+    /// Runs `eval` (made by [`evalsha`] for `script`) and, when `wait` gives a
+    /// number of replicas and a timeout, `WAIT`s for them: the script's answer, and
+    /// how many replicas have its writes. Both go in one pipeline, down the same
+    /// connection to the same node: in a cluster, a `WAIT` sent on its own after a
+    /// failover would reach the new master, which never had the write, and count
+    /// its replicas. Should the node change under the pipeline, the cluster client
+    /// sends it whole to the new master, so the `WAIT` covers the script's run
+    /// there (a script that may run twice must say what a second run does). On
+    /// `NOSCRIPT` (a Redis restarted, a node new to the cluster) the script is
+    /// loaded and the pipeline sent again.
+    pub async fn eval_then_wait(
+        &mut self,
+        script: &redis::Script,
+        eval: &Cmd,
+        wait: Option<(u32, Duration)>,
+    ) -> redis::RedisResult<(Value, Option<u32>)> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval.clone());
+        if let Some((replicas, timeout)) = wait {
+            pipe.cmd("WAIT")
+                .arg(replicas)
+                .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        }
+        let replies: Vec<Value> = match pipe.query_async(self).await {
+            Err(err)
+                if err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                script.load_async(self).await?;
+                pipe.query_async(self).await?
+            }
+            replies => replies?,
+        };
+        let mut replies = replies.into_iter();
+        let answer = replies.next().unwrap_or(Value::Nil);
+        let acknowledged = match (wait, replies.next()) {
+            (None, _) => None,
+            (Some(_), Some(count)) => Some(redis::from_redis_value(count)?),
+            (Some(_), None) => Some(0),
+        };
+        Ok((answer, acknowledged))
+    }
+
     /// Runs `cmd` on the master that serves `key`'s slot (in a cluster; on one
     /// Redis, on it): for the commands that name no key (`INFO`, `CLUSTER INFO`)
     /// but must reach the node that holds the caller's keys.

@@ -20,7 +20,8 @@ mod connection;
 mod settings;
 
 pub use cluster::{HealthError, cluster_health, watch_topology};
-pub use connection::RedisConnection;
+pub use connection::{RedisConnection, evalsha};
+#[cfg(feature = "testing")]
 pub(crate) use settings::install_ring;
 pub use settings::{RedisSettings, RedisSetupError, redis_client};
 

@@ -121,6 +121,29 @@ for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 return {}
 "#;
 
+/// Writes a new batch and queues every task, at once: KEYS are the batch's meta,
+/// states and tasks, the index and the queue; ARGV the batch id, the time, the
+/// pace, how many batches the index keeps, the name of the queued state, then each
+/// task's record JSON in index order. Returns 0, changing nothing, when the batch
+/// is already there: a call sent again after its answer was lost (the cluster
+/// client resends a pipeline whose connection broke) must not queue every task
+/// twice.
+const CREATE_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local total = #ARGV - 5
+redis.call('HSET', KEYS[1], 'total', total, 'created_at', ARGV[2], 'run_started_at', ARGV[2],
+  'pace_ms', ARGV[3], 'next_start', 0, 'stopped', 0, 'queued', total, 'in_flight', 0,
+  'delivered', 0, 'failed', 0, 'cancelled', 0)
+for index = 1, total do
+  redis.call('HSET', KEYS[2], index, ARGV[5])
+  redis.call('HSET', KEYS[3], index, ARGV[5 + index])
+  redis.call('XADD', KEYS[5], '*', 'batch', ARGV[1], 'index', index)
+end
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[4]) + 1))
+return 1
+"#;
+
 /// Reserves the batch's next delivery start, shared by every producer: returns
 /// the milliseconds to wait for it (0 when the schedule is behind: it restarts
 /// from now rather than firing a burst). ARGV[1] is the pace in milliseconds.
@@ -136,6 +159,9 @@ return start - now
 /// [`APPLY_LUA`], hashed once: each call sends only the SHA1 (EVALSHA), and
 /// the script itself only when Redis does not know it yet.
 pub(super) static APPLY: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(APPLY_LUA));
+/// See [`CREATE_LUA`].
+pub(super) static CREATE: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(CREATE_LUA));
 /// See [`REQUEUE_LUA`].
 pub(super) static REQUEUE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(REQUEUE_LUA));
@@ -207,5 +233,33 @@ mod tests {
             summary.counts, counts,
             "the script counts by the same state names"
         );
+    }
+
+    /// A create sent again (the cluster client resends a pipeline whose connection
+    /// broke, though it may have run) changes nothing: every task queued once.
+    #[tokio::test]
+    async fn a_batch_written_again_is_not_queued_twice() {
+        let redis = RedisServer::start();
+        let client = RedisClient::open(&redis.url()).expect("a URL");
+        let mut conn = client
+            .shared_connection(Duration::from_secs(2))
+            .expect("a connection");
+        let first = Generator::new(Some(7)).batch_of(3);
+        let again = Generator::new(Some(7)).batch_of(3);
+        assert_eq!(first.batchid, again.batchid, "the same batch");
+
+        super::super::write::create(&mut conn, first, Duration::ZERO, None)
+            .await
+            .expect("written");
+        super::super::write::create(&mut conn, again, Duration::ZERO, None)
+            .await
+            .expect("written again");
+
+        let queued: u64 = redis::cmd("XLEN")
+            .arg(super::queue_key())
+            .query_async(&mut conn)
+            .await
+            .expect("XLEN");
+        assert_eq!(queued, 3);
     }
 }

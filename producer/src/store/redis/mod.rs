@@ -134,6 +134,11 @@ impl RedisStore {
     fn conn(&self) -> Redis {
         self.conn.clone()
     }
+
+    /// The replicas a write answered to a client waits for, and for how long.
+    fn wait(&self) -> Option<(u32, Duration)> {
+        (self.wait_replicas > 0).then_some((self.wait_replicas, WAIT_TIMEOUT))
+    }
 }
 
 #[async_trait]
@@ -174,15 +179,17 @@ impl Store for RedisStore {
 
     async fn create(&self, tasks: BatchTasks, pace: Duration) -> Result<u64, CreateError> {
         write::check_room(&mut self.conn(), tasks.total, self.max_waiting).await?;
-        let wait = (self.wait_replicas > 0).then_some((self.wait_replicas, WAIT_TIMEOUT));
-        let (total, acknowledged) = write::create(&mut self.conn(), tasks, pace, wait).await?;
+        let id = tasks.batchid.clone();
+        let (total, acknowledged) =
+            write::create(&mut self.conn(), tasks, pace, self.wait()).await?;
         if let Some(acknowledged) = acknowledged.filter(|&n| n < self.wait_replicas) {
-            return Err(StoreError::Redis(format!(
-                "the batch reached {acknowledged} Redis replica(s) of the {} it must reach \
-                 (REDIS_WAIT_REPLICAS) in time",
-                self.wait_replicas
-            ))
-            .into());
+            // Answered 503, the batch is stopped, so that a client trying again does
+            // not get it twice (a task already started may still be delivered).
+            if let Err(err) = write::stop(&mut self.conn(), &id).await {
+                tracing::warn!(%err, batch = %id, "a batch refused for want of a replica could not be stopped");
+            }
+            let refused = write::not_replicated("the batch", acknowledged, self.wait_replicas);
+            return Err(refused.into());
         }
         Ok(total)
     }
@@ -207,7 +214,7 @@ impl Store for RedisStore {
         let Some(states) = read::states(&mut self.conn(), id).await? else {
             return Ok(None);
         };
-        write::requeue(&mut self.conn(), id, &states, request).await
+        write::requeue(&mut self.conn(), id, &states, request, self.wait()).await
     }
 
     async fn stop(&self, id: &str) -> Result<bool, StoreError> {

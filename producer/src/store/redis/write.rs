@@ -4,7 +4,9 @@
 //! atomic command, pipeline or script, so producers sharing a batch never see
 //! it half written.
 
-use super::layout::{APPLY, GROUP, Keys, REQUEUE, RESERVE, STOP_CHANNEL, index_key, queue_key};
+use super::layout::{
+    APPLY, CREATE, GROUP, Keys, REQUEUE, RESERVE, STOP_CHANNEL, index_key, queue_key,
+};
 use super::{Redis, timed};
 use crate::delivery::attempt::now_millis;
 use crate::delivery::task::State;
@@ -14,7 +16,7 @@ use crate::store::{CreateError, Stops, StoreError};
 use futures_util::StreamExt as _;
 use redis::AsyncCommands as _;
 use std::time::Duration;
-use taskhooks_shared::redis_client::RedisClient;
+use taskhooks_shared::redis_client::{RedisClient, evalsha};
 use tokio_util::sync::CancellationToken;
 
 /// How many batch ids the index keeps; the batches themselves expire.
@@ -56,11 +58,10 @@ pub(super) async fn check_room(redis: &mut Redis, total: u64, max: u64) -> Resul
     })
 }
 
-/// Writes a new batch and queues every task, all at once (`MULTI` … `EXEC`),
-/// then, with `wait` (replicas, timeout), `WAIT`s for that many replicas to have
-/// it, in the same pipeline: on the same connection to the same node, so that
-/// after a failover it cannot count the replicas of a master that never had the
-/// batch. Returns the batch's total and, with `wait`, how many replicas have it.
+/// Writes a new batch and queues every task, at once ([`CREATE`]), then, with
+/// `wait` (replicas, timeout), `WAIT`s for that many replicas to have it, in the
+/// same pipeline (`RedisConnection::eval_then_wait`). Returns the batch's total
+/// and, with `wait`, how many replicas have it.
 pub(super) async fn create(
     redis: &mut Redis,
     tasks: BatchTasks,
@@ -69,97 +70,57 @@ pub(super) async fn create(
 ) -> Result<(u64, Option<u32>), StoreError> {
     let id = tasks.batchid.clone();
     let keys = Keys::of(&id);
-    let now = now_millis();
     let records: Vec<TaskRecord> = tasks.map(TaskRecord::new).collect();
-    let total = records.len() as u64;
-    let mut pipe = redis::pipe();
-    pipe.cmd("MULTI").ignore();
-    pipe.hset_multiple(
-        &keys.meta,
-        &[
-            ("total", total),
-            ("created_at", now),
-            ("run_started_at", now),
-            (
-                "pace_ms",
-                u64::try_from(pace.as_millis()).unwrap_or(u64::MAX),
-            ),
-            ("next_start", 0),
-            ("stopped", 0),
-            ("queued", total),
-            ("in_flight", 0),
-            ("delivered", 0),
-            ("failed", 0),
-            ("cancelled", 0),
-        ],
-    )
-    .ignore();
-    let mut states = Vec::with_capacity(records.len());
-    let mut bodies = Vec::with_capacity(records.len());
-    for (index, record) in (1u64..).zip(&records) {
-        states.push((index, State::Queued.name()));
+    let (index, queue) = (index_key(), queue_key());
+    let key_names = [&keys.meta, &keys.states, &keys.tasks, &index, &queue];
+    let mut eval = evalsha(&CREATE, &key_names.map(String::as_str));
+    eval.arg(&id)
+        .arg(now_millis())
+        .arg(u64::try_from(pace.as_millis()).unwrap_or(u64::MAX))
+        .arg(MAX_INDEXED)
+        .arg(State::Queued.name());
+    for record in &records {
         let json =
             serde_json::to_string(record).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        bodies.push((index, json));
+        eval.arg(json);
     }
-    if !records.is_empty() {
-        pipe.hset_multiple(&keys.states, &states).ignore();
-        pipe.hset_multiple(&keys.tasks, &bodies).ignore();
-    }
-    pipe.zadd(index_key(), &id, now).ignore();
-    pipe.zremrangebyrank(index_key(), 0, -(MAX_INDEXED + 1))
-        .ignore();
-    let queue = queue_key();
-    for index in 1..=total {
-        pipe.cmd("XADD")
-            .arg(&queue)
-            .arg("*")
-            .arg("batch")
-            .arg(&id)
-            .arg("index")
-            .arg(index)
-            .ignore();
-    }
-    pipe.cmd("EXEC").ignore();
-    if let Some((replicas, timeout)) = wait {
-        pipe.cmd("WAIT")
-            .arg(replicas)
-            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
-    }
-    let acknowledged: Vec<u32> = timed(pipe.query_async(redis)).await?;
-    Ok((total, acknowledged.first().copied()))
+    let (_, acknowledged) = timed(redis.eval_then_wait(&CREATE, &eval, wait)).await?;
+    Ok((records.len() as u64, acknowledged))
 }
 
 /// Queues the tasks `request` chooses again, given every task's `states`; `None`
-/// when the batch expired meanwhile.
+/// when the batch expired meanwhile. With `wait`, its replicas' `WAIT` goes in the
+/// same pipeline, and too few is an error (the tasks are queued all the same:
+/// see docs/api.md).
 pub(super) async fn requeue(
     redis: &mut Redis,
     id: &str,
     states: &[State],
     request: &RedeliverRequest,
+    wait: Option<(u32, Duration)>,
 ) -> Result<Option<Result<Vec<u64>, Refusal>>, StoreError> {
     let keys = Keys::of(id);
     let chosen = match request.choose(states) {
         Ok(chosen) => chosen,
         Err(refusal) => return Ok(Some(Err(refusal))),
     };
-    let busy: Vec<String> = timed(
-        REQUEUE
-            .key(&keys.meta)
-            .key(&keys.states)
-            .key(&keys.tasks)
-            .key(&keys.events)
-            .key(queue_key())
-            .arg(id)
-            .arg(
-                chosen
-                    .iter()
-                    .filter_map(|&task| index_of(task))
-                    .collect::<Vec<_>>(),
-            )
-            .invoke_async(redis),
-    )
-    .await?;
+    let queue = queue_key();
+    let key_names = [&keys.meta, &keys.states, &keys.tasks, &keys.events, &queue];
+    let mut eval = evalsha(&REQUEUE, &key_names.map(String::as_str));
+    eval.arg(id).arg(
+        chosen
+            .iter()
+            .filter_map(|&task| index_of(task))
+            .collect::<Vec<_>>(),
+    );
+    let (answer, acknowledged) = timed(redis.eval_then_wait(&REQUEUE, &eval, wait)).await?;
+    let busy: Vec<String> =
+        redis::from_redis_value(answer).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+    if let (Some((wanted, _)), Some(acknowledged)) = (wait, acknowledged)
+        && acknowledged < wanted
+    {
+        return Err(not_replicated("the redelivery", acknowledged, wanted));
+    }
     if busy.first().is_some_and(|b| b == "gone") {
         return Ok(None);
     }
@@ -172,6 +133,14 @@ pub(super) async fn requeue(
         .map(task_id)
         .collect();
     Ok(Some(Err(Refusal::InFlight(busy))))
+}
+
+/// The error of a write that reached `acknowledged` replicas of the `wanted`.
+pub(super) fn not_replicated(what: &str, acknowledged: u32, wanted: u32) -> StoreError {
+    StoreError::Redis(format!(
+        "{what} reached {acknowledged} Redis replica(s) of the {wanted} it must reach \
+         (REDIS_WAIT_REPLICAS) in time"
+    ))
 }
 
 /// Marks the batch stopped and tells every producer; `false` when unknown.
