@@ -343,8 +343,18 @@ impl RedisBroker {
     /// a cluster or when writes wait for replicas, that the node holding the keys
     /// is in a cluster that is ok and has those replicas
     /// (`taskhooks_shared::redis_client::cluster_health`).
+    /// In a cluster, a failed check asks a seed whether this user may read the
+    /// slots (`RedisClient::check_cluster_access`): without that right the cluster
+    /// client says only that it found no node.
     pub(crate) async fn ping(&self) -> Result<(), BrokerError> {
-        timed(self.client.check_cluster_access()).await?;
+        let checked = self.check().await;
+        if checked.is_err() && self.client.is_cluster() {
+            timed(self.client.check_cluster_access()).await?;
+        }
+        checked
+    }
+
+    async fn check(&self) -> Result<(), BrokerError> {
         let mut conn = self.conn.clone();
         timed(conn.query_at::<String>(&self.keys[0], redis::cmd("PING"))).await?;
         self.read_totals().await?;

@@ -81,13 +81,13 @@ fn online_replicas(info: &str) -> u32 {
     u32::try_from(online).unwrap_or(u32::MAX)
 }
 
-/// One node as `CLUSTER NODES` shows it.
+/// One node as `CLUSTER NODES` shows it. Only `fail` (the cluster agreed the node
+/// is down) counts, not `fail?` (the view of the node asked): each reading may come
+/// from another node, and views alone would make the log flap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
     master: bool,
-    /// `fail`: the cluster agreed it is down. `fail?`: this node's view only.
     failed: bool,
-    suspected: bool,
 }
 
 /// The nodes by address, from a `CLUSTER NODES` text.
@@ -101,7 +101,6 @@ fn parse_nodes(text: &str) -> BTreeMap<String, Node> {
             let node = Node {
                 master: flags.contains(&"master"),
                 failed: flags.contains(&"fail"),
-                suspected: flags.contains(&"fail?"),
             };
             Some((address, node))
         })
@@ -121,12 +120,7 @@ fn changes(before: &BTreeMap<String, Node>, now: &BTreeMap<String, Node>) -> Vec
                 true,
                 format!("Redis Cluster node {address} failed (the cluster agreed it is down)"),
             ));
-        } else if node.suspected && !old.suspected && !node.failed {
-            lines.push((
-                true,
-                format!("Redis Cluster node {address} does not answer (suspected down)"),
-            ));
-        } else if !node.failed && !node.suspected && (old.failed || old.suspected) {
+        } else if !node.failed && old.failed {
             lines.push((false, format!("Redis Cluster node {address} answers again")));
         }
         if node.master != old.master {

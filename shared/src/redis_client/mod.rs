@@ -32,6 +32,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// How long [`RedisClient::check_cluster_access`] gives each seed.
+const SEED_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// One Redis or a Redis Cluster, not yet connected. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisClient {
@@ -137,8 +140,9 @@ impl RedisClient {
         })
     }
 
-    /// In a cluster, asks the first seed that answers for `CLUSTER SLOTS` as this
-    /// program's user: what the cluster client needs before anything else. When
+    /// In a cluster, asks the seeds in turn, until one answers, for `CLUSTER SLOTS`
+    /// as this program's user: what the cluster client needs before anything else.
+    /// For after a failed check only (it opens a connection each time). When
     /// the user may not, Redis's own `NOPERM` text, naming `cluster|slots`, is the
     /// error (the cluster client would give only that it found no node). Nothing to
     /// check on one Redis.
@@ -146,10 +150,17 @@ impl RedisClient {
         let Inner::Cluster { seeds, .. } = &*self.inner else {
             return Ok(());
         };
+        // Short: a seed that does not answer must not hold up the next one past the
+        // caller's own timeout.
+        let seed_config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(SEED_TIMEOUT))
+            .set_response_timeout(Some(SEED_TIMEOUT));
         let mut last_err = None;
         for seed in seeds {
             let slots = async {
-                let mut conn = seed.get_multiplexed_async_connection().await?;
+                let mut conn = seed
+                    .get_multiplexed_async_connection_with_config(&seed_config)
+                    .await?;
                 redis::cmd("CLUSTER")
                     .arg("SLOTS")
                     .query_async::<redis::Value>(&mut conn)

@@ -109,10 +109,31 @@ impl RedisStore {
     }
 
     /// Makes the queue and its consumer group, unless they exist: fails when
-    /// Redis cannot be reached.
+    /// Redis cannot be reached (in a cluster, naming a missing right to read the
+    /// slots, as [`Store::ready`] does).
     pub(crate) async fn connect(&self) -> Result<(), StoreError> {
-        timed(self.client.check_cluster_access()).await?;
-        write::ensure_group(&mut self.conn()).await
+        let made = write::ensure_group(&mut self.conn()).await;
+        if made.is_err() && self.client.is_cluster() {
+            timed(self.client.check_cluster_access()).await?;
+        }
+        made
+    }
+
+    /// The outbox's master answers as this user (`XLEN` of the queue), and, in a
+    /// cluster or where batches wait for replicas, it is in a cluster that is ok
+    /// with those replicas online.
+    async fn check(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let queue = layout::queue_key();
+        timed(redis::cmd("XLEN").arg(&queue).query_async::<u64>(&mut conn)).await?;
+        let health = cluster_health(&mut conn, &queue, self.wait_replicas);
+        match tokio::time::timeout(OP_TIMEOUT, health).await {
+            Err(_) => Err(StoreError::Redis(format!(
+                "no answer within {OP_TIMEOUT:?}"
+            ))),
+            Ok(Err(err)) => Err(StoreError::Redis(err.to_string())),
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// Starts claiming abandoned tasks, keeping this process's own, and hearing
@@ -158,19 +179,14 @@ impl Store for RedisStore {
     /// The outbox's master answers as this user (`XLEN` of the queue), and, in a
     /// cluster or where batches wait for replicas, it is in a cluster that is ok
     /// with those replicas online.
+    /// In a cluster, a failed check asks a seed whether this user may read the
+    /// slots (`RedisClient::check_cluster_access`), to say so in Redis's words.
     async fn ready(&self) -> Result<(), StoreError> {
-        timed(self.client.check_cluster_access()).await?;
-        let mut conn = self.conn();
-        let queue = layout::queue_key();
-        timed(redis::cmd("XLEN").arg(&queue).query_async::<u64>(&mut conn)).await?;
-        let health = cluster_health(&mut conn, &queue, self.wait_replicas);
-        match tokio::time::timeout(OP_TIMEOUT, health).await {
-            Err(_) => Err(StoreError::Redis(format!(
-                "no answer within {OP_TIMEOUT:?}"
-            ))),
-            Ok(Err(err)) => Err(StoreError::Redis(err.to_string())),
-            Ok(Ok(())) => Ok(()),
+        let checked = self.check().await;
+        if checked.is_err() && self.client.is_cluster() {
+            timed(self.client.check_cluster_access()).await?;
         }
+        checked
     }
 
     fn stops(&self) -> &Stops {
