@@ -24,8 +24,8 @@ pub struct Config {
     pub redis_cluster_urls: Option<String>,
 
     /// How many replicas must have a webhook's write before it is answered 2xx
-    /// (WAIT); else 503, and the sender retries. Default: 1 with
-    /// REDIS_CLUSTER_URLS, 0 with REDIS_URL.
+    /// (WAIT); else 503, and the sender retries. Default: 1 with a
+    /// REDIS_CLUSTER_URLS cluster that has replicas, else 0.
     #[arg(long, env = "REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
-use taskhooks_shared::redis_client::{RedisSettings, watch_topology};
+use taskhooks_shared::redis_client::{RedisSettings, wait_replicas_by_default, watch_topology};
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::origin::OriginPolicy;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -64,9 +64,10 @@ impl Application {
         };
         let (broker, subscriber) = match settings.client()? {
             Some(client) => {
-                let wait_replicas = config
-                    .redis_wait_replicas
-                    .unwrap_or(u32::from(client.is_cluster()));
+                let wait_replicas = match config.redis_wait_replicas {
+                    Some(replicas) => replicas,
+                    None => wait_replicas_by_default(&client, OP_TIMEOUT).await,
+                };
                 if client.is_cluster() {
                     let conn = client.shared_connection(OP_TIMEOUT)?;
                     tokio::spawn(watch_topology(conn, stopping.clone()));

@@ -165,7 +165,8 @@ pub struct Config {
     pub redis_cluster_urls: Option<String>,
 
     /// How many replicas must have a new batch before it is answered 202 (WAIT);
-    /// else 503. Default: 1 with REDIS_CLUSTER_URLS, 0 with REDIS_URL.
+    /// else 503. Default: 1 with a REDIS_CLUSTER_URLS cluster that has replicas,
+    /// else 0.
     #[arg(long, env = "REDIS_WAIT_REPLICAS")]
     pub redis_wait_replicas: Option<u32>,
 

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhooks_shared::exposure::check_exposure;
 use taskhooks_shared::redact_url;
-use taskhooks_shared::redis_client::{RedisClient, RedisSettings, watch_topology};
+use taskhooks_shared::redis_client::{
+    RedisClient, RedisSettings, wait_replicas_by_default, watch_topology,
+};
 use taskhooks_shared::signing::Signing;
 use taskhooks_shared::web::connection::remember_connection;
 use taskhooks_shared::web::{ServerSettings, serve};
@@ -164,9 +166,10 @@ async fn redis_store(
         keep_finished: config.keep_finished,
         max_waiting: config.max_waiting_tasks,
         claim_after: config.claim_after,
-        wait_replicas: config
-            .redis_wait_replicas
-            .unwrap_or(u32::from(client.is_cluster())),
+        wait_replicas: match config.redis_wait_replicas {
+            Some(replicas) => replicas,
+            None => wait_replicas_by_default(&client, OP_TIMEOUT).await,
+        },
     };
     if client.is_cluster() {
         let conn = client.shared_connection(OP_TIMEOUT)?;

@@ -66,6 +66,43 @@ pub async fn cluster_health(
     Ok(())
 }
 
+/// How many replicas a write waits for when `REDIS_WAIT_REPLICAS` is not set: 0
+/// on one Redis; on a cluster, 1 when it has replicas (`CLUSTER NODES` lists a
+/// `slave`), else 0, since no write could ever reach one. A cluster that cannot be
+/// read now gets 1, the safe side: `/readyz` then says if there is none.
+pub async fn wait_replicas_by_default(client: &super::RedisClient, timeout: Duration) -> u32 {
+    if !client.is_cluster() {
+        return 0;
+    }
+    let read = async {
+        let mut conn = client.shared_connection(timeout)?;
+        redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async::<String>(&mut conn)
+            .await
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(nodes)) if !nodes.lines().any(|line| line.contains("slave")) => {
+            tracing::warn!(
+                "the Redis Cluster has no replicas: writes do not wait for one \
+                 (REDIS_WAIT_REPLICAS=0), and a master that dies loses its last writes"
+            );
+            0
+        }
+        Ok(Ok(_)) => 1,
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "cannot read whether the Redis Cluster has replicas; writes wait for 1");
+            1
+        }
+        Err(_) => {
+            tracing::warn!(
+                "cannot read whether the Redis Cluster has replicas in time; writes wait for 1"
+            );
+            1
+        }
+    }
+}
+
 /// The value of `name:value` in an `INFO`-style text.
 fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
     info.lines()

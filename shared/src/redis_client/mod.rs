@@ -19,7 +19,7 @@ mod cluster;
 mod connection;
 mod settings;
 
-pub use cluster::{HealthError, cluster_health, watch_topology};
+pub use cluster::{HealthError, cluster_health, wait_replicas_by_default, watch_topology};
 pub use connection::{RedisConnection, evalsha};
 #[cfg(feature = "testing")]
 pub(crate) use settings::install_ring;
