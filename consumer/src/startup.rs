@@ -61,6 +61,7 @@ impl Application {
             url: config.redis_url.as_deref(),
             cluster_urls: config.redis_cluster_urls.as_deref(),
             ca_cert: config.redis_ca_cert.as_deref(),
+            wait_replicas: config.redis_wait_replicas,
         };
         let (broker, subscriber) = match settings.client()? {
             Some(client) => {

@@ -73,6 +73,7 @@ impl Application {
             url: config.redis_url.as_deref(),
             cluster_urls: config.redis_cluster_urls.as_deref(),
             ca_cert: config.redis_ca_cert.as_deref(),
+            wait_replicas: config.redis_wait_replicas,
         };
         let store: Arc<dyn Store> = match settings.client()? {
             Some(client) => redis_store(&config, client, &shutdown).await?,

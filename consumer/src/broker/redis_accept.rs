@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taskhooks_shared::Priority;
 use taskhooks_shared::redis_client::{RedisConnection, evalsha};
+use taskhooks_shared::sync::lock;
 use tokio::sync::oneshot;
 
 /// Dedupe, count, remember and publish, atomically, the webhooks of one call (the
@@ -199,8 +200,6 @@ impl Queue {
         (group, more)
     }
 }
-
-use taskhooks_shared::sync::lock;
 
 /// The accept script of one broker, for its keys' prefix and dedupe window.
 pub(crate) struct AcceptScript {

@@ -190,51 +190,49 @@ pub async fn watch_topology(mut conn: RedisConnection, shutdown: CancellationTok
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let read = tokio::time::timeout(
-            TOPOLOGY_INTERVAL,
-            redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async::<String>(&mut conn),
-        )
-        .await;
-        let text = match read {
-            Ok(Ok(text)) => text,
-            Ok(Err(err)) => {
+        let now = match read_topology(&mut conn).await {
+            Ok(now) => now,
+            Err(why) => {
+                // Once per spell, not once a second.
                 if !std::mem::replace(&mut unreadable, true) {
-                    tracing::warn!(%err, "cannot read the Redis Cluster's topology");
-                }
-                continue;
-            }
-            Err(_) => {
-                if !std::mem::replace(&mut unreadable, true) {
-                    tracing::warn!(
-                        "cannot read the Redis Cluster's topology: no answer within a second"
-                    );
+                    tracing::warn!("cannot read the Redis Cluster's topology: {why}");
                 }
                 continue;
             }
         };
         unreadable = false;
-        let now = parse_nodes(&text);
         match &known {
             None => {
                 tracing::info!(masters = %masters(&now), nodes = now.len(), "Redis Cluster topology read")
             }
-            Some(before) => {
-                let lines = changes(before, &now);
-                for (bad, line) in &lines {
-                    if *bad {
-                        tracing::warn!("{line}");
-                    } else {
-                        tracing::info!("{line}");
-                    }
-                }
-                if masters(before) != masters(&now) {
-                    tracing::info!(masters = %masters(&now), "Redis Cluster topology refreshed: the masters changed");
-                }
-            }
+            Some(before) => log_changes(before, &now),
         }
         known = Some(now);
+    }
+}
+
+/// The nodes `CLUSTER NODES` lists now, or why they could not be read.
+async fn read_topology(conn: &mut RedisConnection) -> Result<BTreeMap<String, Node>, String> {
+    let mut nodes = redis::cmd("CLUSTER");
+    nodes.arg("NODES");
+    match tokio::time::timeout(TOPOLOGY_INTERVAL, nodes.query_async::<String>(conn)).await {
+        Ok(Ok(text)) => Ok(parse_nodes(&text)),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err("no answer within a second".to_owned()),
+    }
+}
+
+/// Logs what changed from `before` to `now`: failures as warnings.
+fn log_changes(before: &BTreeMap<String, Node>, now: &BTreeMap<String, Node>) {
+    for (bad, line) in changes(before, now) {
+        if bad {
+            tracing::warn!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+    if masters(before) != masters(now) {
+        tracing::info!(masters = %masters(now), "Redis Cluster topology refreshed: the masters changed");
     }
 }
 

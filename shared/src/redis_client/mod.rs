@@ -65,7 +65,7 @@ impl std::fmt::Debug for RedisClient {
 
 impl RedisClient {
     /// A client of one Redis; `shown` is its URL without the password.
-    pub fn single(client: redis::Client, shown: String) -> RedisClient {
+    pub(crate) fn single(client: redis::Client, shown: String) -> RedisClient {
         RedisClient {
             inner: Arc::new(Inner::Single(client)),
             shown: shown.into(),

@@ -21,6 +21,12 @@ pub enum RedisSetupError {
          set REDIS_URL for one Redis, or REDIS_CLUSTER_URLS for a Redis Cluster, not both"
     )]
     BothUrls,
+    /// A replica count with no Redis at all would be silently unused.
+    #[error(
+        "REDIS_WAIT_REPLICAS (--redis-wait-replicas) is set without REDIS_URL or \
+         REDIS_CLUSTER_URLS: it would be unused"
+    )]
+    WaitWithoutRedis,
     /// A CA file with no Redis at all would be silently unused.
     #[error(
         "REDIS_CA_CERT (--redis-ca-cert) is set without REDIS_URL or REDIS_CLUSTER_URLS: \
@@ -70,6 +76,8 @@ pub struct RedisSettings<'a> {
     pub cluster_urls: Option<&'a str>,
     /// `REDIS_CA_CERT`: the PEM file of the CA that signed the servers' certificates.
     pub ca_cert: Option<&'a Path>,
+    /// `REDIS_WAIT_REPLICAS`, when set (see `wait_replicas_by_default` when not).
+    pub wait_replicas: Option<u32>,
 }
 
 impl RedisSettings<'_> {
@@ -80,6 +88,7 @@ impl RedisSettings<'_> {
         match (self.url, self.cluster_urls) {
             (Some(_), Some(_)) => Err(RedisSetupError::BothUrls),
             (None, None) if self.ca_cert.is_some() => Err(RedisSetupError::CaWithoutRedis),
+            (None, None) if self.wait_replicas.is_some() => Err(RedisSetupError::WaitWithoutRedis),
             (None, None) => Ok(None),
             (Some(url), None) => {
                 let client = redis_client(url, self.ca_cert)?;
@@ -109,18 +118,7 @@ fn cluster_client(urls: &str, ca_cert: Option<&Path>) -> Result<RedisClient, Red
     if seeds.is_empty() {
         return Err(refused("no URL in it".to_owned()));
     }
-    let root_cert = match ca_cert {
-        Some(path) => {
-            if let Some(plain) = seeds.iter().find(|u| !uses_tls(u)) {
-                return Err(RedisSetupError::CaWithoutTls {
-                    setting: "REDIS_CLUSTER_URLS",
-                    url: redact_url(plain),
-                });
-            }
-            Some(read_pem(path)?)
-        }
-        None => None,
-    };
+    let root_cert = seeds_ca(&seeds, ca_cert)?;
     if seeds.iter().any(|u| uses_tls(u)) {
         install_ring();
     }
@@ -146,6 +144,21 @@ fn cluster_client(urls: &str, ca_cert: Option<&Path>) -> Result<RedisClient, Red
         }),
         shown: shown.into(),
     })
+}
+
+/// The CA file's PEM for the cluster's `seeds`, when one is given: refused unless
+/// every seed uses TLS.
+fn seeds_ca(seeds: &[&str], ca_cert: Option<&Path>) -> Result<Option<Vec<u8>>, RedisSetupError> {
+    let Some(path) = ca_cert else {
+        return Ok(None);
+    };
+    if let Some(plain) = seeds.iter().find(|u| !uses_tls(u)) {
+        return Err(RedisSetupError::CaWithoutTls {
+            setting: "REDIS_CLUSTER_URLS",
+            url: redact_url(plain),
+        });
+    }
+    Ok(Some(read_pem(path)?))
 }
 
 /// A plain client of `url`, trusting only `root_cert` when given.
@@ -294,11 +307,11 @@ mod tests {
     }
 
     #[test]
-    fn both_urls_a_lone_ca_file_and_a_plain_seed_beside_a_ca_file_are_refused() {
+    fn both_urls_a_lone_ca_file_or_replica_count_and_a_plain_seed_beside_a_ca_file_are_refused() {
         let settings = RedisSettings {
             url: Some("redis://:hunter2@cache:6379"),
             cluster_urls: Some("redis://10.0.0.1:7000"),
-            ca_cert: None,
+            ..RedisSettings::default()
         };
         let both = settings.client().expect_err("refused").to_string();
         assert!(
@@ -312,6 +325,12 @@ mod tests {
         };
         let lone = lone.client().expect_err("refused").to_string();
         assert!(lone.contains("REDIS_CA_CERT"), "{lone}");
+        let unused_wait = RedisSettings {
+            wait_replicas: Some(1),
+            ..RedisSettings::default()
+        };
+        let unused_wait = unused_wait.client().expect_err("refused").to_string();
+        assert!(unused_wait.contains("REDIS_WAIT_REPLICAS"), "{unused_wait}");
         let mixed = RedisSettings {
             cluster_urls: Some("rediss://u:hunter2@a:7000,redis://u:hunter2@b:7000"),
             ca_cert: Some(&ca),
