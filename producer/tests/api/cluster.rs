@@ -50,7 +50,16 @@ async fn a_crashed_master_of_the_outbox_mid_batch_delivers_every_task_under_one_
             if status == 503 && why.contains("REDIS_WAIT_REPLICAS") {
                 Ok(())
             } else {
-                Err(format!("{status} {ready}"))
+                let now = cluster.master_of(KEY).await;
+                let mut conn = cluster.connection_to(now).await;
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                Err(format!(
+                    "{status} {ready} killed {master} now {now}: {info}"
+                ))
             }
         },
     )

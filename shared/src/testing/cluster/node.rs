@@ -2,13 +2,16 @@
 //! directory holding its `nodes.conf`, and its process, killed when dropped. A node
 //! of a TLS cluster listens on TLS only, and its cluster bus and replication are TLS.
 
+use crate::sync::lock;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// A node's cluster bus listens on its port plus this (Redis's default offset).
@@ -271,12 +274,18 @@ fn tls_args(port: &str, certificates: &Certificates) -> Vec<String> {
 fn free_port_pair() -> u16 {
     for _ in 0..100 {
         let port = rand::random_range(PORTS);
-        if bindable(port) && bindable(port + BUS_OFFSET) {
+        // Never a port this process handed out before: a killed node's port is free
+        // until its restart, and a node of another test's cluster started there
+        // meanwhile would answer the first cluster's clients in its place.
+        if bindable(port) && bindable(port + BUS_OFFSET) && lock(&HANDED_OUT).insert(port) {
             return port;
         }
     }
     panic!("no free port pair (port, port + {BUS_OFFSET}) in {PORTS:?}");
 }
+
+/// Every node port handed out in this process (see [`free_port_pair`]).
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 fn bindable(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
